@@ -1,0 +1,109 @@
+"""Embedded MQTT broker (amqtt) on a background thread: the zero-install default for demos and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from types import TracebackType
+
+from amqtt.broker import Broker
+
+log = logging.getLogger(__name__)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Return True if nothing listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the OS for a free TCP port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """Run an amqtt broker in its own thread and event loop; use as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        """Listen on host:port; port None (or a taken port) means a free one."""
+        self.host = host
+        self.port = port if port is not None and port_is_free(host, port) else free_port(host)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Return the broker's mqtt:// URL."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedBroker:
+        """Start the broker and wait until it accepts connections."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"embedded broker did not start within {timeout} s")
+        if self._error is not None:
+            raise RuntimeError(f"embedded broker failed to start: {self._error}") from self._error
+        log.info("embedded MQTT broker listening on %s", self.url)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the broker down and join its thread."""
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - reported to start() instead of lost in a thread
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        broker = Broker(
+            {
+                "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+                # Anonymous auth only: no $SYS publisher or packet logger, which cost CPU per message.
+                "plugins": {
+                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                },
+            }
+        )
+        await broker.start()
+        self._ready.set()
+        await self._stop.wait()
+        # amqtt can take a while to say goodbye to every client; don't hold up Ctrl-C for it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(broker.shutdown(), timeout=5)
+
+    def __enter__(self) -> EmbeddedBroker:
+        """Start on entering the context."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop on leaving the context."""
+        self.stop()

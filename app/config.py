@@ -1,0 +1,137 @@
+"""One Settings object, read from the environment; every process builds it the same way."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from app.domain.telemetry import DEFAULT_PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class ConfigError(ValueError):
+    """Raise when an environment variable holds an unusable value."""
+
+
+@dataclass(frozen=True, slots=True)
+class MqttEndpoint:
+    """Where a broker listens, parsed from an `mqtt://user:pass@host:port` URL."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        """Render the URL without the password."""
+        scheme = "mqtts" if self.tls else "mqtt"
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """Parse `mqtt://`, `tcp://` or `mqtts://` URLs into an endpoint."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"mqtt", "tcp", "mqtts", "ssl"}:
+        raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ConfigError(f"MQTT URL {url!r} has no host")
+    tls = parts.scheme in {"mqtts", "ssl"}
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ConfigError(f"MQTT URL {url!r} has an invalid port") from None
+    return MqttEndpoint(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {raw}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration shared by the portal, the ingest worker, the simulator and the demo."""
+
+    database_url: str
+    mqtt_url: str | None
+    topic_prefix: str
+    secret_key: str = field(repr=False)
+    demo_mode: bool
+    demo_password: str = field(repr=False)
+    port: int
+    demo_meters: int
+    demo_speed: float
+    demo_seed: int
+    instance_path: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (see the README's configuration table)."""
+        env = os.environ if environ is None else environ
+        instance = Path(env.get("WATTLINE_INSTANCE") or ROOT / "instance")
+        demo_mode = env.get("WATTLINE_DEMO", "").lower() in _TRUE
+        secret = env.get("SECRET_KEY", "")
+        if not secret and demo_mode:
+            secret = _demo_secret(instance)
+        mqtt_url = env.get("MQTT_URL") or None
+        if mqtt_url:
+            parse_mqtt_url(mqtt_url)
+        return cls(
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{instance / 'wattline.db'}",
+            mqtt_url=mqtt_url,
+            topic_prefix=env.get("MQTT_TOPIC_PREFIX") or DEFAULT_PREFIX,
+            secret_key=secret,
+            demo_mode=demo_mode,
+            demo_password=env.get("DEMO_PASSWORD") or "demo",
+            port=_int(env, "PORT", 5000, minimum=0),
+            demo_meters=_int(env, "DEMO_METERS", 200, minimum=1),
+            demo_speed=_float(env, "DEMO_SPEED", 900.0, minimum=1.0),
+            demo_seed=_int(env, "DEMO_SEED", 42),
+            instance_path=instance,
+        )
+
+
+def _demo_secret(instance: Path) -> str:
+    # Demo mode only: keep a random key in instance/ so a restart keeps people logged in.
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,445 @@
+"""The Wattline telemetry contract: MQTT topics and JSON payloads shared by meters and ingest.
+
+Pure module (stdlib + orjson): the simulator encodes with it, the ingest decodes with it,
+and `docs/protocol.md` / `docs/schemas/` describe the same rules for third parties.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+import orjson
+
+SCHEMA_VERSION: Final = 1
+DEFAULT_PREFIX: Final = "wattline/v1"
+INTERVAL_SECONDS: Final = 900
+MAX_READINGS_PER_MESSAGE: Final = 10_000
+
+Kind = Literal["interval", "event", "status", "cmd", "reply"]
+KINDS: Final[tuple[Kind, ...]] = ("interval", "event", "status", "cmd", "reply")
+
+# Flags a meter may set on one interval; anything else is a contract violation.
+READING_FLAGS: Final = frozenset(
+    {"power_fail", "clock_adjusted", "partial", "tamper", "reverse_rotation", "backfill"}
+)
+EVENT_TYPES: Final = frozenset(
+    {
+        "power_outage",
+        "power_restored",
+        "tamper",
+        "reverse_rotation",
+        "demand_threshold",
+        "demand_reset",
+        "low_signal",
+        "clock_drift",
+        "comms_failure",
+        "comms_restored",
+    }
+)
+SEVERITIES: Final = ("info", "warning", "critical")
+STATUS_STATES: Final = ("online", "offline")
+REPLY_STATUSES: Final = ("ok", "accepted", "error")
+
+_SEGMENT_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_COMMAND_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class ContractError(ValueError):
+    """Raise when a topic or payload breaks the telemetry contract; the message is the reason."""
+
+
+# ---------------------------------------------------------------- topics
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed `{prefix}/{utility_id}/{meter_id}/{kind}` topic."""
+
+    prefix: str
+    utility_id: str
+    meter_id: str
+    kind: Kind
+
+    def __str__(self) -> str:
+        """Render the topic string."""
+        return f"{self.prefix}/{self.utility_id}/{self.meter_id}/{self.kind}"
+
+
+def topic_for(utility_id: str, meter_id: str, kind: Kind, prefix: str = DEFAULT_PREFIX) -> str:
+    """Build a topic, checking each segment is a valid identifier."""
+    for name, value in (("utility_id", utility_id), ("meter_id", meter_id)):
+        if not _SEGMENT_RE.match(value):
+            raise ContractError(f"{name} {value!r} is not a valid topic segment")
+    if kind not in KINDS:
+        raise ContractError(f"unknown kind {kind!r}")
+    return f"{prefix}/{utility_id}/{meter_id}/{kind}"
+
+
+def subscription(kind: Kind | Literal["#"], prefix: str = DEFAULT_PREFIX) -> str:
+    """Return the wildcard filter that matches one kind (or everything) for all meters."""
+    return f"{prefix}/#" if kind == "#" else f"{prefix}/+/+/{kind}"
+
+
+def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> Topic:
+    """Split a topic into its parts or raise ContractError."""
+    if not topic.startswith(prefix + "/"):
+        raise ContractError(f"topic {topic!r} is outside prefix {prefix!r}")
+    parts = topic[len(prefix) + 1 :].split("/")
+    if len(parts) != 3:
+        raise ContractError(f"topic {topic!r} is not {prefix}/<utility>/<meter>/<kind>")
+    utility_id, meter_id, kind = parts
+    if kind not in KINDS:
+        raise ContractError(f"unknown kind {kind!r} in topic {topic!r}")
+    for name, value in (("utility_id", utility_id), ("meter_id", meter_id)):
+        if not _SEGMENT_RE.match(value):
+            raise ContractError(f"{name} {value!r} is not a valid topic segment")
+    return Topic(prefix, utility_id, meter_id, kind)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- payload types
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One 15-minute interval: energy, reactive energy, demand and per-phase voltage."""
+
+    start: datetime
+    kwh: float
+    kvarh: float
+    demand_kw: float
+    voltage: tuple[float, ...]
+    flags: frozenset[str] = frozenset()
+    seconds: int = INTERVAL_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalMessage:
+    """One or more interval readings from one meter (a backlog travels as one message)."""
+
+    meter_id: str
+    readings: tuple[Reading, ...]
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    """A meter event such as a last-gasp outage or a tamper alarm."""
+
+    meter_id: str
+    event_id: str
+    type: str
+    at: datetime
+    severity: str = "info"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMessage:
+    """The retained online/offline state of a meter (also its MQTT last will)."""
+
+    meter_id: str
+    state: str
+    at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A head-end command sent to a meter on its `cmd` topic."""
+
+    id: str
+    command: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A meter's answer to a command, on its `reply` topic."""
+
+    id: str
+    status: str
+    result: Any = None
+
+
+Message = IntervalMessage | EventMessage | StatusMessage | Command | Reply
+
+
+# ---------------------------------------------------------------- time helpers
+
+
+def format_time(value: datetime) -> str:
+    """Format an aware datetime as RFC 3339 UTC with a trailing Z."""
+    if value.tzinfo is None:
+        raise ContractError("naive datetime; telemetry times must be timezone-aware")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: Any, name: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset into an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise ContractError(f"{name} must be an RFC 3339 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ContractError(f"{name} {value!r} is not an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise ContractError(f"{name} {value!r} has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def floor_interval(value: datetime) -> datetime:
+    """Floor an aware datetime to the start of its 15-minute interval."""
+    epoch = int(value.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % INTERVAL_SECONDS, UTC)
+
+
+def interval_range(start: datetime, count: int) -> list[datetime]:
+    """Return `count` consecutive interval starts from `start`."""
+    step = timedelta(seconds=INTERVAL_SECONDS)
+    return [start + i * step for i in range(count)]
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _num(value: float) -> float:
+    # Three decimals is Wh / var / 0.1 V resolution: well inside meter accuracy, half the bytes.
+    return round(float(value), 3)
+
+
+def reading_to_dict(reading: Reading) -> dict[str, Any]:
+    """Return the JSON-ready form of one reading."""
+    return {
+        "start": format_time(reading.start),
+        "seconds": reading.seconds,
+        "kwh": _num(reading.kwh),
+        "kvarh": _num(reading.kvarh),
+        "demand_kw": _num(reading.demand_kw),
+        "voltage": [_num(v) for v in reading.voltage],
+        "flags": sorted(reading.flags),
+    }
+
+
+def encode_interval(message: IntervalMessage) -> bytes:
+    """Encode an interval message."""
+    body: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "meter_id": message.meter_id,
+        "readings": [reading_to_dict(r) for r in message.readings],
+    }
+    if message.sent_at is not None:
+        body["sent_at"] = format_time(message.sent_at)
+    return orjson.dumps(body)
+
+
+def encode_event(message: EventMessage) -> bytes:
+    """Encode an event message."""
+    return orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "meter_id": message.meter_id,
+            "event_id": message.event_id,
+            "type": message.type,
+            "at": format_time(message.at),
+            "severity": message.severity,
+            "details": dict(message.details),
+        }
+    )
+
+
+def encode_status(message: StatusMessage) -> bytes:
+    """Encode a status message (the last will omits `at`: it is composed at connect time)."""
+    body: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "meter_id": message.meter_id,
+        "state": message.state,
+    }
+    if message.at is not None:
+        body["at"] = format_time(message.at)
+    if message.details:
+        body["details"] = dict(message.details)
+    return orjson.dumps(body)
+
+
+def encode_command(message: Command) -> bytes:
+    """Encode a command."""
+    return orjson.dumps({"id": message.id, "command": message.command, "args": dict(message.args)})
+
+
+def encode_reply(message: Reply) -> bytes:
+    """Encode a command reply."""
+    return orjson.dumps({"id": message.id, "status": message.status, "result": message.result})
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _load_object(payload: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ContractError("payload must be a JSON object")
+    return body
+
+
+def _check_header(body: Mapping[str, Any], meter_id: str | None) -> str:
+    version = body.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ContractError(f"unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
+    found = body.get("meter_id")
+    if not isinstance(found, str) or not _SEGMENT_RE.match(found):
+        raise ContractError("meter_id must be a valid identifier string")
+    if meter_id is not None and found != meter_id:
+        raise ContractError(f"meter_id {found!r} does not match topic meter {meter_id!r}")
+    return found
+
+
+def _finite(value: Any, name: str, *, minimum: float | None = None) -> float:
+    # bool is an int subclass; true/false is never a measurement.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContractError(f"{name} must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ContractError(f"{name} must be finite")
+    if minimum is not None and number < minimum:
+        raise ContractError(f"{name} {number} is below {minimum}")
+    return number
+
+
+def _reading(raw: Any, index: int) -> Reading:
+    where = f"readings[{index}]"
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where} must be an object")
+    start = parse_time(raw.get("start"), f"{where}.start")
+    if int(start.timestamp()) % INTERVAL_SECONDS or start.microsecond:
+        raise ContractError(f"{where}.start {raw.get('start')!r} is not on the 15-minute grid")
+    seconds = raw.get("seconds")
+    if seconds != INTERVAL_SECONDS or isinstance(seconds, bool):
+        raise ContractError(f"{where}.seconds must be {INTERVAL_SECONDS}")
+    voltage = raw.get("voltage")
+    if not isinstance(voltage, list) or not 1 <= len(voltage) <= 3:
+        raise ContractError(f"{where}.voltage must be a list of 1 to 3 per-phase volts")
+    flags = raw.get("flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise ContractError(f"{where}.flags must be a list of strings")
+    unknown = set(flags) - READING_FLAGS
+    if unknown:
+        raise ContractError(f"{where}.flags has unknown flag(s) {sorted(unknown)}")
+    return Reading(
+        start=start,
+        seconds=INTERVAL_SECONDS,
+        kwh=_finite(raw.get("kwh"), f"{where}.kwh", minimum=0.0),
+        kvarh=_finite(raw.get("kvarh"), f"{where}.kvarh"),
+        demand_kw=_finite(raw.get("demand_kw"), f"{where}.demand_kw", minimum=0.0),
+        voltage=tuple(_finite(v, f"{where}.voltage", minimum=0.0) for v in voltage),
+        flags=frozenset(flags),
+    )
+
+
+def decode_interval(payload: bytes, meter_id: str | None = None) -> IntervalMessage:
+    """Decode and validate an interval message; `meter_id` is the topic's, if known."""
+    body = _load_object(payload)
+    found = _check_header(body, meter_id)
+    readings = body.get("readings")
+    if not isinstance(readings, list) or not readings:
+        raise ContractError("readings must be a non-empty list")
+    if len(readings) > MAX_READINGS_PER_MESSAGE:
+        raise ContractError(f"readings has {len(readings)} items; at most {MAX_READINGS_PER_MESSAGE}")
+    sent_at = parse_time(body["sent_at"], "sent_at") if "sent_at" in body else None
+    return IntervalMessage(
+        meter_id=found,
+        readings=tuple(_reading(raw, i) for i, raw in enumerate(readings)),
+        sent_at=sent_at,
+    )
+
+
+def decode_event(payload: bytes, meter_id: str | None = None) -> EventMessage:
+    """Decode and validate an event message."""
+    body = _load_object(payload)
+    found = _check_header(body, meter_id)
+    event_id = body.get("event_id")
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 64:
+        raise ContractError("event_id must be a string of 1 to 64 characters")
+    kind = body.get("type")
+    if kind not in EVENT_TYPES:
+        raise ContractError(f"unknown event type {kind!r}")
+    severity = body.get("severity", "info")
+    if severity not in SEVERITIES:
+        raise ContractError(f"severity must be one of {', '.join(SEVERITIES)}")
+    details = body.get("details", {})
+    if not isinstance(details, dict):
+        raise ContractError("details must be an object")
+    return EventMessage(
+        meter_id=found,
+        event_id=event_id,
+        type=kind,
+        at=parse_time(body.get("at"), "at"),
+        severity=severity,
+        details=details,
+    )
+
+
+def decode_status(payload: bytes, meter_id: str | None = None) -> StatusMessage:
+    """Decode and validate a status message."""
+    body = _load_object(payload)
+    found = _check_header(body, meter_id)
+    state = body.get("state")
+    if state not in STATUS_STATES:
+        raise ContractError(f"state must be one of {', '.join(STATUS_STATES)}")
+    details = body.get("details", {})
+    if not isinstance(details, dict):
+        raise ContractError("details must be an object")
+    at = parse_time(body["at"], "at") if "at" in body else None
+    return StatusMessage(meter_id=found, state=state, at=at, details=details)
+
+
+def decode_command(payload: bytes) -> Command:
+    """Decode and validate a command."""
+    body = _load_object(payload)
+    command_id = body.get("id")
+    if not isinstance(command_id, str) or not 1 <= len(command_id) <= 64:
+        raise ContractError("id must be a string of 1 to 64 characters")
+    command = body.get("command")
+    if not isinstance(command, str) or not _COMMAND_RE.match(command):
+        raise ContractError("command must be a lower-case identifier")
+    args = body.get("args", {})
+    if not isinstance(args, dict):
+        raise ContractError("args must be an object")
+    return Command(id=command_id, command=command, args=args)
+
+
+def decode_reply(payload: bytes) -> Reply:
+    """Decode and validate a command reply."""
+    body = _load_object(payload)
+    reply_id = body.get("id")
+    if not isinstance(reply_id, str) or not 1 <= len(reply_id) <= 64:
+        raise ContractError("id must be a string of 1 to 64 characters")
+    status = body.get("status")
+    if status not in REPLY_STATUSES:
+        raise ContractError(f"status must be one of {', '.join(REPLY_STATUSES)}")
+    return Reply(id=reply_id, status=status, result=body.get("result"))
+
+
+def decode(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> tuple[Topic, Message]:
+    """Decode any message by its topic kind, or raise ContractError with the reason."""
+    parsed = parse_topic(topic, prefix)
+    message: Message
+    if parsed.kind == "interval":
+        message = decode_interval(payload, parsed.meter_id)
+    elif parsed.kind == "event":
+        message = decode_event(payload, parsed.meter_id)
+    elif parsed.kind == "status":
+        message = decode_status(payload, parsed.meter_id)
+    elif parsed.kind == "cmd":
+        message = decode_command(payload)
+    else:
+        message = decode_reply(payload)
+    return parsed, message
+

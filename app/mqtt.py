@@ -1,0 +1,110 @@
+"""The one place paho-mqtt is configured: client construction, connect, and publish pacing."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from app.config import MqttEndpoint, parse_mqtt_url
+
+log = logging.getLogger(__name__)
+
+# Well under the 65,535 packet-id space: past it paho drops QoS 1 messages silently.
+MAX_INFLIGHT = 1_000
+CONNECT_TIMEOUT_S = 10.0
+
+
+def make_client(
+    url: str | MqttEndpoint,
+    client_id: str,
+    *,
+    clean_session: bool = True,
+    will: tuple[str, bytes] | None = None,
+) -> mqtt.Client:
+    """Build a paho v2-callback MQTT 3.1.1 client for `url` (not yet connected)."""
+    endpoint = parse_mqtt_url(url) if isinstance(url, str) else url
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=mqtt.MQTTv311,
+    )
+    client.max_inflight_messages_set(MAX_INFLIGHT)
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    if endpoint.username:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    client.user_data_set(endpoint)
+    return client
+
+
+def connect(client: mqtt.Client, keepalive: int = 30) -> None:
+    """Connect `client` to the endpoint it was built for (raises OSError if unreachable)."""
+    endpoint: MqttEndpoint = client.user_data_get()
+    client.connect(endpoint.host, endpoint.port, keepalive=keepalive)
+
+
+class PublishWindow:
+    """Cap unacknowledged QoS 1 publishes so paho never overflows its packet-id space."""
+
+    def __init__(self, client: mqtt.Client, limit: int = MAX_INFLIGHT // 2) -> None:
+        """Track `client`'s acknowledgements; at most `limit` may be outstanding."""
+        self._limit = limit
+        self._outstanding = 0
+        self._cond = threading.Condition()
+        client.on_publish = self._on_publish
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        with self._cond:
+            self._outstanding = max(0, self._outstanding - 1)
+            self._cond.notify_all()
+
+    def acquire(self, timeout: float = 30.0) -> bool:
+        """Wait for a free slot; return False if none freed within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._outstanding >= self._limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            self._outstanding += 1
+            return True
+
+    def release_unsent(self) -> None:
+        """Give back a slot whose publish was refused by paho."""
+        with self._cond:
+            self._outstanding = max(0, self._outstanding - 1)
+            self._cond.notify_all()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every publish is acknowledged; return False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._outstanding:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    @property
+    def outstanding(self) -> int:
+        """Return how many publishes await an acknowledgement."""
+        with self._cond:
+            return self._outstanding
