@@ -10,6 +10,8 @@ import threading
 from types import TracebackType
 
 from amqtt.broker import Broker
+from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+# Clients of the demo broker that give a username get a persistent session (amqtt keeps
+# no offline messages for anonymous sessions); the password is not checked, which is why
+# the embedded broker only ever listens on loopback.
+DEMO_USERNAME = "wattline"
+
+
+class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+    """Accept every loopback client; only named clients count as non-anonymous."""
+
+    async def authenticate(self, *, session: Session) -> bool:
+        """Accept the client, marking it anonymous unless it sent a username."""
+        session.is_anonymous = not session.username
+        return True
+
+
 class EmbeddedBroker:
     """Run an amqtt broker in its own thread and event loop; use as a context manager."""
 
@@ -48,7 +65,7 @@ class EmbeddedBroker:
     @property
     def url(self) -> str:
         """Return the broker's mqtt:// URL."""
-        return f"mqtt://{self.host}:{self.port}"
+        return f"mqtt://{DEMO_USERNAME}@{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
@@ -82,10 +99,8 @@ class EmbeddedBroker:
         broker = Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-                # Anonymous auth only: no $SYS publisher or packet logger, which cost CPU per message.
-                "plugins": {
-                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-                },
+                # Auth only: no $SYS publisher or packet logger, which cost CPU per message.
+                "plugins": {"app.broker.LoopbackAuthPlugin": {}},
             }
         )
         await broker.start()

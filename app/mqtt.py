@@ -24,6 +24,7 @@ def make_client(
     *,
     clean_session: bool = True,
     will: tuple[str, bytes] | None = None,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
     """Build a paho v2-callback MQTT 3.1.1 client for `url` (not yet connected)."""
     endpoint = parse_mqtt_url(url) if isinstance(url, str) else url
@@ -32,6 +33,7 @@ def make_client(
         client_id=client_id,
         clean_session=clean_session,
         protocol=mqtt.MQTTv311,
+        manual_ack=manual_ack,
     )
     client.max_inflight_messages_set(MAX_INFLIGHT)
     client.max_queued_messages_set(0)

@@ -41,3 +41,52 @@ def mqtt_url(request: pytest.FixtureRequest) -> str:
 def topic_prefix() -> str:
     """Give each test its own topic prefix so tests sharing a broker never see each other."""
     return f"wltest/{uuid.uuid4().hex[:10]}"
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+
+    from app.db.session import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """Reset and migrate the PostgreSQL test database once per session."""
+    if not TEST_DATABASE_URL:
+        pytest.skip("TEST_DATABASE_URL not set: no PostgreSQL here (CI sets it)")
+    from app.db.migrate import upgrade
+
+    _reset_postgres(TEST_DATABASE_URL)
+    upgrade(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    """Yield a migrated, empty database: an SQLite file, and PostgreSQL when configured."""
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    from app.db.migrate import upgrade
+    from app.db.models import Base
+    from app.db.session import make_engine
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{Path(str(tmp_path)) / 'test.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield url

@@ -1,0 +1,1 @@
+"""Database adapter: models, engine/session helpers, migrations and repositories."""

@@ -1,0 +1,25 @@
+"""Alembic environment: online migrations against the configured URL."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from app.db.models import Base
+from app.db.session import make_engine
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+if url is None:
+    raise RuntimeError("sqlalchemy.url is not set; use app.db.migrate")
+
+connectable = make_engine(url)
+with connectable.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+connectable.dispose()

@@ -1,0 +1,185 @@
+"""SQLAlchemy 2.0 typed models: fleet, readings, events, dead letters, users and tenants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints so Alembic migrations are stable across SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store aware UTC datetimes; SQLite keeps them naive, so re-attach UTC on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes and normalise to UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Distributor(Base):
+    """A channel partner (tenant) that sells to utilities."""
+
+    __tablename__ = "distributors"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    territory: Mapped[str] = mapped_column(String(120), default="")
+
+
+class Utility(Base):
+    """A customer organisation in one segment, sold to by one distributor."""
+
+    __tablename__ = "utilities"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    segment: Mapped[str] = mapped_column(String(20), index=True)
+    distributor_id: Mapped[str] = mapped_column(ForeignKey("distributors.id"), index=True)
+    region: Mapped[str] = mapped_column(String(60), default="")
+    c_and_i_customers: Mapped[int] = mapped_column(Integer, default=0)
+    modem_lines: Mapped[int] = mapped_column(Integer, default=0)
+
+    distributor: Mapped[Distributor] = relationship()
+
+
+class Meter(Base):
+    """A metered C&I site with a wireless endpoint."""
+
+    __tablename__ = "meters"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    utility_id: Mapped[str] = mapped_column(ForeignKey("utilities.id"), index=True)
+    site_name: Mapped[str] = mapped_column(String(120))
+    building_type: Mapped[str] = mapped_column(String(40))
+    network: Mapped[str] = mapped_column(String(20))
+    peak_kw: Mapped[float] = mapped_column(Float)
+    phase_volts: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10), default="unknown")
+    status_at: Mapped[datetime | None]
+    last_interval_start: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+
+    utility: Mapped[Utility] = relationship()
+
+
+class Reading(Base):
+    """One stored 15-minute interval; (meter_id, start) is the idempotency key."""
+
+    __tablename__ = "readings"
+
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(primary_key=True)
+    kwh: Mapped[float] = mapped_column(Float)
+    kvarh: Mapped[float] = mapped_column(Float)
+    demand_kw: Mapped[float] = mapped_column(Float)
+    voltage_a: Mapped[float | None] = mapped_column(Float)
+    voltage_b: Mapped[float | None] = mapped_column(Float)
+    voltage_c: Mapped[float | None] = mapped_column(Float)
+    flags: Mapped[str] = mapped_column(String(120), default="")
+    quality: Mapped[str] = mapped_column(String(24), default="valid")
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Event(Base):
+    """A meter event; (meter_id, event_id) makes redelivery harmless."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("meter_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(index=True)
+    details: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    """A message the ingest could not accept, kept raw with the reason."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ServiceHeartbeat(Base):
+    """The latest heartbeat of a long-running service (the portal reads broker health here)."""
+
+    __tablename__ = "service_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    broker_connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+    details: Mapped[dict[str, Any]]
+
+
+class User(Base):
+    """A portal login with a role and, for tenants, the distributor or utility it belongs to."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(32))
+    distributor_id: Mapped[str | None] = mapped_column(ForeignKey("distributors.id"))
+    utility_id: Mapped[str | None] = mapped_column(ForeignKey("utilities.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+Index("ix_readings_start", Reading.start)

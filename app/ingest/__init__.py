@@ -1,0 +1,1 @@
+"""MQTT → database ingest service (no Flask)."""

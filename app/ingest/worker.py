@@ -1,0 +1,271 @@
+"""MQTT → database ingest worker: decode on paho's thread, write batches on our own.
+
+Messages are acknowledged to the broker only after their batch is committed (paho
+manual ack) and the session is persistent (clean_session=False), so a crash or a
+database outage never loses a reading: the broker redelivers, and the idempotent
+insert makes the redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import mqtt as mqtt_adapter
+from app.db import models
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.ingest.store import Accepted, Inbound, MeterDirectory, Rejected, write_batch
+
+log = logging.getLogger(__name__)
+
+# Module-level timing so tests can shorten them.
+BATCH_MAX = 2_000
+BATCH_WAIT_S = 0.2
+QUEUE_SIZE = 20_000
+HEARTBEAT_S = 5.0
+RETRY_MAX_S = 10.0
+KINDS_CONSUMED: tuple[telemetry.Kind, ...] = ("interval", "event", "status")
+
+
+@dataclass
+class IngestStats:
+    """Counters for logs, the heartbeat and tests."""
+
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    batches: int = 0
+    readings_offered: int = 0
+    dead_letters: int = 0
+    db_errors: int = 0
+
+
+class IngestWorker:
+    """Subscribe to the fleet's telemetry and store it; start(), then stop() flushes."""
+
+    def __init__(
+        self,
+        mqtt_url: str,
+        database: str | Engine,
+        *,
+        prefix: str = telemetry.DEFAULT_PREFIX,
+        client_id: str = "wattline-ingest",
+        heartbeat_name: str = "ingest",
+    ) -> None:
+        """Configure the worker; nothing connects until start()."""
+        self.prefix = prefix
+        self.client_id = client_id
+        self.heartbeat_name = heartbeat_name
+        self.stats = IngestStats()
+        self._owns_engine = isinstance(database, str)
+        self._engine = make_engine(database) if isinstance(database, str) else database
+        self._sessions: sessionmaker[Session] = make_sessionmaker(self._engine)
+        self._meters = MeterDirectory()
+        self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._accepting = threading.Event()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self._client = mqtt_adapter.make_client(
+            mqtt_url, client_id, clean_session=False, manual_ack=True
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+
+    @property
+    def broker_connected(self) -> bool:
+        """Return True while the MQTT connection is up."""
+        return self._connected.is_set()
+
+    def start(self, connect_timeout: float = mqtt_adapter.CONNECT_TIMEOUT_S) -> None:
+        """Load the meter directory, connect, subscribe and start writing."""
+        with self._sessions() as session:
+            self._meters.refresh(session)
+        self._accepting.set()
+        self._writer.start()
+        mqtt_adapter.connect(self._client)
+        self._client.loop_start()
+        if not self._connected.wait(connect_timeout):
+            log.warning("not connected to the broker after %.0f s; still trying", connect_timeout)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait until connected and subscribed (SUBACK received)."""
+        return self._connected.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking messages, flush and acknowledge what was taken, then disconnect."""
+        self._accepting.clear()
+        self._stopping.set()
+        self._writer.join(timeout)
+        self._write_heartbeat(connected=False)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._owns_engine:
+            self._engine.dispose()
+        log.info("ingest stopped: %s", self.stats)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # ------------------------------------------------------------ paho thread
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        # Resubscribe on every connect: a broker restart may have lost the session.
+        client.subscribe([(telemetry.subscription(k, self.prefix), 1) for k in KINDS_CONSUMED])
+        log.info("connected to broker (session present: %s)", flags.session_present)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[mqtt.ReasonCode],
+        properties: mqtt.Properties | None,
+    ) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("broker refused subscriptions: %s", failed)
+            return
+        # Only now is every published reading guaranteed to reach us.
+        self._connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        self._connected.clear()
+        if not self._stopping.is_set():
+            log.warning("disconnected from broker (%s); paho will reconnect", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if not self._accepting.is_set():
+            # Not acknowledged: the persistent session redelivers it to the next worker.
+            return
+        received_at = datetime.now(UTC)
+        item: Inbound
+        try:
+            topic, message = telemetry.decode(msg.topic, msg.payload, self.prefix)
+            item = Accepted(topic, message, msg.payload, received_at, msg.mid if msg.qos else 0)
+            self.stats.accepted += 1
+        except telemetry.ContractError as exc:
+            item = Rejected(msg.topic, msg.payload, str(exc), received_at, msg.mid if msg.qos else 0)
+            self.stats.rejected += 1
+            log.warning("dead-lettering message on %s: %s", msg.topic, exc)
+        self.stats.received += 1
+        # Blocking here is the backpressure: paho stops reading and the broker holds messages.
+        while self._accepting.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    # ------------------------------------------------------------ writer thread
+
+    def _take_batch(self) -> list[Inbound]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while len(batch) < BATCH_MAX:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        last_beat = 0.0
+        while True:
+            batch = self._take_batch()
+            if batch:
+                self._commit_with_retry(batch)
+            now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_S:
+                self._write_heartbeat(connected=self.broker_connected)
+                last_beat = now
+            if self._stopping.is_set() and self._queue.empty():
+                return
+
+    def _commit_with_retry(self, batch: list[Inbound]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                with self._sessions.begin() as session:
+                    result = write_batch(session, batch, self._meters)
+                break
+            except SQLAlchemyError as exc:
+                self.stats.db_errors += 1
+                if self._stopping.is_set():
+                    # Unacknowledged, so the broker keeps them for the next run.
+                    log.error("database unavailable at shutdown; %d messages left to the broker", len(batch))
+                    self._discard(batch)
+                    return
+                log.error("database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        self.stats.batches += 1
+        self.stats.readings_offered += result.readings_offered
+        self.stats.dead_letters += result.dead_letters
+        for item in batch:
+            if item.mid:
+                self._client.ack(item.mid, 1)
+        self._discard(batch)
+
+    def _discard(self, batch: list[Inbound]) -> None:
+        for _ in batch:
+            self._queue.task_done()
+
+    def _write_heartbeat(self, *, connected: bool) -> None:
+        try:
+            with self._sessions.begin() as session:
+                session.merge(
+                    models.ServiceHeartbeat(
+                        name=self.heartbeat_name,
+                        broker_connected=connected,
+                        updated_at=datetime.now(UTC),
+                        details={
+                            "client_id": self.client_id,
+                            "received": self.stats.received,
+                            "dead_letters": self.stats.dead_letters,
+                            "queue": self._queue.qsize(),
+                        },
+                    )
+                )
+        except SQLAlchemyError as exc:
+            log.warning("heartbeat not written: %s", exc.__class__.__name__)
