@@ -76,6 +76,9 @@ def seed_fleet(session: Session, meters: Sequence[fleet.Meter]) -> int:
 def seed_users(session: Session, password: str, logins: Sequence[DemoLogin] = DEMO_LOGINS) -> None:
     """Create (or reset the password of) the demo logins."""
     by_email = {u.email: u for u in session.scalars(select(models.User))}
+    # One scrypt hash for all: they share the published demo password anyway, and it
+    # keeps seeding fast (each hash costs ~0.1 s by design).
+    password_hash = generate_password_hash(password)
     for login in logins:
         user = by_email.get(login.email) or models.User(email=login.email)
         user.name = login.name
@@ -83,5 +86,5 @@ def seed_users(session: Session, password: str, logins: Sequence[DemoLogin] = DE
         user.distributor_id = login.distributor_id
         user.utility_id = login.utility_id
         user.active = True
-        user.password_hash = generate_password_hash(password)
+        user.password_hash = password_hash
         session.add(user)

@@ -1,0 +1,1 @@
+"""Query results → plotly figures (no Flask)."""

@@ -1,0 +1,184 @@
+"""Read-side queries for the portal and API, every one scoped to the caller's tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, case, func, select, true
+from sqlalchemy.orm import Session
+
+from app.db import models
+from app.domain.access import Scope
+from app.domain.telemetry import INTERVAL_SECONDS
+
+HEARTBEAT_STALE_S = 30
+
+
+def utility_clause(scope: Scope) -> ColumnElement[bool]:
+    """Return the WHERE clause on `utilities` that a scope allows."""
+    if scope.everything:
+        return true()
+    if scope.utility_id is not None:
+        return models.Utility.id == scope.utility_id
+    return models.Utility.distributor_id == scope.distributor_id
+
+
+def scoped_meters(scope: Scope) -> Select[tuple[models.Meter]]:
+    """Select the meters a scope may see."""
+    return (
+        select(models.Meter)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UtilityRow:
+    """One line of the fleet overview."""
+
+    id: str
+    name: str
+    segment: str
+    distributor: str
+    meters: int
+    online: int
+    offline: int
+    readings_last_hour: int
+
+
+def fleet_overview(session: Session, scope: Scope, now: datetime) -> list[UtilityRow]:
+    """Count meters, online/offline and readings received in the last hour, per visible utility."""
+    counts = (
+        select(
+            models.Meter.utility_id.label("utility_id"),
+            func.count().label("meters"),
+            func.sum(case((models.Meter.status == "online", 1), else_=0)).label("online"),
+            func.sum(case((models.Meter.status == "offline", 1), else_=0)).label("offline"),
+        )
+        .group_by(models.Meter.utility_id)
+        .subquery()
+    )
+    recent = (
+        select(models.Meter.utility_id.label("utility_id"), func.count().label("n"))
+        .join(models.Reading, models.Reading.meter_id == models.Meter.id)
+        .where(models.Reading.received_at >= now - timedelta(hours=1))
+        .group_by(models.Meter.utility_id)
+        .subquery()
+    )
+    query = (
+        select(
+            models.Utility.id,
+            models.Utility.name,
+            models.Utility.segment,
+            models.Distributor.name,
+            func.coalesce(counts.c.meters, 0),
+            func.coalesce(counts.c.online, 0),
+            func.coalesce(counts.c.offline, 0),
+            func.coalesce(recent.c.n, 0),
+        )
+        .join(models.Distributor, models.Utility.distributor_id == models.Distributor.id)
+        .outerjoin(counts, counts.c.utility_id == models.Utility.id)
+        .outerjoin(recent, recent.c.utility_id == models.Utility.id)
+        .where(utility_clause(scope))
+        .order_by(models.Utility.segment, models.Utility.name)
+    )
+    return [UtilityRow(*row) for row in session.execute(query)]
+
+
+def list_meters(
+    session: Session, scope: Scope, *, utility_id: str | None = None, limit: int = 500, offset: int = 0
+) -> list[models.Meter]:
+    """List visible meters, optionally for one utility."""
+    query = scoped_meters(scope).order_by(models.Meter.id).limit(limit).offset(offset)
+    if utility_id is not None:
+        query = query.where(models.Meter.utility_id == utility_id)
+    return list(session.scalars(query))
+
+
+def get_meter(session: Session, scope: Scope, meter_id: str) -> models.Meter | None:
+    """Return a meter if the scope may see it (None means 404, never 403: no existence leak)."""
+    return session.scalars(scoped_meters(scope).where(models.Meter.id == meter_id)).first()
+
+
+def recent_readings(session: Session, meter_id: str, limit: int = 192) -> list[models.Reading]:
+    """Return a meter's newest `limit` intervals, oldest first."""
+    rows = session.scalars(
+        select(models.Reading)
+        .where(models.Reading.meter_id == meter_id)
+        .order_by(models.Reading.start.desc())
+        .limit(limit)
+    ).all()
+    return list(reversed(rows))
+
+
+def readings_between(
+    session: Session, meter_id: str, start: datetime, end: datetime, limit: int = 10_000
+) -> list[models.Reading]:
+    """Return a meter's intervals with start in [start, end), oldest first."""
+    return list(
+        session.scalars(
+            select(models.Reading)
+            .where(
+                models.Reading.meter_id == meter_id,
+                models.Reading.start >= start,
+                models.Reading.start < end,
+            )
+            .order_by(models.Reading.start)
+            .limit(limit)
+        )
+    )
+
+
+def fleet_load_by_segment(
+    session: Session, scope: Scope, intervals: int = 96
+) -> list[tuple[datetime, str, float]]:
+    """Sum demand kW per interval and segment over the newest `intervals` of visible meters."""
+    newest = session.scalar(
+        select(func.max(models.Meter.last_interval_start))
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope))
+    )
+    if newest is None:
+        return []
+    since = newest - timedelta(seconds=INTERVAL_SECONDS * (intervals - 1))
+    query = (
+        select(models.Reading.start, models.Utility.segment, func.sum(models.Reading.demand_kw))
+        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope), models.Reading.start >= since, models.Reading.start <= newest)
+        .group_by(models.Reading.start, models.Utility.segment)
+        .order_by(models.Reading.start)
+    )
+    return [(start, segment, float(kw)) for start, segment, kw in session.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Counts and liveness for /api/v1/health."""
+
+    meters: int
+    readings: int
+    dead_letters: int
+    broker_connected: bool
+    ingest_seen_at: datetime | None
+
+
+def health(session: Session, now: datetime) -> Health:
+    """Gather fleet-wide counts and whether a live ingest worker reports a broker connection."""
+    beats = session.scalars(select(models.ServiceHeartbeat)).all()
+    fresh = [b for b in beats if (now - b.updated_at).total_seconds() <= HEARTBEAT_STALE_S]
+    return Health(
+        meters=session.scalar(select(func.count()).select_from(models.Meter)) or 0,
+        readings=session.scalar(select(func.count()).select_from(models.Reading)) or 0,
+        dead_letters=session.scalar(select(func.count()).select_from(models.DeadLetter)) or 0,
+        broker_connected=any(b.broker_connected for b in fresh),
+        ingest_seen_at=max((b.updated_at for b in beats), default=None),
+    )
+
+
+def find_user(session: Session, email: str) -> models.User | None:
+    """Find an active user by e-mail, case-insensitively."""
+    return session.scalars(
+        select(models.User).where(func.lower(models.User.email) == email.strip().lower(), models.User.active)
+    ).first()

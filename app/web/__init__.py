@@ -1,0 +1,1 @@
+"""The Flask shell: the only package that imports Flask."""

@@ -1,0 +1,187 @@
+"""Versioned JSON API under /api/v1: health, tokens, meters, readings, fleet summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+from flask_login import current_user, login_required
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
+
+from app.db import models, queries
+from app.domain import telemetry
+from app.web.auth import TOKEN_MAX_AGE_S, authenticate, issue_token, user
+from app.web.db import db
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_RANGE = timedelta(days=31)
+
+
+@bp.before_request
+def csrf_for_cookie_writes() -> None:
+    """Require a CSRF token on writes authenticated by the session cookie (bearer calls are exempt)."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return
+    if current_user.is_authenticated:
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken", ""))
+        except ValidationError:
+            abort(400, description="missing or invalid X-CSRFToken header for a cookie-authenticated write")
+
+
+@bp.get("/health")
+def health() -> Any:
+    """Report liveness and counts; no login, no tenant data."""
+    found = queries.health(db(), datetime.now(UTC))
+    status = "ok" if found.broker_connected else "degraded"
+    return jsonify(
+        status=status,
+        meters=found.meters,
+        readings=found.readings,
+        dead_letters=found.dead_letters,
+        broker_connected=found.broker_connected,
+        ingest_seen_at=telemetry.format_time(found.ingest_seen_at) if found.ingest_seen_at else None,
+    )
+
+
+@bp.post("/auth/token")
+def token() -> Any:
+    """Exchange e-mail and password for a bearer token."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description='send a JSON object {"email": ..., "password": ...}')
+    email, password = body.get("email"), body.get("password")
+    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
+        abort(400, description="email and password must be non-empty strings")
+    found = authenticate(email, password)
+    if found is None:
+        abort(401, description="unknown e-mail or wrong password")
+    return jsonify(token=issue_token(found), token_type="Bearer", expires_in=TOKEN_MAX_AGE_S)
+
+
+def meter_json(meter: models.Meter) -> dict[str, Any]:
+    """Serialise a meter for the API."""
+    def when(value: datetime | None) -> str | None:
+        return telemetry.format_time(value) if value else None
+
+    return {
+        "id": meter.id,
+        "utility_id": meter.utility_id,
+        "site_name": meter.site_name,
+        "building_type": meter.building_type,
+        "network": meter.network,
+        "peak_kw": meter.peak_kw,
+        "status": meter.status,
+        "status_at": when(meter.status_at),
+        "last_interval_start": when(meter.last_interval_start),
+        "last_seen_at": when(meter.last_seen_at),
+        "lat": meter.lat,
+        "lon": meter.lon,
+    }
+
+
+def reading_json(r: models.Reading) -> dict[str, Any]:
+    """Serialise a stored reading with the same field names as the telemetry contract."""
+    return {
+        "start": telemetry.format_time(r.start),
+        "seconds": telemetry.INTERVAL_SECONDS,
+        "kwh": r.kwh,
+        "kvarh": r.kvarh,
+        "demand_kw": r.demand_kw,
+        "voltage": [v for v in (r.voltage_a, r.voltage_b, r.voltage_c) if v is not None],
+        "flags": [f for f in r.flags.split(",") if f],
+        "quality": r.quality,
+    }
+
+
+@bp.get("/meters")
+@login_required
+def meters() -> Any:
+    """List the caller's meters (optionally `?utility=`), paged with `limit` and `offset`."""
+    limit = _int_arg("limit", 100, 1, 1000)
+    offset = _int_arg("offset", 0, 0, 10_000_000)
+    rows = queries.list_meters(
+        db(), user().scope, utility_id=request.args.get("utility") or None, limit=limit, offset=offset
+    )
+    return jsonify(meters=[meter_json(m) for m in rows], limit=limit, offset=offset)
+
+
+@bp.get("/meters/<meter_id>")
+@login_required
+def meter(meter_id: str) -> Any:
+    """Return one meter; another tenant's meter answers 404."""
+    return jsonify(meter_json(_visible_meter(meter_id)))
+
+
+@bp.get("/meters/<meter_id>/readings")
+@login_required
+def readings(meter_id: str) -> Any:
+    """Return a meter's intervals in [start, end); default: the newest 192."""
+    found = _visible_meter(meter_id)
+    start_raw, end_raw = request.args.get("start"), request.args.get("end")
+    if start_raw is None and end_raw is None:
+        rows = queries.recent_readings(db(), found.id)
+    else:
+        start = _time_arg("start", start_raw)
+        end = _time_arg("end", end_raw)
+        if end <= start:
+            abort(400, description="end must be after start")
+        if end - start > MAX_RANGE:
+            abort(400, description=f"range is limited to {MAX_RANGE.days} days")
+        rows = queries.readings_between(db(), found.id, start, end)
+    return jsonify(meter_id=found.id, readings=[reading_json(r) for r in rows])
+
+
+@bp.get("/fleet/summary")
+@login_required
+def fleet_summary() -> Any:
+    """Per-utility counts for the live fleet page."""
+    rows = queries.fleet_overview(db(), user().scope, datetime.now(UTC))
+    return jsonify(
+        generated_at=telemetry.format_time(datetime.now(UTC)),
+        utilities=[
+            {
+                "id": r.id,
+                "name": r.name,
+                "segment": r.segment,
+                "meters": r.meters,
+                "online": r.online,
+                "offline": r.offline,
+                "readings_last_hour": r.readings_last_hour,
+            }
+            for r in rows
+        ],
+    )
+
+
+def _visible_meter(meter_id: str) -> models.Meter:
+    found = queries.get_meter(db(), user().scope, meter_id)
+    if found is None:
+        abort(404, description=f"no meter {meter_id!r} in your fleet")
+    return found
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, description=f"{name} must be an integer")
+    if not low <= value <= high:
+        abort(400, description=f"{name} must be between {low} and {high}")
+    return value
+
+
+def _time_arg(name: str, raw: str | None) -> datetime:
+    if raw is None:
+        abort(400, description=f"{name} is required when the other bound is given")
+    try:
+        return telemetry.parse_time(raw, name)
+    except telemetry.ContractError as exc:
+        abort(400, description=str(exc))

@@ -1,0 +1,104 @@
+"""Create the Flask portal: settings, database, login, CSRF, blueprints, error pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import plotly
+from flask import Flask, Response, jsonify, render_template, request, send_from_directory
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from app.config import Settings
+from app.db.session import make_engine, make_sessionmaker
+from app.web import auth
+from app.web.db import close_session
+
+PLOTLY_DIR = Path(plotly.__file__).resolve().parent / "package_data"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the portal for `settings` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    if not settings.secret_key:
+        raise RuntimeError("SECRET_KEY is not set: export SECRET_KEY (or WATTLINE_DEMO=1 for a demo)")
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    engine = make_engine(settings.database_url)
+    app.extensions["wattline"] = {
+        "settings": settings,
+        "engine": engine,
+        "sessions": make_sessionmaker(engine),
+    }
+    app.teardown_appcontext(close_session)
+
+    login = LoginManager(app)
+    login.login_view = "auth.login"
+    login.login_message = "Please log in to see the fleet."
+    login.user_loader(auth.load_user)
+    login.request_loader(auth.load_user_from_bearer)
+    login.unauthorized_handler(auth.unauthorized)
+
+    csrf = CSRFProtect(app)
+
+    from app.web import api, fleet, meters
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(fleet.bp)
+    app.register_blueprint(meters.bp)
+    app.register_blueprint(api.bp)
+    # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
+    csrf.exempt(api.bp)
+
+    @app.get("/vendor/plotly.min.js")
+    def plotly_js() -> Response:
+        """Serve plotly.js from the installed plotly package: no CDN, works offline."""
+        return send_from_directory(PLOTLY_DIR, "plotly.min.js", max_age=86400)
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {"demo_mode": settings.demo_mode}
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> tuple[str, int]:
+        return render_template("error.html", code=400, message=exc.description), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if request.path.startswith("/api/"):
+            return jsonify(error=exc.name, message=exc.description, status=code), code
+        return render_template("error.html", code=code, message=exc.description), code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        # Never a stack trace in front of a customer: log it, show a plain page.
+        app.logger.exception("unhandled error on %s", request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error="Internal Server Error", message="unexpected error; it was logged", status=500), 500
+        return render_template("error.html", code=500, message="Something went wrong; it was logged."), 500
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-eval'",
+        )
+        return response
+
+    return app

@@ -1,0 +1,37 @@
+"""Meter page: site details and a chart of recent intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, render_template
+from flask_login import login_required
+
+from app.analytics.charts import meter_figure
+from app.db import queries
+from app.web.auth import user
+from app.web.db import db
+from simulator.fleet import BUILDING_TYPES, SEGMENT_LABELS
+
+bp = Blueprint("meters", __name__, url_prefix="/meters")
+
+
+@bp.get("/<meter_id>")
+@login_required
+def detail(meter_id: str) -> Any:
+    """Render one meter, or 404 if it is not in the user's tenants."""
+    meter = queries.get_meter(db(), user().scope, meter_id)
+    if meter is None:
+        abort(404, description=f"No meter {meter_id!r} in your fleet.")
+    readings = queries.recent_readings(db(), meter.id)
+    btype = BUILDING_TYPES.get(meter.building_type)
+    return render_template(
+        "meter.html",
+        meter=meter,
+        utility=meter.utility,
+        segment_label=SEGMENT_LABELS.get(meter.utility.segment, meter.utility.segment),  # type: ignore[call-overload]
+        building_label=btype.label if btype else meter.building_type,
+        readings=readings,
+        latest=readings[-1] if readings else None,
+        chart_json=meter_figure(readings).to_json() if readings else None,
+    )
