@@ -88,7 +88,7 @@ class EmbeddedBroker:
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported to start() instead of lost in a thread
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
         finally:

@@ -25,7 +25,9 @@ def migrate() -> None:
 
 
 @cli.command("seed-demo")
-@click.option("--meters", type=click.IntRange(min=1), envvar="DEMO_METERS", default=200, show_default=True)
+@click.option(
+    "--meters", type=click.IntRange(min=1), envvar="DEMO_METERS", default=200, show_default=True
+)
 @click.option("--seed", type=int, envvar="DEMO_SEED", default=42, show_default=True)
 def seed_demo(meters: int, seed: int) -> None:
     """Load the simulated fleet and the demo logins (demo mode only)."""

@@ -8,6 +8,9 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from app.config import MqttEndpoint, parse_mqtt_url
 
@@ -29,7 +32,7 @@ def make_client(
     """Build a paho v2-callback MQTT 3.1.1 client for `url` (not yet connected)."""
     endpoint = parse_mqtt_url(url) if isinstance(url, str) else url
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
+        CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=clean_session,
         protocol=mqtt.MQTTv311,
@@ -69,8 +72,8 @@ class PublishWindow:
         client: mqtt.Client,
         userdata: object,
         mid: int,
-        reason_code: mqtt.ReasonCode,
-        properties: mqtt.Properties | None,
+        reason_code: ReasonCode,
+        properties: Properties | None,
     ) -> None:
         with self._cond:
             self._outstanding = max(0, self._outstanding - 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
@@ -12,6 +13,15 @@ from app.broker import EmbeddedBroker
 
 TEST_MQTT_URL = os.environ.get("TEST_MQTT_URL")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+# CI sets this: there a missing service is a failure, never a skip.
+REQUIRE_SERVICES = os.environ.get("WATTLINE_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip with a reason on a machine without the service; fail in CI, where it must exist."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (WATTLINE_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +43,7 @@ def mqtt_url(request: pytest.FixtureRequest) -> str:
         broker: EmbeddedBroker = request.getfixturevalue("embedded_broker")
         return broker.url
     if not TEST_MQTT_URL:
-        pytest.skip("TEST_MQTT_URL not set: no Mosquitto here (CI sets it)")
+        skip_or_fail("TEST_MQTT_URL not set: no Mosquitto here (CI sets it)")
     return TEST_MQTT_URL
 
 
@@ -59,7 +69,7 @@ def _reset_postgres(url: str) -> None:
 def postgres_url() -> str:
     """Reset and migrate the PostgreSQL test database once per session."""
     if not TEST_DATABASE_URL:
-        pytest.skip("TEST_DATABASE_URL not set: no PostgreSQL here (CI sets it)")
+        skip_or_fail("TEST_DATABASE_URL not set: no PostgreSQL here (CI sets it)")
     from app.db.migrate import upgrade
 
     _reset_postgres(TEST_DATABASE_URL)

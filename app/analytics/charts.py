@@ -46,10 +46,24 @@ def meter_figure(readings: Sequence[models.Reading]) -> go.Figure:
     """Demand kW line over kWh bars for one meter's recent intervals."""
     starts = [r.start for r in readings]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=starts, y=[r.kwh for r in readings], name="kWh per interval",
-                         marker={"color": "#9ecbff"}, yaxis="y2", opacity=0.6))
-    fig.add_trace(go.Scatter(x=starts, y=[r.demand_kw for r in readings], name="Demand kW",
-                             line={"color": "#0550ae", "width": 2}))
+    fig.add_trace(
+        go.Bar(
+            x=starts,
+            y=[r.kwh for r in readings],
+            name="kWh per interval",
+            marker={"color": "#9ecbff"},
+            yaxis="y2",
+            opacity=0.6,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=starts,
+            y=[r.demand_kw for r in readings],
+            name="Demand kW",
+            line={"color": "#0550ae", "width": 2},
+        )
+    )
     fig.update_layout(
         **_LAYOUT,
         title="Recent 15-minute intervals",

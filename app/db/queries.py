@@ -24,7 +24,7 @@ def utility_clause(scope: Scope) -> ColumnElement[bool]:
     return models.Utility.distributor_id == scope.distributor_id
 
 
-def scoped_meters(scope: Scope) -> Select[tuple[models.Meter]]:
+def scoped_meters(scope: Scope) -> Select[models.Meter]:
     """Select the meters a scope may see."""
     return (
         select(models.Meter)
@@ -87,7 +87,12 @@ def fleet_overview(session: Session, scope: Scope, now: datetime) -> list[Utilit
 
 
 def list_meters(
-    session: Session, scope: Scope, *, utility_id: str | None = None, limit: int = 500, offset: int = 0
+    session: Session,
+    scope: Scope,
+    *,
+    utility_id: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
 ) -> list[models.Meter]:
     """List visible meters, optionally for one utility."""
     query = scoped_meters(scope).order_by(models.Meter.id).limit(limit).offset(offset)
@@ -180,5 +185,7 @@ def health(session: Session, now: datetime) -> Health:
 def find_user(session: Session, email: str) -> models.User | None:
     """Find an active user by e-mail, case-insensitively."""
     return session.scalars(
-        select(models.User).where(func.lower(models.User.email) == email.strip().lower(), models.User.active)
+        select(models.User).where(
+            func.lower(models.User.email) == email.strip().lower(), models.User.active
+        )
     ).first()

@@ -28,11 +28,18 @@ class DemoLogin:
 DEMO_LOGINS: tuple[DemoLogin, ...] = (
     DemoLogin("admin@wattline.example", "Avery Admin", Role.VENDOR_ADMIN),
     DemoLogin("se@wattline.example", "Sam Sales-Engineer", Role.VENDOR_SE),
-    DemoLogin("manager@northgrid.example", "Morgan NorthGrid", Role.DISTRIBUTOR_MANAGER, "northgrid"),
+    DemoLogin(
+        "manager@northgrid.example", "Morgan NorthGrid", Role.DISTRIBUTOR_MANAGER, "northgrid"
+    ),
     DemoLogin("rep@northgrid.example", "Riley NorthGrid", Role.DISTRIBUTOR_REP, "northgrid"),
     DemoLogin("rep@prairiemeter.example", "Parker Prairie", Role.DISTRIBUTOR_REP, "prairiemeter"),
     DemoLogin("ops@millbrook.example", "Mo Millbrook", Role.UTILITY_VIEWER, utility_id="millbrook"),
-    DemoLogin("facilities@fedcenter.example", "Fran Facilities", Role.BUILDING_MANAGER, utility_id="fedcenter"),
+    DemoLogin(
+        "facilities@fedcenter.example",
+        "Fran Facilities",
+        Role.BUILDING_MANAGER,
+        utility_id="fedcenter",
+    ),
 )
 
 

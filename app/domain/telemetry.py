@@ -98,7 +98,7 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> Topic:
     for name, value in (("utility_id", utility_id), ("meter_id", meter_id)):
         if not _SEGMENT_RE.match(value):
             raise ContractError(f"{name} {value!r} is not a valid topic segment")
-    return Topic(prefix, utility_id, meter_id, kind)  # type: ignore[arg-type]
+    return Topic(prefix, utility_id, meter_id, kind)
 
 
 # ---------------------------------------------------------------- payload types
@@ -351,7 +351,9 @@ def decode_interval(payload: bytes, meter_id: str | None = None) -> IntervalMess
     if not isinstance(readings, list) or not readings:
         raise ContractError("readings must be a non-empty list")
     if len(readings) > MAX_READINGS_PER_MESSAGE:
-        raise ContractError(f"readings has {len(readings)} items; at most {MAX_READINGS_PER_MESSAGE}")
+        raise ContractError(
+            f"readings has {len(readings)} items; at most {MAX_READINGS_PER_MESSAGE}"
+        )
     sent_at = parse_time(body["sent_at"], "sent_at") if "sent_at" in body else None
     return IntervalMessage(
         meter_id=found,
@@ -442,4 +444,3 @@ def decode(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> tuple[To
     else:
         message = decode_reply(payload)
     return parsed, message
-

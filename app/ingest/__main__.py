@@ -18,11 +18,17 @@ from app.ingest.worker import IngestWorker
 @click.option("--mqtt-url", envvar="MQTT_URL", default="mqtt://127.0.0.1:1883", show_default=True)
 @click.option("--database-url", envvar="DATABASE_URL", default=None, help="default: Settings")
 @click.option("--prefix", envvar="MQTT_TOPIC_PREFIX", default=DEFAULT_PREFIX, show_default=True)
-@click.option("--client-id", envvar="INGEST_CLIENT_ID", default="wattline-ingest", show_default=True)
+@click.option(
+    "--client-id", envvar="INGEST_CLIENT_ID", default="wattline-ingest", show_default=True
+)
 @click.option("--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True)
-def main(mqtt_url: str, database_url: str | None, prefix: str, client_id: str, log_level: str) -> None:
+def main(
+    mqtt_url: str, database_url: str | None, prefix: str, client_id: str, log_level: str
+) -> None:
     """Subscribe to meter telemetry and store it exactly once."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     url = database_url or Settings.from_env().database_url
     worker = IngestWorker(mqtt_url, url, prefix=prefix, client_id=client_id)
     done = threading.Event()

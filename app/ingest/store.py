@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -70,7 +70,7 @@ class MeterDirectory:
 
     def refresh(self, session: Session) -> None:
         """Reload meter → utility from the database."""
-        self._owner = {m: u for m, u in session.execute(select(models.Meter.id, models.Meter.utility_id))}
+        self._owner = dict(session.execute(select(models.Meter.id, models.Meter.utility_id)).all())
 
     def check(self, topic: telemetry.Topic) -> str | None:
         """Return why a topic's meter is not acceptable, or None if it is."""
@@ -78,7 +78,9 @@ class MeterDirectory:
         if owner is None:
             return f"unknown meter {topic.meter_id!r}"
         if owner != topic.utility_id:
-            return f"meter {topic.meter_id!r} belongs to utility {owner!r}, not {topic.utility_id!r}"
+            return (
+                f"meter {topic.meter_id!r} belongs to utility {owner!r}, not {topic.utility_id!r}"
+            )
         return None
 
     def __contains__(self, meter_id: object) -> bool:
@@ -136,7 +138,7 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
     if events:
         session.execute(_insert_ignore(session, models.Event), list(events.values()))
     if dead:
-        session.execute(models.DeadLetter.__table__.insert(), dead)
+        session.execute(insert(models.DeadLetter), dead)
     _touch_meters(session, latest.items())
 
     result.readings_offered = len(readings)
@@ -146,7 +148,9 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
     return result
 
 
-def _touch_meters(session: Session, latest: Iterable[tuple[str, tuple[datetime, datetime]]]) -> None:
+def _touch_meters(
+    session: Session, latest: Iterable[tuple[str, tuple[datetime, datetime]]]
+) -> None:
     for meter_id, (newest, seen) in latest:
         meter = session.get(models.Meter, meter_id)
         if meter is None:
@@ -176,4 +180,3 @@ def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> 
 
 def _dead(topic: str, payload: bytes, reason: str, received_at: datetime) -> dict[str, Any]:
     return {"topic": topic, "payload": payload, "reason": reason[:2000], "received_at": received_at}
-

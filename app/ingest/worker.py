@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -132,8 +134,8 @@ class IngestWorker:
         client: mqtt.Client,
         userdata: object,
         flags: mqtt.ConnectFlags,
-        reason_code: mqtt.ReasonCode,
-        properties: mqtt.Properties | None,
+        reason_code: ReasonCode,
+        properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
@@ -147,8 +149,8 @@ class IngestWorker:
         client: mqtt.Client,
         userdata: object,
         mid: int,
-        reason_codes: list[mqtt.ReasonCode],
-        properties: mqtt.Properties | None,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
     ) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
@@ -162,8 +164,8 @@ class IngestWorker:
         client: mqtt.Client,
         userdata: object,
         flags: mqtt.DisconnectFlags,
-        reason_code: mqtt.ReasonCode,
-        properties: mqtt.Properties | None,
+        reason_code: ReasonCode,
+        properties: Properties | None,
     ) -> None:
         self._connected.clear()
         if not self._stopping.is_set():
@@ -174,13 +176,14 @@ class IngestWorker:
             # Not acknowledged: the persistent session redelivers it to the next worker.
             return
         received_at = datetime.now(UTC)
+        payload = bytes(msg.payload)
         item: Inbound
         try:
-            topic, message = telemetry.decode(msg.topic, msg.payload, self.prefix)
-            item = Accepted(topic, message, msg.payload, received_at, msg.mid if msg.qos else 0)
+            topic, message = telemetry.decode(msg.topic, payload, self.prefix)
+            item = Accepted(topic, message, payload, received_at, msg.mid if msg.qos else 0)
             self.stats.accepted += 1
         except telemetry.ContractError as exc:
-            item = Rejected(msg.topic, msg.payload, str(exc), received_at, msg.mid if msg.qos else 0)
+            item = Rejected(msg.topic, payload, str(exc), received_at, msg.mid if msg.qos else 0)
             self.stats.rejected += 1
             log.warning("dead-lettering message on %s: %s", msg.topic, exc)
         self.stats.received += 1
@@ -204,7 +207,11 @@ class IngestWorker:
         while len(batch) < BATCH_MAX:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
+                batch.append(
+                    self._queue.get(timeout=max(remaining, 0))
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
             except queue.Empty:
                 break
         return batch
@@ -233,10 +240,15 @@ class IngestWorker:
                 self.stats.db_errors += 1
                 if self._stopping.is_set():
                     # Unacknowledged, so the broker keeps them for the next run.
-                    log.error("database unavailable at shutdown; %d messages left to the broker", len(batch))
+                    log.error(
+                        "database unavailable at shutdown; %d messages left to the broker",
+                        len(batch),
+                    )
                     self._discard(batch)
                     return
-                log.error("database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+                log.error(
+                    "database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
         self.stats.batches += 1

@@ -31,7 +31,7 @@ from app.web.db import db
 
 bp = Blueprint("auth", __name__)
 TOKEN_MAX_AGE_S = 24 * 3600
-_TOKEN_SALT = "wattline-api-token"
+_TOKEN_SALT = "wattline-api-token"  # noqa: S105 - a namespace for signing, not a secret
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,9 @@ def load_user_from_bearer(req: Request) -> PortalUser | None:
 def unauthorized() -> Any:
     """Answer JSON 401 to API calls and redirect people to the login page."""
     if request.path.startswith("/api/"):
-        return jsonify(error="Unauthorized", message="log in or send a bearer token", status=401), 401
+        return jsonify(
+            error="Unauthorized", message="log in or send a bearer token", status=401
+        ), 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -128,13 +130,20 @@ def authenticate(email: str, password: str) -> PortalUser | None:
 class LoginForm(FlaskForm):  # type: ignore[misc]
     """E-mail and password, CSRF-protected."""
 
-    email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    email = EmailField(
+        "E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)]
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
 def _safe_next(target: str | None) -> str:
     # Only same-site relative paths: an open redirect would make phishing easy.
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("fleet.overview")
 

@@ -24,7 +24,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the portal for `settings` (default: from the environment)."""
     settings = settings or Settings.from_env()
     if not settings.secret_key:
-        raise RuntimeError("SECRET_KEY is not set: export SECRET_KEY (or WATTLINE_DEMO=1 for a demo)")
+        raise RuntimeError(
+            "SECRET_KEY is not set: export SECRET_KEY (or WATTLINE_DEMO=1 for a demo)"
+        )
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -86,8 +88,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Never a stack trace in front of a customer: log it, show a plain page.
         app.logger.exception("unhandled error on %s", request.path)
         if request.path.startswith("/api/"):
-            return jsonify(error="Internal Server Error", message="unexpected error; it was logged", status=500), 500
-        return render_template("error.html", code=500, message="Something went wrong; it was logged."), 500
+            return jsonify(
+                error="Internal Server Error", message="unexpected error; it was logged", status=500
+            ), 500
+        return render_template(
+            "error.html", code=500, message="Something went wrong; it was logged."
+        ), 500
 
     @app.after_request
     def security_headers(response: Response) -> Response:

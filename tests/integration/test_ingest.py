@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -18,23 +18,9 @@ from app.domain import telemetry
 from app.ingest import worker as worker_module
 from app.ingest.worker import IngestWorker
 from simulator.fleet import Meter, build_fleet
+from tests.factories import T0, make_reading
 
 pytestmark = pytest.mark.mqtt
-
-T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
-
-
-def make_reading(start: datetime, **overrides: object) -> telemetry.Reading:
-    """Build a plausible reading; keyword overrides change fields."""
-    fields: dict[str, object] = {
-        "start": start,
-        "kwh": 12.5,
-        "kvarh": 4.1,
-        "demand_kw": 50.0,
-        "voltage": (277.1, 276.8, 277.4),
-    }
-    fields.update(overrides)
-    return telemetry.Reading(**fields)  # type: ignore[arg-type]
 
 
 def interval_payload(meter: Meter, starts: list[datetime]) -> bytes:
@@ -102,7 +88,9 @@ def count(database_url: str, model: type[models.Base]) -> int:
     return n
 
 
-def wait_for_count(database_url: str, model: type[models.Base], expected: int, timeout: float = 15) -> int:
+def wait_for_count(
+    database_url: str, model: type[models.Base], expected: int, timeout: float = 15
+) -> int:
     """Poll until the table holds `expected` rows or the deadline passes; return the last count."""
     deadline = time.monotonic() + timeout
     n = count(database_url, model)
@@ -118,8 +106,11 @@ def topic(prefix: str, meter: Meter, kind: telemetry.Kind = "interval") -> str:
 
 
 def test_readings_are_stored_exactly_once_even_when_redelivered(
-    fleet: list[Meter], publisher: Callable[[str, bytes], None], start_worker: Callable[[], IngestWorker],
-    database_url: str, topic_prefix: str,
+    fleet: list[Meter],
+    publisher: Callable[[str, bytes], None],
+    start_worker: Callable[[], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
 ) -> None:
     worker = start_worker()
     starts = telemetry.interval_range(T0, 8)
@@ -139,8 +130,11 @@ def test_readings_are_stored_exactly_once_even_when_redelivered(
 
 
 def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
-    fleet: list[Meter], publisher: Callable[[str, bytes], None], start_worker: Callable[[], IngestWorker],
-    database_url: str, topic_prefix: str,
+    fleet: list[Meter],
+    publisher: Callable[[str, bytes], None],
+    start_worker: Callable[[], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
 ) -> None:
     start_worker()
     meter = fleet[0]
@@ -148,10 +142,18 @@ def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
         (topic(topic_prefix, meter), b"{not json", "not valid JSON"),
         (topic(topic_prefix, meter), b'{"schema_version": 99, "meter_id": "x"}', "schema_version"),
         (topic(topic_prefix, meter), b"[1, 2, 3]", "JSON object"),
-        (f"{topic_prefix}/{meter.utility_id}/nosuch-99999/interval",
-         interval_payload(meter, [T0]).replace(meter.id.encode(), b"nosuch-99999"), "unknown meter"),
-        (f"{topic_prefix}/{meter.utility_id}/{meter.id}/interval",
-         telemetry.encode_interval(telemetry.IntervalMessage(meter.id, (make_reading(T0, kwh=-1.0),))), "kwh"),
+        (
+            f"{topic_prefix}/{meter.utility_id}/nosuch-99999/interval",
+            interval_payload(meter, [T0]).replace(meter.id.encode(), b"nosuch-99999"),
+            "unknown meter",
+        ),
+        (
+            f"{topic_prefix}/{meter.utility_id}/{meter.id}/interval",
+            telemetry.encode_interval(
+                telemetry.IntervalMessage(meter.id, (make_reading(T0, kwh=-1.0),))
+            ),
+            "kwh",
+        ),
     ]
     for t, payload, _ in bad:
         publisher(t, payload)
@@ -170,8 +172,11 @@ def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
 
 
 def test_readings_published_while_the_worker_is_down_arrive_after_restart(
-    fleet: list[Meter], publisher: Callable[[str, bytes], None], start_worker: Callable[[], IngestWorker],
-    database_url: str, topic_prefix: str,
+    fleet: list[Meter],
+    publisher: Callable[[str, bytes], None],
+    start_worker: Callable[[], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
 ) -> None:
     first = start_worker()
     meter = fleet[1]
@@ -192,13 +197,18 @@ def test_readings_published_while_the_worker_is_down_arrive_after_restart(
 
 
 def test_status_and_events_update_the_meter(
-    fleet: list[Meter], publisher: Callable[[str, bytes], None], start_worker: Callable[[], IngestWorker],
-    database_url: str, topic_prefix: str,
+    fleet: list[Meter],
+    publisher: Callable[[str, bytes], None],
+    start_worker: Callable[[], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
 ) -> None:
     worker = start_worker()
     meter = fleet[2]
-    publisher(topic(topic_prefix, meter, "status"),
-              telemetry.encode_status(telemetry.StatusMessage(meter.id, "online", T0)))
+    publisher(
+        topic(topic_prefix, meter, "status"),
+        telemetry.encode_status(telemetry.StatusMessage(meter.id, "online", T0)),
+    )
     event = telemetry.EventMessage(meter.id, "ev-1", "tamper", T0, "critical", {"cover": "open"})
     publisher(topic(topic_prefix, meter, "event"), telemetry.encode_event(event))
     publisher(topic(topic_prefix, meter, "event"), telemetry.encode_event(event))
@@ -214,4 +224,3 @@ def test_status_and_events_update_the_meter(
     engine.dispose()
     assert count(database_url, models.Event) == 1
     assert heartbeat is not None
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,49 +14,28 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.config import Settings
-from app.db import models
-from app.db.seed import DEMO_LOGINS, seed_fleet, seed_users
-from app.db.session import make_engine, make_sessionmaker
+from app.db.seed import DEMO_LOGINS
 from app.domain import telemetry
-from app.ingest.store import Accepted, MeterDirectory, write_batch
-from simulator.fleet import Meter, build_fleet
-
-PASSWORD = "correct horse battery"
-T0 = datetime(2026, 3, 2, tzinfo=UTC)
+from simulator.fleet import Meter
+from tests.factories import PASSWORD, T0, seed_database
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
     """Settings for tests; keyword overrides change fields."""
-    base = Settings.from_env({"DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-                              "WATTLINE_INSTANCE": str(tmp_path / "instance")})
+    base = Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret",
+            "WATTLINE_INSTANCE": str(tmp_path / "instance"),
+        }
+    )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def fleet(database_url: str) -> list[Meter]:
-    """Seed 21 meters (three per utility), the demo logins, and a day of readings for a few."""
-    meters = build_fleet(21, seed=7)
-    engine = make_engine(database_url)
-    with make_sessionmaker(engine).begin() as session:
-        seed_fleet(session, meters)
-        seed_users(session, PASSWORD)
-    with make_sessionmaker(engine).begin() as session:
-        batch = [
-            Accepted(
-                telemetry.Topic("wattline/v1", m.utility_id, m.id, "interval"),
-                telemetry.IntervalMessage(m.id, tuple(
-                    telemetry.Reading(start=s, kwh=10.0 + i % 7, kvarh=3.0, demand_kw=40.0 + i % 7,
-                                      voltage=(277.0, 277.0, 277.0))
-                    for i, s in enumerate(telemetry.interval_range(T0, 96))
-                )),
-                b"",
-                datetime.now(UTC),
-            )
-            for m in meters
-        ]
-        write_batch(session, batch, MeterDirectory())
-    engine.dispose()
-    return meters
+    """Seed 21 meters (three per utility), the demo logins, and a day of readings each."""
+    return seed_database(database_url)
 
 
 @pytest.fixture
@@ -70,7 +49,8 @@ def app(database_url: str, tmp_path: Path, fleet: list[Meter]) -> Iterator[Flask
 def csrf_from(html: str) -> str:
     """Pull the CSRF token out of a rendered form."""
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf_token" value="([^"]+)"', html)
+        r'name="csrf_token" value="([^"]+)"', html
+    )
     assert match, "no CSRF token in the page"
     return match.group(1)
 
@@ -78,16 +58,24 @@ def csrf_from(html: str) -> str:
 def login(client: FlaskClient, email: str, password: str = PASSWORD) -> int:
     """Log in through the real form (with its CSRF token); return the status code."""
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )
     return response.status_code
 
 
 def visible(email: str, meter: Meter) -> bool:
     """Who may see what: the rule the portal must implement."""
     login_ = next(d for d in DEMO_LOGINS if d.email == email)
-    utility = {"glpl": "northgrid", "atlantic": "northgrid", "cascade": "prairiemeter",
-               "millbrook": "northgrid", "prec": "prairiemeter", "fedcenter": "northgrid",
-               "riverton": "prairiemeter"}
+    utility = {
+        "glpl": "northgrid",
+        "atlantic": "northgrid",
+        "cascade": "prairiemeter",
+        "millbrook": "northgrid",
+        "prec": "prairiemeter",
+        "fedcenter": "northgrid",
+        "riverton": "prairiemeter",
+    }
     if login_.distributor_id is None and login_.utility_id is None:
         return True
     if login_.utility_id is not None:
@@ -146,23 +134,39 @@ def test_meter_page_has_a_chart_of_recent_intervals(app: Flask, fleet: list[Mete
 
 def test_bearer_token_flow_and_readings_api(app: Flask, fleet: list[Meter]) -> None:
     client = app.test_client()
-    bad = client.post("/api/v1/auth/token", json={"email": "rep@prairiemeter.example", "password": "x"})
+    bad = client.post(
+        "/api/v1/auth/token", json={"email": "rep@prairiemeter.example", "password": "x"}
+    )
     assert bad.status_code == 401
     assert client.post("/api/v1/auth/token", data="nope").status_code == 400
-    token = client.post("/api/v1/auth/token",
-                        json={"email": "rep@prairiemeter.example", "password": PASSWORD}).get_json()["token"]
+    token = client.post(
+        "/api/v1/auth/token", json={"email": "rep@prairiemeter.example", "password": PASSWORD}
+    ).get_json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     own = next(m for m in fleet if m.utility_id == "cascade")
     other = next(m for m in fleet if m.utility_id == "glpl")
-    response = client.get(f"/api/v1/meters/{own.id}/readings", headers=headers,
-                          query_string={"start": "2026-03-02T00:00:00Z", "end": "2026-03-02T01:00:00Z"})
+    response = client.get(
+        f"/api/v1/meters/{own.id}/readings",
+        headers=headers,
+        query_string={"start": "2026-03-02T00:00:00Z", "end": "2026-03-02T01:00:00Z"},
+    )
     assert response.status_code == 200
     readings = response.get_json()["readings"]
-    assert [r["start"] for r in readings] == [telemetry.format_time(T0 + timedelta(minutes=15 * i)) for i in range(4)]
+    assert [r["start"] for r in readings] == [
+        telemetry.format_time(T0 + timedelta(minutes=15 * i)) for i in range(4)
+    ]
     assert client.get(f"/api/v1/meters/{other.id}/readings", headers=headers).status_code == 404
-    assert client.get(f"/api/v1/meters/{own.id}/readings", headers=headers,
-                      query_string={"start": "yesterday", "end": "2026-03-02T01:00:00Z"}).status_code == 400
-    assert client.get("/api/v1/meters", headers={"Authorization": "Bearer forged"}).status_code == 401
+    assert (
+        client.get(
+            f"/api/v1/meters/{own.id}/readings",
+            headers=headers,
+            query_string={"start": "yesterday", "end": "2026-03-02T01:00:00Z"},
+        ).status_code
+        == 400
+    )
+    assert (
+        client.get("/api/v1/meters", headers={"Authorization": "Bearer forged"}).status_code == 401
+    )
 
 
 def test_health_needs_no_login_and_reports_counts(app: Flask, fleet: list[Meter]) -> None:

@@ -1,0 +1,61 @@
+# Wattline: `make demo` runs the whole demo, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || true)
+
+.PHONY: demo test lint typecheck unit integration e2e browser bench clean help
+
+help:
+	@echo "make demo   - set up and run the whole demo (embedded broker + SQLite)"
+	@echo "make test   - set up and run lint, type checks and the whole test suite"
+	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME): requirements.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(DEV): requirements-dev.txt $(RUNTIME)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+demo: $(RUNTIME)
+	WATTLINE_DEMO=1 $(BIN)/python -m app.demo
+
+# Debian's chromium drives the browser tests; Playwright never downloads a browser.
+browser:
+	@if [ -z "$(CHROMIUM)" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: no chromium found and cannot apt-get it; browser tests will be skipped"; \
+	  fi; \
+	fi
+
+lint: $(DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEV)
+	$(BIN)/mypy
+
+test: $(DEV) browser lint typecheck
+	$(BIN)/python -m pytest
+
+unit: $(DEV)
+	$(BIN)/python -m pytest tests/unit
+
+bench: $(DEV)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

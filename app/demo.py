@@ -1,0 +1,180 @@
+"""`python -m app.demo` (what `make demo` runs): broker, ingest, simulator and portal in one go."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from types import FrameType
+
+import click
+
+from app.broker import EmbeddedBroker, free_port, port_is_free
+from app.config import Settings
+from app.db import migrate
+from app.db.seed import DEMO_LOGINS, seed_fleet, seed_users
+from app.db.session import make_engine, make_sessionmaker
+from simulator.fleet import build_fleet
+
+READY_TIMEOUT_S = 60
+
+
+def _prepare_database(settings: Settings) -> int:
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine).begin() as session:
+        added = seed_fleet(session, build_fleet(settings.demo_meters, settings.demo_seed))
+        seed_users(session, settings.demo_password)
+    engine.dispose()
+    return added
+
+
+def _wait_for_portal(url: str, procs: list[subprocess.Popen[bytes]]) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=2) as response:  # noqa: S310 - our own loopback URL
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@click.command()
+def main() -> None:
+    """Set up the database and run the whole demo until Ctrl-C."""
+    os.environ["WATTLINE_DEMO"] = "1"
+    settings = Settings.from_env()
+    click.echo("Wattline demo: migrating and seeding the database …")
+    added = _prepare_database(settings)
+    click.echo(f"  {settings.demo_meters} meters ({added} new), database {settings.database_url}")
+
+    broker: EmbeddedBroker | None = None
+    mqtt_url = settings.mqtt_url
+    if mqtt_url is None:
+        broker = EmbeddedBroker(port=1883).start()
+        mqtt_url = broker.url
+    port = settings.port
+    if port == 0 or not port_is_free("127.0.0.1", port):
+        taken = port
+        port = free_port()
+        click.echo(f"  port {taken} is taken; the portal uses {port} instead")
+
+    env = {
+        **os.environ,
+        "WATTLINE_DEMO": "1",
+        "SECRET_KEY": settings.secret_key,
+        "DATABASE_URL": settings.database_url,
+        "MQTT_URL": mqtt_url,
+        "MQTT_TOPIC_PREFIX": settings.topic_prefix,
+        "PYTHONUNBUFFERED": "1",
+    }
+    py = sys.executable
+    commands = {
+        "ingest": [py, "-m", "app.ingest"],
+        "portal": [
+            py,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "--access-logfile",
+            "-",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ],
+        "simulator": [
+            py,
+            "-m",
+            "simulator",
+            "run",
+            "--meters",
+            str(settings.demo_meters),
+            "--seed",
+            str(settings.demo_seed),
+            "--speed",
+            str(settings.demo_speed),
+        ],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for name, argv in commands.items():
+            click.echo(f"  starting {name}")
+            procs.append(subprocess.Popen(argv, env=env))  # noqa: S603 - fixed argv, our own modules
+        portal_url = f"http://127.0.0.1:{port}"
+        if not _wait_for_portal(portal_url, procs):
+            raise click.ClickException("the demo did not come up; see the messages above")
+        _banner(settings, portal_url, mqtt_url)
+        while not stopping.is_set():
+            dead = [
+                (name, p.returncode)
+                for name, p in zip(commands, procs, strict=True)
+                if p.poll() is not None
+            ]
+            if dead:
+                raise click.ClickException(
+                    f"{dead[0][0]} exited with code {dead[0][1]}; stopping the demo"
+                )
+            stopping.wait(0.5)
+        click.echo("\nStopping the demo …")
+    finally:
+        _stop(list(reversed(procs)))
+        if broker is not None:
+            broker.stop()
+    click.echo("Demo stopped.")
+
+
+def _banner(settings: Settings, portal_url: str, mqtt_url: str) -> None:
+    host_port = mqtt_url.split("@")[-1].removeprefix("mqtt://")
+    host, _, port = host_port.partition(":")
+    lines = [
+        "",
+        "=" * 72,
+        f"  Portal:   {portal_url}",
+        f"  Broker:   {mqtt_url}",
+        f"  Watch:    mosquitto_sub -h {host} -p {port} -t '{settings.topic_prefix}/#' -v",
+        f"  Health:   {portal_url}/api/v1/health",
+        f"  Fleet:    {settings.demo_meters} meters at {settings.demo_speed:g}x simulated time",
+        "",
+        f"  Demo logins (password: {settings.demo_password}):",
+        *[f"    {d.email:<32} {d.role.value}" for d in DEMO_LOGINS],
+        "",
+        "  Ctrl-C stops everything.",
+        "=" * 72,
+    ]
+    click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Test data factories with keyword overrides."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from app.db.seed import seed_fleet, seed_users
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from simulator.fleet import Meter, build_fleet
+
+PASSWORD = "correct horse battery"
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def make_reading(start: datetime, **overrides: object) -> telemetry.Reading:
+    """Build a plausible reading; keyword overrides change fields."""
+    fields: dict[str, object] = {
+        "start": start,
+        "kwh": 12.5,
+        "kvarh": 4.1,
+        "demand_kw": 50.0,
+        "voltage": (277.1, 276.8, 277.4),
+    }
+    fields.update(overrides)
+    return telemetry.Reading(**fields)  # type: ignore[arg-type]
+
+
+def seed_database(
+    database_url: str, *, meters: int = 21, seed: int = 7, intervals: int = 96
+) -> list[Meter]:
+    """Seed a fleet, the demo logins (password PASSWORD) and `intervals` readings per meter from T0."""
+    fleet = build_fleet(meters, seed=seed)
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        seed_fleet(session, fleet)
+        seed_users(session, PASSWORD)
+    with make_sessionmaker(engine).begin() as session:
+        batch = [
+            Accepted(
+                telemetry.Topic(telemetry.DEFAULT_PREFIX, m.utility_id, m.id, "interval"),
+                telemetry.IntervalMessage(
+                    m.id,
+                    tuple(
+                        make_reading(s, kwh=10.0 + i % 7, demand_kw=40.0 + i % 7)
+                        for i, s in enumerate(telemetry.interval_range(T0, intervals))
+                    ),
+                ),
+                b"",
+                datetime.now(UTC),
+            )
+            for m in fleet
+        ]
+        write_batch(session, batch, MeterDirectory())
+    engine.dispose()
+    return fleet
