@@ -67,8 +67,14 @@ def meter_figure(readings: Sequence[models.Reading]) -> go.Figure:
     fig.update_layout(
         **_LAYOUT,
         title="Recent 15-minute intervals",
-        yaxis={"title": {"text": "kW"}},
-        yaxis2={"title": {"text": "kWh"}, "overlaying": "y", "side": "right", "showgrid": False},
+        yaxis={"title": {"text": "kW"}, "rangemode": "tozero"},
+        yaxis2={
+            "title": {"text": "kWh"},
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "rangemode": "tozero",
+        },
         bargap=0.05,
     )
     return fig

@@ -1,0 +1,69 @@
+"""Browser fixtures: a live portal on a seeded database and Debian's chromium via Playwright."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.config import Settings
+from simulator.fleet import Meter
+from tests.conftest import skip_or_fail
+from tests.factories import seed_database
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    """Find Debian's chromium (Playwright never downloads its own browser here)."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Meter]]]:
+    """Serve the portal on a free loopback port over a seeded SQLite database."""
+    root = tmp_path_factory.mktemp("e2e")
+    url = f"sqlite:///{Path(root) / 'e2e.db'}"
+    from app.db.migrate import upgrade
+
+    upgrade(url)
+    fleet = seed_database(url)
+    settings = Settings.from_env(
+        {"DATABASE_URL": url, "SECRET_KEY": "e2e-secret", "WATTLINE_INSTANCE": str(root)}
+    )
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", fleet
+    server.shutdown()
+    thread.join(5)
+    app.extensions["wattline"]["engine"].dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Launch headless chromium through Playwright."""
+    path = chromium_path()
+    if path is None:
+        skip_or_fail("no chromium on this machine: `make test` installs Debian's package as root")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
