@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, case, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,7 +51,7 @@ class BatchResult:
     reasons: list[str] = field(default_factory=list)
 
 
-def _insert_ignore(session: Session, table: Any) -> Insert:
+def _insert_ignore(session: Session, table: Table) -> Insert:
     # ON CONFLICT DO NOTHING is the idempotency: a redelivered reading changes nothing.
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -59,6 +59,29 @@ def _insert_ignore(session: Session, table: Any) -> Insert:
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise RuntimeError(f"unsupported database dialect {dialect}")
+
+
+_READINGS: Table = models.Reading.__table__  # type: ignore[assignment]
+_EVENTS: Table = models.Event.__table__  # type: ignore[assignment]
+_METERS: Table = models.Meter.__table__  # type: ignore[assignment]
+# Late or backfilled intervals must not move a meter's "latest interval" backwards.
+_TOUCH_METER = (
+    update(_METERS)
+    .where(_METERS.c.id == bindparam("meter"))
+    .values(
+        last_interval_start=case(
+            (
+                or_(
+                    _METERS.c.last_interval_start.is_(None),
+                    _METERS.c.last_interval_start < bindparam("newest"),
+                ),
+                bindparam("newest"),
+            ),
+            else_=_METERS.c.last_interval_start,
+        ),
+        last_seen_at=bindparam("seen"),
+    )
+)
 
 
 class MeterDirectory:
@@ -133,32 +156,25 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
             )
             result.statuses += 1
 
+    # Core executemany on the session's connection: the ORM bulk path costs ~3x per row.
+    conn = session.connection()
     if readings:
-        session.execute(_insert_ignore(session, models.Reading), list(readings.values()))
+        conn.execute(_insert_ignore(session, _READINGS), list(readings.values()))
     if events:
-        session.execute(_insert_ignore(session, models.Event), list(events.values()))
+        conn.execute(_insert_ignore(session, _EVENTS), list(events.values()))
     if dead:
-        session.execute(insert(models.DeadLetter), dead)
-    _touch_meters(session, latest.items())
+        conn.execute(insert(models.DeadLetter), dead)
+    if latest:
+        conn.execute(
+            _TOUCH_METER,
+            [{"meter": m, "newest": newest, "seen": seen} for m, (newest, seen) in latest.items()],
+        )
 
     result.readings_offered = len(readings)
     result.events_offered = len(events)
     result.dead_letters = len(dead)
     result.reasons = [d["reason"] for d in dead]
     return result
-
-
-def _touch_meters(
-    session: Session, latest: Iterable[tuple[str, tuple[datetime, datetime]]]
-) -> None:
-    for meter_id, (newest, seen) in latest:
-        meter = session.get(models.Meter, meter_id)
-        if meter is None:
-            continue
-        # Late or backfilled intervals must not move the "latest interval" backwards.
-        if meter.last_interval_start is None or newest > meter.last_interval_start:
-            meter.last_interval_start = newest
-        meter.last_seen_at = seen
 
 
 def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> dict[str, Any]:

@@ -1,0 +1,250 @@
+"""`python -m benchmarks`: ingest throughput against the raw broker rate, in one run.
+
+Each figure is a ratio to a baseline measured in the same run on the same machine, because
+absolute rates on a shared 2-core box move by 10-20 % from run to run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from app import mqtt as mqtt_adapter
+from app.broker import EmbeddedBroker
+from app.db.migrate import upgrade
+from app.db.seed import seed_fleet
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.ingest.worker import IngestWorker
+from simulator.fleet import build_fleet
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@dataclass
+class Result:
+    """One measured case."""
+
+    name: str
+    messages: int
+    readings: int
+    seconds: float
+
+    @property
+    def readings_per_s(self) -> float:
+        """Readings per second."""
+        return self.readings / self.seconds
+
+
+def payloads(meters: int, per_message: int, messages_per_meter: int) -> list[tuple[str, bytes]]:
+    """Build interval messages: `per_message` readings each, distinct intervals throughout."""
+    fleet = build_fleet(meters, seed=1)
+    out = []
+    for k in range(messages_per_meter):
+        start = T0 + timedelta(minutes=15 * per_message * k)
+        for m in fleet:
+            readings = tuple(
+                telemetry.Reading(
+                    start=s,
+                    kwh=1.0 + i % 9,
+                    kvarh=0.4,
+                    demand_kw=4.0 + i % 9,
+                    voltage=(120.0, 120.1, 119.9),
+                )
+                for i, s in enumerate(telemetry.interval_range(start, per_message))
+            )
+            out.append((m.id, telemetry.encode_interval(telemetry.IntervalMessage(m.id, readings))))
+    return out
+
+
+def publish_all(url: str, prefix: str, items: list[tuple[str, bytes]]) -> None:
+    """Publish at QoS 1 with a capped in-flight window."""
+    owners = {m.id: m.utility_id for m in build_fleet(len({i for i, _ in items}), seed=1)}
+    client = mqtt_adapter.make_client(url, f"bench-pub-{uuid.uuid4().hex[:6]}")
+    window = mqtt_adapter.PublishWindow(client)
+    mqtt_adapter.connect(client)
+    client.loop_start()
+    for meter_id, body in items:
+        window.acquire()
+        client.publish(
+            telemetry.topic_for(owners[meter_id], meter_id, "interval", prefix), body, qos=1
+        )
+    window.drain(120)
+    client.disconnect()
+    client.loop_stop()
+
+
+def raw_broker(url: str, items: list[tuple[str, bytes]], per_message: int) -> Result:
+    """Baseline: paho → broker → paho subscriber with stdlib-free decode, QoS 1, no database."""
+    prefix = f"bench/{uuid.uuid4().hex[:6]}"
+    done = threading.Event()
+    got = 0
+
+    def on_message(client: object, userdata: object, msg: object) -> None:
+        nonlocal got
+        got += 1
+        if got == len(items):
+            done.set()
+
+    sub = mqtt_adapter.make_client(url, f"bench-sub-{uuid.uuid4().hex[:6]}")
+    subscribed = threading.Event()
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    mqtt_adapter.connect(sub)
+    sub.loop_start()
+    sub.subscribe(telemetry.subscription("interval", prefix), qos=1)
+    subscribed.wait(10)
+    start = time.perf_counter()
+    publish_all(url, prefix, items)
+    done.wait(300)
+    elapsed = time.perf_counter() - start
+    sub.disconnect()
+    sub.loop_stop()
+    return Result("raw broker (pub → broker → sub)", len(items), len(items) * per_message, elapsed)
+
+
+def ingest(
+    url: str, database_url: str, items: list[tuple[str, bytes]], meters: int, per_message: int
+) -> Result:
+    """Publish → ingest worker → database, timed until every reading is stored."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        seed_fleet(session, build_fleet(meters, seed=1))
+    prefix = f"bench/{uuid.uuid4().hex[:6]}"
+    worker = IngestWorker(
+        url, engine, prefix=prefix, client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    )
+    worker.start()
+    worker.wait_connected(10)
+    expected = len(items) * per_message
+    start = time.perf_counter()
+    publish_all(url, prefix, items)
+    deadline = time.monotonic() + 600
+    while worker.stats.readings_offered < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.flush(60)
+    elapsed = time.perf_counter() - start
+    worker.stop()
+    from sqlalchemy import func, select
+
+    from app.db import models
+
+    with make_sessionmaker(engine)() as session:
+        stored = session.scalar(select(func.count()).select_from(models.Reading)) or 0
+    engine.dispose()
+    if stored != expected:
+        raise click.ClickException(f"ingest stored {stored} readings, expected {expected}")
+    return Result(f"ingest → {database_url.split(':')[0]}", len(items), expected, elapsed)
+
+
+def fresh_database(kind: str, tmp: Path) -> str:
+    """Return a migrated, empty database URL."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.db'}"
+    else:
+        url = os.environ["BENCH_DATABASE_URL"]
+        from sqlalchemy import text
+
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(url)
+    return url
+
+
+@click.command()
+@click.option("--meters", default=200, show_default=True)
+@click.option(
+    "--per-message", default=96, show_default=True, help="readings per message (a day's backlog)"
+)
+@click.option("--messages-per-meter", default=5, show_default=True)
+@click.option("--runs", default=3, show_default=True, help="median of this many runs")
+@click.option("--write/--no-write", default=True, help="write docs/benchmarks.md")
+def main(meters: int, per_message: int, messages_per_meter: int, runs: int, write: bool) -> None:
+    """Measure ingest throughput as a ratio of the raw broker rate."""
+    items = payloads(meters, per_message, messages_per_meter)
+    brokers: list[tuple[str, str]] = []
+    embedded = EmbeddedBroker().start()
+    brokers.append(("embedded amqtt", embedded.url))
+    mosquitto = os.environ.get("BENCH_MQTT_URL") or os.environ.get("TEST_MQTT_URL")
+    if mosquitto:
+        brokers.append(("Mosquitto", mosquitto))
+    databases = ["sqlite"] + (["postgresql"] if os.environ.get("BENCH_DATABASE_URL") else [])
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for broker_name, url in brokers:
+            base = statistics.median(
+                raw_broker(url, items, per_message).seconds for _ in range(runs)
+            )
+            base_rate = len(items) * per_message / base
+            click.echo(
+                f"{broker_name}: raw broker {base_rate:,.0f} readings/s ({len(items) / base:,.0f} msg/s)"
+            )
+            rows.append(
+                f"| {broker_name} | raw broker (baseline) | {len(items) / base:,.0f} | {base_rate:,.0f} | 1.00 |"
+            )
+            for db_kind in databases:
+                secs = statistics.median(
+                    ingest(
+                        url, fresh_database(db_kind, Path(tmp)), items, meters, per_message
+                    ).seconds
+                    for _ in range(runs)
+                )
+                rate = len(items) * per_message / secs
+                click.echo(
+                    f"{broker_name}: ingest → {db_kind} {rate:,.0f} readings/s ({rate / base_rate:.2f}x raw)"
+                )
+                rows.append(
+                    f"| {broker_name} | ingest → {db_kind} | {len(items) / secs:,.0f} | {rate:,.0f} | {rate / base_rate:.2f} |"
+                )
+    embedded.stop()
+    if write:
+        _write(rows, meters, per_message, messages_per_meter, runs)
+
+
+def _write(
+    rows: list[str], meters: int, per_message: int, messages_per_meter: int, runs: int
+) -> None:
+    doc = ROOT / "docs" / "benchmarks.md"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    doc.write_text(
+        "\n".join(
+            [
+                "# Benchmarks",
+                "",
+                "Written by `make bench` (`python -m benchmarks`). Ratios compare with a baseline",
+                "measured in the same run on the same machine; absolute rates on a shared 2-core",
+                "box move by 10-20 % between runs. Set `BENCH_MQTT_URL` (or `TEST_MQTT_URL`) and",
+                "`BENCH_DATABASE_URL` to include Mosquitto and PostgreSQL.",
+                "",
+                "## Ingest throughput (QoS 1, persistent session, ack after commit)",
+                "",
+                f"{meters} meters x {messages_per_meter} messages x {per_message} readings per message "
+                f"({meters * messages_per_meter * per_message:,} readings), median of {runs} runs; "
+                f"{stamp}, Python {platform.python_version()}, {os.cpu_count()} CPUs.",
+                "",
+                "| broker | path | messages/s | readings/s | ratio to raw broker |",
+                "|---|---|---|---|---|",
+                *rows,
+                "",
+            ]
+        )
+    )
+    click.echo(f"wrote {doc.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
