@@ -24,6 +24,7 @@ class Accepted:
     payload: bytes
     received_at: datetime
     mid: int = 0
+    connection: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Rejected:
     reason: str
     received_at: datetime
     mid: int = 0
+    connection: int = 0
 
 
 Inbound = Accepted | Rejected

@@ -79,6 +79,7 @@ class IngestWorker:
         self._accepting = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._generation = 0
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._client = mqtt_adapter.make_client(
             mqtt_url, client_id, clean_session=False, manual_ack=True
@@ -142,6 +143,7 @@ class IngestWorker:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
+        self._generation += 1
         # Resubscribe on every connect: a broker restart may have lost the session.
         client.subscribe([(telemetry.subscription(k, self.prefix), 1) for k in KINDS_CONSUMED])
         log.info("connected to broker (session present: %s)", flags.session_present)
@@ -179,13 +181,14 @@ class IngestWorker:
             return
         received_at = datetime.now(UTC)
         payload = bytes(msg.payload)
+        mid = msg.mid if msg.qos else 0
         item: Inbound
         try:
             topic, message = telemetry.decode(msg.topic, payload, self.prefix)
-            item = Accepted(topic, message, payload, received_at, msg.mid if msg.qos else 0)
+            item = Accepted(topic, message, payload, received_at, mid, self._generation)
             self.stats.accepted += 1
         except telemetry.ContractError as exc:
-            item = Rejected(msg.topic, payload, str(exc), received_at, msg.mid if msg.qos else 0)
+            item = Rejected(msg.topic, payload, str(exc), received_at, mid, self._generation)
             self.stats.rejected += 1
             log.warning("dead-lettering message on %s: %s", msg.topic, exc)
         self.stats.received += 1
@@ -260,7 +263,10 @@ class IngestWorker:
         self.stats.readings_offered += result.readings_offered
         self.stats.dead_letters += result.dead_letters
         for item in batch:
-            if item.mid:
+            # A packet id is only meaningful on the connection that received it: after a
+            # reconnect the broker redelivers (same id) or has forgotten, and a stale id
+            # could acknowledge a different, not yet stored message.
+            if item.mid and item.connection == self._generation:
                 self._client.ack(item.mid, 1)
         self._discard(batch)
 
