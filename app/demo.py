@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -63,6 +64,11 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 def main() -> None:
     """Set up the database and run the whole demo until Ctrl-C."""
     os.environ["WATTLINE_DEMO"] = "1"
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # amqtt warns about every late or duplicate PUBACK; on a demo screen that is noise.
+    logging.getLogger("amqtt").setLevel(logging.ERROR)
     settings = Settings.from_env()
     click.echo("Wattline demo: migrating and seeding the database …")
     added = _prepare_database(settings)
