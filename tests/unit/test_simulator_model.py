@@ -1,0 +1,286 @@
+"""Unit tests for the simulator's pure core: load model, device commands, clock."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from app.domain.telemetry import (
+    Command,
+    IntervalMessage,
+    decode_interval,
+    encode_interval,
+    format_time,
+    reading_to_dict,
+)
+from simulator.clock import SimClock
+from simulator.device import MAX_READ_INTERVALS, handle_command
+from simulator.fleet import Meter, build_fleet, make_meter
+from simulator.model import (
+    FleetArrays,
+    interval_index,
+    interval_readings,
+    meter_readings,
+    utc_offset_hours,
+)
+
+SEED = 42
+MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, 00:00 UTC
+WEEK = 96 * 7
+
+
+def first_of_type(building_type: str, seed: int = SEED) -> Meter:
+    """Return the lowest-index meter of a building type."""
+    return next(m for m in build_fleet(400, seed) if m.building_type == building_type)
+
+
+def local(meter: Meter, day: datetime, hour: int) -> datetime:
+    """Return the UTC instant of `hour` local time on `day` for `meter`."""
+    return day + timedelta(hours=hour - utc_offset_hours(meter.utility_id))
+
+
+def demand_at(meter: Meter, start: datetime) -> float:
+    """Return the meter's demand for one interval."""
+    return interval_readings([meter], start, SEED)[0].demand_kw
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_same_readings() -> None:
+    fleet = build_fleet(30, SEED)
+    start = MONDAY + timedelta(hours=15)
+    assert interval_readings(fleet, start, SEED) == interval_readings(fleet, start, SEED)
+
+
+def test_different_seed_gives_different_readings() -> None:
+    fleet = build_fleet(30, SEED)
+    start = MONDAY + timedelta(hours=15)
+    a = interval_readings(fleet, start, SEED)
+    b = interval_readings(fleet, start, SEED + 1)
+    assert sum(x.demand_kw != y.demand_kw for x, y in zip(a, b, strict=True)) >= 28
+
+
+def test_meter_unchanged_when_fleet_grows_or_order_changes() -> None:
+    start = MONDAY + timedelta(days=2, hours=9, minutes=45)
+    small = interval_readings(build_fleet(5, SEED), start, SEED)
+    big = build_fleet(500, SEED)
+    grown = interval_readings(big, start, SEED)
+    reversed_ = interval_readings(big[::-1], start, SEED)[::-1]
+    alone = interval_readings([big[3]], start, SEED)
+    assert grown[:5] == small
+    assert reversed_ == grown
+    assert alone[0] == small[3]
+
+
+def test_series_and_fleet_views_agree() -> None:
+    meter = make_meter(7, SEED)
+    series = meter_readings(meter, MONDAY, 8, SEED)
+    for k, reading in enumerate(series):
+        assert interval_readings([meter], MONDAY + k * timedelta(minutes=15), SEED)[0] == reading
+
+
+def test_start_must_be_on_grid_and_aware() -> None:
+    with pytest.raises(ValueError, match="grid"):
+        interval_readings(build_fleet(1, SEED), MONDAY + timedelta(minutes=7), SEED)
+    with pytest.raises(ValueError, match="aware"):
+        interval_index(datetime(2026, 3, 2))  # noqa: DTZ001 - the point of the test
+
+
+# ---------------------------------------------------------------- shape and contract
+
+
+def test_office_weekday_afternoon_exceeds_sunday_night() -> None:
+    office = first_of_type("small_office")
+    sunday = MONDAY + timedelta(days=6)
+    assert demand_at(office, local(office, MONDAY + timedelta(days=1), 14)) > 2 * demand_at(
+        office, local(office, sunday, 3)
+    )
+
+
+def test_hospital_runs_all_night() -> None:
+    hospital = first_of_type("hospital")
+    tuesday = MONDAY + timedelta(days=1)
+    night = demand_at(hospital, local(hospital, tuesday, 3))
+    day = demand_at(hospital, local(hospital, tuesday, 14))
+    assert night / day > 0.5
+
+
+@pytest.mark.parametrize(
+    "building_type", ["small_office", "hospital", "retail", "manufacturing", "school"]
+)
+def test_weekly_peak_and_load_factor_near_meter_ratings(building_type: str) -> None:
+    meter = first_of_type(building_type)
+    demand = np.array([r.demand_kw for r in meter_readings(meter, MONDAY, WEEK, SEED)])
+    assert 0.75 * meter.peak_kw <= demand.max() <= 1.25 * meter.peak_kw
+    assert demand.mean() / demand.max() == pytest.approx(meter.load_factor, rel=0.25)
+    assert demand.min() > 0
+
+
+def test_readings_satisfy_the_contract() -> None:
+    fleet = build_fleet(40, SEED)
+    start = MONDAY + timedelta(hours=20)
+    for meter, reading in zip(fleet, interval_readings(fleet, start, SEED), strict=True):
+        message = IntervalMessage(meter.id, (reading,), sent_at=start + timedelta(minutes=15))
+        decoded = decode_interval(encode_interval(message), meter.id)
+        assert decoded.readings[0].start == start
+        assert reading.flags == frozenset()
+        assert reading.kwh == pytest.approx(reading.demand_kw * 0.25)
+        assert len(reading.voltage) == 3
+        for volts in reading.voltage:
+            assert volts == pytest.approx(meter.phase_volts, rel=0.0201)
+
+
+def test_kvarh_follows_power_factor() -> None:
+    fleet = build_fleet(40, SEED)
+    for meter, r in zip(fleet, interval_readings(fleet, MONDAY, SEED), strict=True):
+        assert r.kvarh == pytest.approx(r.kwh * math.tan(math.acos(meter.power_factor)))
+        assert r.kwh / math.hypot(r.kwh, r.kvarh) == pytest.approx(meter.power_factor)
+
+
+def test_fleet_arrays_handle_ten_thousand_meters() -> None:
+    arrays = FleetArrays.build(build_fleet(10_000, SEED), SEED)
+    readings = arrays.interval(MONDAY)
+    assert len(readings) == 10_000
+    assert all(r.demand_kw > 0 for r in readings)
+
+
+# ---------------------------------------------------------------- device commands
+
+NOW = MONDAY + timedelta(days=3, hours=10, minutes=5)
+LAST = MONDAY + timedelta(days=3, hours=9, minutes=45)
+
+
+def command(name: str, **args: object) -> Command:
+    """Build a command with id c1."""
+    return Command(id="c1", command=name, args=args)
+
+
+def test_ping_reports_time_and_radio() -> None:
+    meter = make_meter(4, SEED)
+    reply = handle_command(meter, command("ping"), now=NOW, seed=SEED, last_complete_interval=LAST)
+    assert reply.id == "c1"
+    assert reply.status == "ok"
+    assert reply.result == {
+        "meter_id": meter.id,
+        "time": format_time(NOW),
+        "network": meter.network,
+        "signal_dbm": meter.signal_dbm,
+    }
+
+
+def test_read_intervals_returns_model_values() -> None:
+    meter = make_meter(4, SEED)
+    start = MONDAY + timedelta(days=1)
+    reply = handle_command(
+        meter,
+        command(
+            "read",
+            what="intervals",
+            start=format_time(start),
+            end=format_time(start + timedelta(hours=2)),
+        ),
+        now=NOW,
+        seed=SEED,
+        last_complete_interval=LAST,
+    )
+    assert reply.status == "ok"
+    expected = [reading_to_dict(r) for r in meter_readings(meter, start, 8, SEED)]
+    assert reply.result == {"meter_id": meter.id, "readings": expected}
+
+
+def test_read_intervals_stops_at_last_complete_interval() -> None:
+    meter = make_meter(4, SEED)
+    reply = handle_command(
+        meter,
+        command(
+            "read",
+            what="intervals",
+            start=format_time(LAST - timedelta(minutes=30)),
+            end=format_time(NOW + timedelta(hours=5)),
+        ),
+        now=NOW,
+        seed=SEED,
+        last_complete_interval=LAST,
+    )
+    assert reply.status == "ok"
+    starts = [r["start"] for r in reply.result["readings"]]
+    assert starts == [format_time(LAST - timedelta(minutes=m)) for m in (30, 15, 0)]
+
+
+def test_read_registers_reports_what_it_was_given() -> None:
+    meter = make_meter(4, SEED)
+    reply = handle_command(
+        meter,
+        command("read", what="registers"),
+        now=NOW,
+        seed=SEED,
+        last_complete_interval=LAST,
+        registers={"kwh": 12.34567, "kvarh": 1.0},
+    )
+    assert reply.status == "ok"
+    assert reply.result == {
+        "meter_id": meter.id,
+        "as_of": format_time(LAST + timedelta(minutes=15)),
+        "registers": {"kwh": 12.346, "kvarh": 1.0},
+    }
+
+
+@pytest.mark.parametrize(
+    ("cmd", "message"),
+    [
+        (command("reboot"), "unknown command 'reboot'"),
+        (command("read"), "args.what"),
+        (command("read", what="registers"), "registers are not available"),
+        (
+            command("read", what="intervals", start="yesterday", end="2026-03-02T00:00:00Z"),
+            "args.start",
+        ),
+        (command("read", what="intervals", start="2026-03-02T00:00:00Z"), "args.end"),
+        (
+            command(
+                "read", what="intervals", start="2026-03-02T01:00:00Z", end="2026-03-02T00:00:00Z"
+            ),
+            "after",
+        ),
+        (
+            command(
+                "read",
+                what="intervals",
+                start=format_time(LAST - timedelta(days=8)),
+                end=format_time(LAST),
+            ),
+            f"at most {MAX_READ_INTERVALS}",
+        ),
+    ],
+)
+def test_bad_commands_get_error_replies(cmd: Command, message: str) -> None:
+    reply = handle_command(
+        make_meter(4, SEED), cmd, now=NOW, seed=SEED, last_complete_interval=LAST
+    )
+    assert reply.id == "c1"
+    assert reply.status == "error"
+    assert message in reply.result["error"]
+
+
+# ---------------------------------------------------------------- clock
+
+
+def test_clock_maps_wall_time_to_sim_time() -> None:
+    clock = SimClock(MONDAY, speed=900.0, wall_start=1000.0)
+    assert clock.now(1000.0) == MONDAY
+    assert clock.now(1001.0) == MONDAY + timedelta(minutes=15)
+    assert clock.now(1096.0) == MONDAY + timedelta(days=1)
+    assert clock.wall_at(MONDAY + timedelta(hours=1)) == pytest.approx(1004.0)
+
+
+@pytest.mark.parametrize(
+    ("start", "speed"),
+    [(datetime(2026, 3, 2), 1.0), (MONDAY, 0.0), (MONDAY, -5.0)],  # noqa: DTZ001
+)
+def test_clock_rejects_bad_parameters(start: datetime, speed: float) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - either message is fine
+        SimClock(start, speed, 0.0)
