@@ -49,6 +49,20 @@ class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
         return True
 
 
+class _Broker(Broker):  # type: ignore[misc]
+    """amqtt's broker, minus a leak of retained messages to clients that never asked."""
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        # amqtt 0.12 replays, on every CONNECT, the retained messages matching *any*
+        # client's filters; only send those matching a filter this session holds.
+        holders = self._subscriptions.get(subscription[0], [])
+        if not any(holder is session for holder, _ in holders):
+            return
+        await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
 class EmbeddedBroker:
     """Run an amqtt broker in its own thread and event loop; use as a context manager."""
 
@@ -96,7 +110,7 @@ class EmbeddedBroker:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        broker = Broker(
+        broker = _Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
                 # Auth only: no $SYS publisher or packet logger, which cost CPU per message.
