@@ -24,9 +24,12 @@ def test_retained_messages_reach_only_matching_subscribers(
 
     # Someone else subscribes to statuses first (as the ingest does) ...
     other = mqtt_adapter.make_client(mqtt_url, f"t-other-{uuid.uuid4().hex[:6]}")
+    other_subscribed = threading.Event()
+    other.on_subscribe = lambda *a: other_subscribed.set()
     mqtt_adapter.connect(other)
     other.loop_start()
     other.subscribe(f"{topic_prefix}/+/+/status", 1)
+    assert other_subscribed.wait(5)
 
     # ... then a client interested only in intervals connects.
     got: list[tuple[str, bool]] = []
