@@ -38,6 +38,8 @@ MODEL_VERSION: Final = "roi-1"
 
 MAX_HORIZON_YEARS: Final = 30
 DEFAULT_HORIZON_YEARS: Final = 10
+# No real input comes near this; refusing larger values keeps the arithmetic finite.
+MAX_MAGNITUDE: Final = 1e12
 DEFAULT_DISCOUNT_RATE: Final = 0.08
 DISCOUNT_RATE_SOURCE: Final = (
     "8 % is a common utility hurdle rate / weighted average cost of capital; "
@@ -598,6 +600,8 @@ def _discount_rate(raw: object) -> float:
 def _check_bounds(field: str, spec: Input, value: float) -> None:
     if value < spec.minimum:
         raise RoiInputError(field, f"must be at least {spec.minimum:g}, got {value:g}")
+    if value > MAX_MAGNITUDE:
+        raise RoiInputError(field, f"must be at most {MAX_MAGNITUDE:g}, got {value:g}")
     if spec.maximum is not None and value > spec.maximum:
         raise RoiInputError(field, f"must be at most {spec.maximum:g}, got {value:g}")
     if spec.integer and not value.is_integer():

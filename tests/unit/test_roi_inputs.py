@@ -86,6 +86,7 @@ def test_missing_optional_fields_take_defaults() -> None:
         ({"segment": "iou", "inputs": {"truck_roll_cost": math.inf}}, "inputs.truck_roll_cost"),
         ({"segment": "iou", "inputs": {"modem_lines": math.nan}}, "inputs.modem_lines"),
         ({"segment": "iou", "inputs": {"meters": 10}}, "inputs.meters"),
+        ({"segment": "iou", "inputs": {"hosting_annual": 1e300}}, "inputs.hosting_annual"),
         ({"segment": "iou", "inputs": {"tax_rate": 1.5}}, "inputs.tax_rate"),
         ({"segment": "iou", "inputs": {"depreciation_years": 0}}, "inputs.depreciation_years"),
         ({"segment": "iou", "inputs": {"sunset_share": 1.2}}, "inputs.sunset_share"),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 
-from roi.inputs import RoiInputs, default_inputs, parse_inputs
+from roi import evaluate_document
+from roi.inputs import RoiInputs, default_inputs, defaults, parse_inputs
 from roi.models import (
     SECURITY_RISKS,
     NetworkCosts,
@@ -282,3 +284,10 @@ def test_network_choice_refuses_an_unreachable_site() -> None:
 
 def test_site_cost_pv_discounts_fees() -> None:
     assert site_cost_pv(100, 10, 2, 0.1, 0.0) == pytest.approx(100 + 120 / 1.1 + 120 / 1.21)
+
+
+def test_evaluate_document_is_json_able_end_to_end() -> None:
+    result = evaluate_document(defaults("iou"))
+    assert json.loads(json.dumps(result, allow_nan=False)) == result
+    assert result["npv"] == pytest.approx(run(default_inputs("iou")).npv)
+    assert result["cash_flows"][0]["year"] == 0
