@@ -45,8 +45,15 @@ SEVERITIES: Final = ("info", "warning", "critical")
 STATUS_STATES: Final = ("online", "offline")
 REPLY_STATUSES: Final = ("ok", "accepted", "error")
 
-_SEGMENT_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_COMMAND_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# Always used with fullmatch: `$` would also match before a trailing newline.
+_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_COMMAND_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# The schemas' timestamp pattern (docs/protocol.md): fromisoformat alone also takes ISO 8601
+# basic and week forms. Upper-case T and Z only, as documented, so decoder and schema agree.
+_RFC3339_RE: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
+)
 
 
 class ContractError(ValueError):
@@ -73,7 +80,7 @@ class Topic:
 def topic_for(utility_id: str, meter_id: str, kind: Kind, prefix: str = DEFAULT_PREFIX) -> str:
     """Build a topic, checking each segment is a valid identifier."""
     for name, value in (("utility_id", utility_id), ("meter_id", meter_id)):
-        if not _SEGMENT_RE.match(value):
+        if not _SEGMENT_RE.fullmatch(value):
             raise ContractError(f"{name} {value!r} is not a valid topic segment")
     if kind not in KINDS:
         raise ContractError(f"unknown kind {kind!r}")
@@ -96,7 +103,7 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> Topic:
     if kind not in KINDS:
         raise ContractError(f"unknown kind {kind!r} in topic {topic!r}")
     for name, value in (("utility_id", utility_id), ("meter_id", meter_id)):
-        if not _SEGMENT_RE.match(value):
+        if not _SEGMENT_RE.fullmatch(value):
             raise ContractError(f"{name} {value!r} is not a valid topic segment")
     return Topic(prefix, utility_id, meter_id, kind)
 
@@ -183,8 +190,16 @@ def parse_time(value: Any, name: str) -> datetime:
     """Parse an RFC 3339 timestamp with an explicit offset into an aware UTC datetime."""
     if not isinstance(value, str):
         raise ContractError(f"{name} must be an RFC 3339 string")
+    if not _RFC3339_RE.fullmatch(value):
+        raise ContractError(f"{name} {value!r} is not an RFC 3339 timestamp")
+    text = value[:-1] + "+00:00" if value[-1] == "Z" else value
+    # Python parses at most microseconds; RFC 3339 allows any number of fraction digits.
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = rest[:-6]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[-6:]}"
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ContractError(f"{name} {value!r} is not an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
@@ -291,10 +306,11 @@ def _load_object(payload: bytes) -> dict[str, Any]:
 
 def _check_header(body: Mapping[str, Any], meter_id: str | None) -> str:
     version = body.get("schema_version")
-    if version != SCHEMA_VERSION:
+    # type() not isinstance(): `true == 1` in Python, but a boolean is not a version.
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise ContractError(f"unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
     found = body.get("meter_id")
-    if not isinstance(found, str) or not _SEGMENT_RE.match(found):
+    if not isinstance(found, str) or not _SEGMENT_RE.fullmatch(found):
         raise ContractError("meter_id must be a valid identifier string")
     if meter_id is not None and found != meter_id:
         raise ContractError(f"meter_id {found!r} does not match topic meter {meter_id!r}")
@@ -370,10 +386,11 @@ def decode_event(payload: bytes, meter_id: str | None = None) -> EventMessage:
     if not isinstance(event_id, str) or not 1 <= len(event_id) <= 64:
         raise ContractError("event_id must be a string of 1 to 64 characters")
     kind = body.get("type")
-    if kind not in EVENT_TYPES:
+    # A str check first: `[] in frozenset` raises TypeError instead of failing the test.
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise ContractError(f"unknown event type {kind!r}")
     severity = body.get("severity", "info")
-    if severity not in SEVERITIES:
+    if not isinstance(severity, str) or severity not in SEVERITIES:
         raise ContractError(f"severity must be one of {', '.join(SEVERITIES)}")
     details = body.get("details", {})
     if not isinstance(details, dict):
@@ -393,7 +410,7 @@ def decode_status(payload: bytes, meter_id: str | None = None) -> StatusMessage:
     body = _load_object(payload)
     found = _check_header(body, meter_id)
     state = body.get("state")
-    if state not in STATUS_STATES:
+    if not isinstance(state, str) or state not in STATUS_STATES:
         raise ContractError(f"state must be one of {', '.join(STATUS_STATES)}")
     details = body.get("details", {})
     if not isinstance(details, dict):
@@ -409,7 +426,7 @@ def decode_command(payload: bytes) -> Command:
     if not isinstance(command_id, str) or not 1 <= len(command_id) <= 64:
         raise ContractError("id must be a string of 1 to 64 characters")
     command = body.get("command")
-    if not isinstance(command, str) or not _COMMAND_RE.match(command):
+    if not isinstance(command, str) or not _COMMAND_RE.fullmatch(command):
         raise ContractError("command must be a lower-case identifier")
     args = body.get("args", {})
     if not isinstance(args, dict):
@@ -424,7 +441,7 @@ def decode_reply(payload: bytes) -> Reply:
     if not isinstance(reply_id, str) or not 1 <= len(reply_id) <= 64:
         raise ContractError("id must be a string of 1 to 64 characters")
     status = body.get("status")
-    if status not in REPLY_STATUSES:
+    if not isinstance(status, str) or status not in REPLY_STATUSES:
         raise ContractError(f"status must be one of {', '.join(REPLY_STATUSES)}")
     return Reply(id=reply_id, status=status, result=body.get("result"))
 

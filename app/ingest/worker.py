@@ -191,6 +191,11 @@ class IngestWorker:
             item = Rejected(msg.topic, payload, str(exc), received_at, mid, self._generation)
             self.stats.rejected += 1
             log.warning("dead-lettering message on %s: %s", msg.topic, exc)
+        except Exception as exc:  # a decoder bug must not kill the paho thread
+            reason = f"decoder error {type(exc).__name__}: {exc}"
+            item = Rejected(msg.topic, payload, reason, received_at, mid, self._generation)
+            self.stats.rejected += 1
+            log.exception("dead-lettering message on %s after an unexpected error", msg.topic)
         self.stats.received += 1
         # Blocking here is the backpressure: paho stops reading and the broker holds messages.
         while self._accepting.is_set():

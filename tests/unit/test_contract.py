@@ -345,7 +345,7 @@ def test_schema_constants_match_the_module() -> None:
     interval = schema("interval")
     reading = interval["$defs"]["reading"]["properties"]
     assert interval["properties"]["schema_version"]["const"] == t.SCHEMA_VERSION
-    assert interval["properties"]["meter_id"]["pattern"] == t._SEGMENT_RE.pattern
+    assert interval["properties"]["meter_id"]["pattern"] == f"^{t._SEGMENT_RE.pattern}$"
     assert interval["properties"]["readings"]["maxItems"] == t.MAX_READINGS_PER_MESSAGE
     assert reading["seconds"]["const"] == t.INTERVAL_SECONDS
     assert set(reading["flags"]["items"]["enum"]) == t.READING_FLAGS
@@ -353,7 +353,7 @@ def test_schema_constants_match_the_module() -> None:
     assert tuple(schema("event")["properties"]["severity"]["enum"]) == t.SEVERITIES
     assert tuple(schema("status")["properties"]["state"]["enum"]) == t.STATUS_STATES
     assert tuple(schema("reply")["properties"]["status"]["enum"]) == t.REPLY_STATUSES
-    assert schema("cmd")["properties"]["command"]["pattern"] == t._COMMAND_RE.pattern
+    assert schema("cmd")["properties"]["command"]["pattern"] == f"^{t._COMMAND_RE.pattern}$"
 
 
 def test_interval_schema_says_the_grid_rule_is_not_expressible() -> None:
@@ -572,8 +572,8 @@ def test_decoder_and_schema_both_accept_edge_cases(kind: t.Kind, body: Any) -> N
     assert schema_accepts(kind, body)
 
 
-# Disagreements found while writing the schemas: the decoder is wrong (or lenient) and the
-# schema is right. Strict xfail: when telemetry.py is fixed these XPASS and must be unmarked.
+# Disagreements found while writing the schemas, where the decoder was lenient and the schema
+# right; the decoder now rejects each one and these stay as regression tests.
 # The trailing-newline cases are not asserted against the schema here: Python's jsonschema
 # runs `pattern` with `re.search`, whose `$` has the same quirk; ECMA-262 validators reject them.
 _ISO_ONLY = "decoder: datetime.fromisoformat accepts ISO 8601 forms outside RFC 3339"
@@ -619,15 +619,36 @@ def test_schema_rejects_known_gaps(kind: t.Kind, body: Any) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "body"),
-    [
-        pytest.param(k, b, id=name, marks=pytest.mark.xfail(reason=why))
-        for name, (k, b, why) in KNOWN_GAPS.items()
-    ],
+    [pytest.param(k, b, id=name) for name, (k, b, _why) in KNOWN_GAPS.items()],
 )
 def test_decoder_rejects_known_gaps(kind: t.Kind, body: Any) -> None:
-    """The decoder should raise ContractError too (strict xfail: unmark when fixed)."""
+    """The decoder raises ContractError (never TypeError) for each of them."""
     with pytest.raises(ContractError):
         t.decode(topic(kind, body.get("meter_id", METER)), orjson.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-10T14:00:00Z", datetime(2025, 3, 10, 14, tzinfo=UTC)),
+        ("2025-03-10T09:00:00-05:00", datetime(2025, 3, 10, 14, tzinfo=UTC)),
+        ("2025-03-10T14:00:00.123456789Z", datetime(2025, 3, 10, 14, 0, 0, 123456, UTC)),
+        ("2025-03-10T14:00:00.5+00:00", datetime(2025, 3, 10, 14, 0, 0, 500000, UTC)),
+    ],
+)
+def test_parse_time_accepts_rfc3339_forms(text: str, expected: datetime) -> None:
+    """Offsets and fractions of any length parse to UTC."""
+    assert t.parse_time(text, "at") == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2025-03-10T14:00:00", "2025-03-10 14:00:00Z", "\uff12\uff10\uff12\uff15-03-10T14:00:00Z"],
+)
+def test_parse_time_rejects_non_rfc3339(text: str) -> None:
+    """No offset, a space separator or non-ASCII digits are refused with the field's name."""
+    with pytest.raises(ContractError, match=r"^at "):
+        t.parse_time(text, "at")
 
 
 # ---------------------------------------------------------------- topics
