@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.config import Settings
 from app.db.session import make_engine, make_sessionmaker
+from app.domain.segments import may_view_segment
 from app.web import auth
 from app.web.db import close_session
 
@@ -54,11 +55,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import api, fleet, meters
+    from app.web import api, fleet, meters, segments
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
     app.register_blueprint(meters.bp)
+    app.register_blueprint(segments.bp)
     app.register_blueprint(api.bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.context_processor
     def inject() -> dict[str, Any]:
-        return {"demo_mode": settings.demo_mode}
+        return {"demo_mode": settings.demo_mode, "may_view_segment": may_view_segment}
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> tuple[str, int]:

@@ -1,0 +1,168 @@
+"""Segment pages through Flask's test client on a real database: figures and the access matrix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import delete, select
+
+from app import create_app
+from app.db import models
+from app.db.seed import DEMO_LOGINS, DemoLogin
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.domain.segments import Prices
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from simulator.fleet import Meter
+from tests.factories import T0, seed_database
+from tests.integration.test_portal import login, make_settings
+
+PAGES = {"iou": "/segments/iou", "service_bureau": "/segments/service-bureau",
+         "security": "/segments/security"}  # fmt: skip
+ALLOWED = {
+    "vendor_admin": set(PAGES),
+    "vendor_se": set(PAGES),
+    "distributor_manager": set(PAGES),
+    "distributor_rep": set(PAGES),
+    "utility_viewer": {"service_bureau"},
+    "building_manager": {"security"},
+}
+DISTRIBUTOR = {"glpl": "northgrid", "atlantic": "northgrid", "cascade": "prairiemeter",
+               "millbrook": "northgrid", "prec": "prairiemeter", "fedcenter": "northgrid",
+               "riverton": "prairiemeter"}  # fmt: skip
+SEGMENT = {"glpl": "iou", "atlantic": "iou", "cascade": "iou", "millbrook": "service_bureau",
+           "prec": "service_bureau", "fedcenter": "security", "riverton": "security"}  # fmt: skip
+
+
+@pytest.fixture
+def fleet(database_url: str) -> list[Meter]:
+    """Seed 21 meters with a day each; drop half a day of one GLPL meter; add two events."""
+    fleet = seed_database(database_url)
+    engine = make_engine(database_url)
+    glpl = sorted(m.id for m in fleet if m.utility_id == "glpl")[0]
+    fed = next(m for m in fleet if m.utility_id == "fedcenter")
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(
+            delete(models.Reading).where(
+                models.Reading.meter_id == glpl, models.Reading.start >= T0 + timedelta(hours=12)
+            )
+        )
+        events = [
+            Accepted(
+                telemetry.Topic(telemetry.DEFAULT_PREFIX, fed.utility_id, fed.id, "event"),
+                telemetry.EventMessage(fed.id, f"ev-{kind}", kind, T0 + timedelta(hours=3),
+                                       "critical" if kind == "tamper" else "info"),
+                b"",
+                datetime.now(UTC),
+            )
+            for kind in ("tamper", "power_outage")
+        ]  # fmt: skip
+        write_batch(session, events, MeterDirectory())
+    engine.dispose()
+    return fleet
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, fleet: list[Meter]) -> Iterator[Flask]:
+    """A portal on the seeded database."""
+    flask_app = create_app(make_settings(database_url, tmp_path))
+    yield flask_app
+    flask_app.extensions["wattline"]["engine"].dispose()
+
+
+def rows(html: str, table: str) -> dict[str, str]:
+    """Map each data-utility row of a table to its HTML."""
+    body = html.split(f'id="{table}"', 1)[1].split("</table>", 1)[0]
+    return dict(re.findall(r'<tr data-utility="([^"]+)">(.*?)</tr>', body, re.S))
+
+
+def field(row_html: str, name: str) -> str:
+    """Return the text of a row's data-field cell."""
+    match = re.search(rf'data-field="{name}">([^<]*)<', row_html)
+    assert match, name
+    return match.group(1).strip()
+
+
+@pytest.mark.parametrize("login_", DEMO_LOGINS, ids=lambda d: d.email)
+def test_segment_access_matrix(app: Flask, login_: DemoLogin) -> None:
+    """Each role opens only its segment pages, and sees only its tenants' utilities there."""
+    email, role = login_.email, login_.role
+    client = app.test_client()
+    assert login(client, email) == 302
+    nav = client.get("/").get_data(as_text=True)
+    tables = {"iou": "iou-utilities", "service_bureau": "bureau-utilities",
+              "security": "security-sites"}  # fmt: skip
+    for segment, path in PAGES.items():
+        response = client.get(path)
+        if segment not in ALLOWED[role]:
+            assert response.status_code == 403, (email, path)
+            assert f'href="{path}"' not in nav
+            continue
+        assert response.status_code == 200, (email, path)
+        assert f'href="{path}"' in nav
+        shown = set(rows(response.get_data(as_text=True), tables[segment]))
+        expected = {
+            u
+            for u, seg in SEGMENT.items()
+            if seg == segment
+            and (
+                login_.utility_id == u
+                if login_.utility_id
+                else login_.distributor_id in (None, DISTRIBUTOR[u])
+            )
+        }
+        assert shown == expected, (email, segment)
+
+
+def count(fleet: list[Meter], utility_id: str) -> int:
+    """Return how many of the seeded meters belong to a utility."""
+    return sum(m.utility_id == utility_id for m in fleet)
+
+
+def test_iou_page_figures(app: Flask, fleet: list[Meter]) -> None:
+    """Each GLPL meter displaces a line; one lost half its day (48 of its 96 intervals)."""
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+    html = client.get("/segments/iou").get_data(as_text=True)
+    glpl = rows(html, "iou-utilities")["glpl"]
+    meters = count(fleet, "glpl")
+    assert field(glpl, "wireless") == f"{(meters * 96 - 48) / (meters * 96):.1%}"
+    monthly = meters * Prices.from_roi_defaults().modem_line_monthly
+    assert field(glpl, "monthly") == f"${monthly:,.0f}"
+    assert field(rows(html, "iou-utilities")["atlantic"], "wireless") == "100.0%"
+    assert 'data-plotly="iou-chart-data"' in html
+
+
+def test_service_bureau_page_for_a_utility_viewer(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    assert login(client, "ops@millbrook.example") == 302
+    html = client.get("/segments/service-bureau").get_data(as_text=True)
+    table = rows(html, "bureau-utilities")
+    assert set(table) == {"millbrook"}
+    subscription = count(fleet, "millbrook") * Prices.from_roi_defaults().subscription_monthly
+    assert field(table["millbrook"], "subscription") == f"${subscription:,.0f}"
+    assert field(table["millbrook"], "completeness") == "100.0%"
+    assert "Prairie Rural" not in html
+
+
+def test_security_page_lists_tamper_not_outages(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    client = app.test_client()
+    assert login(client, "facilities@fedcenter.example") == 302
+    html = client.get("/segments/security").get_data(as_text=True)
+    table = rows(html, "security-sites")
+    assert set(table) == {"fedcenter"}
+    assert field(table["fedcenter"], "visits") == str(count(fleet, "fedcenter") * 12)
+    events = html.split('id="security-events"', 1)[1]
+    assert "tamper" in events
+    assert "power outage" not in events
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(models.Event.type).where(models.Event.type == "tamper"))
+    engine.dispose()
