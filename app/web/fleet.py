@@ -1,20 +1,33 @@
-"""Fleet overview: meters by segment and utility, online/offline, recent readings, fleet chart."""
+"""Fleet overview: meters by segment and utility, live counts over SSE, map and event feed."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask_login import login_required
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.analytics.charts import fleet_load_figure
-from app.db import queries
+from app.db import live_queries, queries
+from app.domain.access import Scope
+from app.domain.telemetry import format_time
 from app.web.auth import user
 from app.web.db import db
 from simulator.fleet import SEGMENT_LABELS
 
 bp = Blueprint("fleet", __name__)
+
+# Module-level so tests can shorten them. One second of polling keeps the page within
+# two seconds of the database; streams end after a while and EventSource reconnects,
+# so a forgotten tab never pins a server thread for ever.
+POLL_SECONDS = 1.0
+KEEPALIVE_SECONDS = 15.0
+STREAM_SECONDS = 300.0
 
 
 @bp.get("/")
@@ -22,7 +35,8 @@ bp = Blueprint("fleet", __name__)
 def overview() -> Any:
     """Render the fleet overview for the user's tenants."""
     scope = user().scope
-    rows = queries.fleet_overview(db(), scope, datetime.now(UTC))
+    now = datetime.now(UTC)
+    rows = queries.fleet_overview(db(), scope, now)
     utility_id = request.args.get("utility") or None
     visible = {r.id for r in rows}
     if utility_id is not None and utility_id not in visible:
@@ -48,4 +62,47 @@ def overview() -> Any:
         meters=meters,
         utility_id=utility_id,
         chart_json=chart.to_json(),
+        snapshot=live_queries.live_snapshot(db(), scope, now),
     )
+
+
+@bp.get("/fleet/map")
+@login_required
+def map_points() -> Any:
+    """Return the visible meters' positions and states for the fleet map."""
+    return jsonify(meters=live_queries.map_points(db(), user().scope))
+
+
+@bp.get("/fleet/stream")
+@login_required
+def stream() -> Response:
+    """Stream live fleet snapshots as Server-Sent Events, one whenever something changed."""
+    factory = cast(sessionmaker[Session], current_app.extensions["wattline"]["sessions"])
+    response = Response(
+        _snapshots(factory, user().scope),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    return response
+
+
+def _snapshots(factory: sessionmaker[Session], scope: Scope) -> Iterator[str]:
+    # Runs after the request context is gone: its own short session per tick, so a long
+    # stream never holds a connection or a transaction open between ticks.
+    started = last_sent = time.monotonic()
+    previous = None
+    yield f"retry: {int(POLL_SECONDS * 1000)}\n\n"
+    while time.monotonic() - started < STREAM_SECONDS:
+        now = datetime.now(UTC)
+        with factory() as session:
+            snapshot = live_queries.live_snapshot(session, scope, now)
+        body = json.dumps(snapshot, separators=(",", ":"))
+        if body != previous:
+            previous = body
+            last_sent = time.monotonic()
+            stamped = {**snapshot, "generated_at": format_time(now)}
+            yield f"event: fleet\ndata: {json.dumps(stamped, separators=(',', ':'))}\n\n"
+        elif time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+            last_sent = time.monotonic()
+            yield ": keepalive\n\n"
+        time.sleep(POLL_SECONDS)

@@ -34,10 +34,21 @@ def chromium_path() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Meter]]]:
+def e2e_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for the live portal's instance and SQLite file."""
+    return Path(tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="module")
+def e2e_database_url(e2e_root: Path) -> str:
+    """The live portal's database, so a test can write to it while the browser watches."""
+    return f"sqlite:///{e2e_root / 'e2e.db'}"
+
+
+@pytest.fixture(scope="module")
+def live_portal(e2e_root: Path, e2e_database_url: str) -> Iterator[tuple[str, list[Meter]]]:
     """Serve the portal on a free loopback port over a seeded SQLite database."""
-    root = tmp_path_factory.mktemp("e2e")
-    url = f"sqlite:///{Path(root) / 'e2e.db'}"
+    root, url = e2e_root, e2e_database_url
     from app.db.migrate import upgrade
 
     upgrade(url)

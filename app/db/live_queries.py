@@ -1,0 +1,123 @@
+"""Read-side queries behind the live fleet page: one snapshot per tick, scoped to the tenant."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app.db import models
+from app.db.queries import fleet_overview, scoped_meters, utility_clause
+from app.domain.access import Scope
+from app.domain.telemetry import format_time
+
+FEED_LENGTH = 15
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One line of the live event feed."""
+
+    id: int
+    at: str
+    type: str
+    severity: str
+    meter_id: str
+    site_name: str
+    utility: str
+
+
+def _readings_since(session: Session, scope: Scope, since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(models.Reading)
+            .join(models.Meter, models.Reading.meter_id == models.Meter.id)
+            .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+            .where(utility_clause(scope), models.Reading.received_at >= since)
+        )
+        or 0
+    )
+
+
+def event_feed(session: Session, scope: Scope, limit: int = FEED_LENGTH) -> list[FeedEvent]:
+    """Return the newest events (by arrival) at the visible meters."""
+    rows = session.execute(
+        select(
+            models.Event.id,
+            models.Event.at,
+            models.Event.type,
+            models.Event.severity,
+            models.Meter.id,
+            models.Meter.site_name,
+            models.Utility.name,
+        )
+        .join(models.Meter, models.Event.meter_id == models.Meter.id)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope))
+        .order_by(models.Event.received_at.desc(), models.Event.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        FeedEvent(id_, format_time(at), type_, severity, meter_id, site, utility)
+        for id_, at, type_, severity, meter_id, site, utility in rows
+    ]
+
+
+def status_signature(session: Session, scope: Scope) -> str:
+    """Return a token that changes whenever a visible meter's status changes."""
+    online, offline, changed = session.execute(
+        select(
+            func.sum(case((models.Meter.status == "online", 1), else_=0)),
+            func.sum(case((models.Meter.status == "offline", 1), else_=0)),
+            func.max(models.Meter.status_at),
+        )
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope))
+    ).one()
+    return f"{online or 0}/{offline or 0}/{format_time(changed) if changed else '-'}"
+
+
+def live_snapshot(session: Session, scope: Scope, now: datetime) -> dict[str, Any]:
+    """Gather what the live fleet page shows: totals, rates, per-utility rows and the feed."""
+    rows = fleet_overview(session, scope, now)
+    return {
+        "totals": {
+            "meters": sum(r.meters for r in rows),
+            "online": sum(r.online for r in rows),
+            "offline": sum(r.offline for r in rows),
+            "readings_last_minute": _readings_since(session, scope, now - timedelta(minutes=1)),
+            "readings_last_hour": sum(r.readings_last_hour for r in rows),
+        },
+        "utilities": [
+            {
+                "id": r.id,
+                "meters": r.meters,
+                "online": r.online,
+                "offline": r.offline,
+                "readings_last_hour": r.readings_last_hour,
+            }
+            for r in rows
+        ],
+        "events": [asdict(e) for e in event_feed(session, scope)],
+        "status_signature": status_signature(session, scope),
+    }
+
+
+def map_points(session: Session, scope: Scope) -> list[dict[str, Any]]:
+    """Return every visible meter's position and state for the fleet map."""
+    meters = session.scalars(scoped_meters(scope).order_by(models.Meter.id)).all()
+    return [
+        {
+            "id": m.id,
+            "lat": m.lat,
+            "lon": m.lon,
+            "status": m.status,
+            "site": m.site_name,
+            "utility_id": m.utility_id,
+        }
+        for m in meters
+    ]

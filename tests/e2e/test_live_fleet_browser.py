@@ -1,0 +1,56 @@
+"""The fleet page updates itself in a real browser when an event reaches the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from simulator.fleet import Meter
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def test_event_feed_and_map_update_live(
+    browser: Any, live_portal: tuple[str, list[Meter]], e2e_database_url: str
+) -> None:
+    base, fleet = live_portal
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith((base, "data:")) else problems.append(r.url),
+    )
+    page.goto(f"{base}/login")
+    page.fill("#email", "se@wattline.example")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.wait_for_selector("#live-state.on", timeout=15_000)
+    page.wait_for_selector("#fleet-map .main-svg", timeout=15_000)
+    # The outline plus one trace per meter state present.
+    assert page.locator("#fleet-map .scatterlayer .trace").count() >= 2
+
+    meter = next(m for m in fleet if m.utility_id == "fedcenter")
+    engine = make_engine(e2e_database_url)
+    with make_sessionmaker(engine).begin() as session:
+        message = telemetry.EventMessage(
+            meter.id, "e2e-tamper", "tamper", datetime.now(UTC), "critical"
+        )
+        topic = telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "event")
+        write_batch(session, [Accepted(topic, message, b"", datetime.now(UTC))], MeterDirectory())
+    engine.dispose()
+
+    # No reload: the Server-Sent Events stream brings it.
+    page.wait_for_selector(f"#event-feed li:has-text('{meter.site_name}')", timeout=10_000)
+    assert "tamper" in page.inner_text("#event-feed")
+    context.close()
+    assert problems == []

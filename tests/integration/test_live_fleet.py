@@ -1,0 +1,136 @@
+"""The live fleet page's Server-Sent Events and map data, on a real database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from app.web import fleet as fleet_views
+from simulator.fleet import Meter
+from tests.factories import make_reading, seed_database
+from tests.integration.test_portal import login, make_settings
+
+NORTHGRID = {"glpl", "atlantic", "millbrook", "fedcenter"}
+
+
+@pytest.fixture
+def fleet(database_url: str) -> list[Meter]:
+    """Seed 21 meters with a day of readings each."""
+    return seed_database(database_url)
+
+
+@pytest.fixture
+def app(
+    database_url: str, tmp_path: Path, fleet: list[Meter], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Flask]:
+    """A portal whose streams poll quickly."""
+    monkeypatch.setattr(fleet_views, "POLL_SECONDS", 0.05)
+    flask_app = create_app(make_settings(database_url, tmp_path))
+    yield flask_app
+    flask_app.extensions["wattline"]["engine"].dispose()
+
+
+def publish(database_url: str, batch: list[Accepted]) -> None:
+    """Store messages the way the ingest worker does."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        write_batch(session, batch, MeterDirectory())
+    engine.dispose()
+
+
+def interval(meter: Meter, start: datetime, count: int) -> Accepted:
+    """An interval message of `count` readings for a meter."""
+    readings = tuple(make_reading(s) for s in telemetry.interval_range(start, count))
+    return Accepted(
+        telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "interval"),
+        telemetry.IntervalMessage(meter.id, readings),
+        b"",
+        datetime.now(UTC),
+    )
+
+
+def event(meter: Meter, event_id: str, kind: str) -> Accepted:
+    """An event message for a meter."""
+    return Accepted(
+        telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "event"),
+        telemetry.EventMessage(meter.id, event_id, kind, datetime.now(UTC), "critical"),
+        b"",
+        datetime.now(UTC),
+    )
+
+
+def fleet_events(client: FlaskClient) -> Iterator[dict[str, object]]:
+    """Open the stream and yield each `fleet` event's data as it arrives."""
+    response = client.get("/fleet/stream", buffered=False)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    buffer = ""
+    for chunk in response.response:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            message, buffer = buffer.split("\n\n", 1)
+            if message.startswith("event: fleet\n"):
+                yield json.loads(message.split("data: ", 1)[1])
+
+
+def test_stream_pushes_new_readings_and_events_for_the_tenant_only(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    client = app.test_client()
+    assert login(client, "rep@northgrid.example") == 302
+    stream = fleet_events(client)
+    first = next(stream)
+    mine = [m for m in fleet if m.utility_id in NORTHGRID]
+    totals = first["totals"]
+    assert isinstance(totals, dict)
+    assert totals["meters"] == len(mine)
+    before = totals["readings_last_minute"]
+    other = next(m for m in fleet if m.utility_id not in NORTHGRID)
+
+    publish(
+        database_url,
+        [
+            interval(mine[0], datetime(2026, 3, 3, tzinfo=UTC), 4),
+            interval(other, datetime(2026, 3, 3, tzinfo=UTC), 4),
+            event(mine[0], "tamper-1", "tamper"),
+            event(other, "tamper-2", "tamper"),
+        ],
+    )
+    update = next(stream)
+    totals = update["totals"]
+    assert isinstance(totals, dict)
+    assert totals["readings_last_minute"] == before + 4
+    feed = update["events"]
+    assert isinstance(feed, list)
+    assert [(e["meter_id"], e["type"]) for e in feed] == [(mine[0].id, "tamper")]
+
+
+def test_stream_needs_login(app: Flask) -> None:
+    assert app.test_client().get("/fleet/stream").status_code == 302
+
+
+def test_map_points_are_tenant_scoped(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    assert login(client, "ops@millbrook.example") == 302
+    points = client.get("/fleet/map").get_json()["meters"]
+    assert {p["id"] for p in points} == {m.id for m in fleet if m.utility_id == "millbrook"}
+    assert all(24 < p["lat"] < 50 and -125 < p["lon"] < -66 for p in points)
+
+
+def test_fleet_page_renders_the_first_snapshot(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+    html = client.get("/").get_data(as_text=True)
+    assert f'data-total="meters">{len(fleet)}<' in html
+    assert 'id="fleet-map"' in html
+    assert "No events yet." in html
