@@ -38,7 +38,8 @@ def decode_arcs(topo: dict[str, Any]) -> list[list[tuple[float, float]]]:
 
 def arc_ids(geometry: dict[str, Any]) -> set[int]:
     """Collect the arc indexes a (multi)polygon uses (negative means reversed)."""
-    rings = geometry["arcs"] if geometry["type"] == "Polygon" else sum(geometry["arcs"], [])
+    polygons = [geometry["arcs"]] if geometry["type"] == "Polygon" else geometry["arcs"]
+    rings = [ring for polygon in polygons for ring in polygon]
     return {i if i >= 0 else ~i for ring in rings for i in ring}
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.db import models
+from app.db.alarm_queries import open_alarm_count
 from app.db.queries import fleet_overview, scoped_meters, utility_clause
 from app.domain.access import Scope
 from app.domain.telemetry import format_time
@@ -91,6 +92,7 @@ def live_snapshot(session: Session, scope: Scope, now: datetime) -> dict[str, An
             "offline": sum(r.offline for r in rows),
             "readings_last_minute": _readings_since(session, scope, now - timedelta(minutes=1)),
             "readings_last_hour": sum(r.readings_last_hour for r in rows),
+            "open_alarms": open_alarm_count(session, scope),
         },
         "utilities": [
             {

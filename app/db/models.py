@@ -186,3 +186,31 @@ class User(Base):
 
 
 Index("ix_readings_start", Reading.start)
+
+
+class AlarmAck(Base):
+    """An operator's acknowledgement of one alarm, found again by the alarm's stable key."""
+
+    __tablename__ = "alarm_acks"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditEntry(Base):
+    """Who did what to which object: alarm acknowledgements, commands, demo controls."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(160))
+    # The tenant the target belongs to, so each user sees only their own tenants' audit.
+    utility_id: Mapped[str | None] = mapped_column(ForeignKey("utilities.id"), index=True)
+    details: Mapped[dict[str, Any]]

@@ -55,15 +55,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import api, fleet, meters, segments
+    from app.web import alarms, api, fleet, meters, segments
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
     app.register_blueprint(meters.bp)
     app.register_blueprint(segments.bp)
+    app.register_blueprint(alarms.bp)
+    app.register_blueprint(alarms.api_bp)
     app.register_blueprint(api.bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
+    csrf.exempt(alarms.api_bp)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:

@@ -1,0 +1,214 @@
+"""Alarms derived from stored events, meter status and recent power factor; acks and audit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import models
+from app.db.queries import get_meter, utility_clause
+from app.domain import alarms as rules
+from app.domain.access import Scope
+
+# Alarms are derived on read, not stored: any number of ingest workers can run, and a
+# condition the ingest never saw as an "alarm" (a meter gone quiet) still shows. Only the
+# acknowledgement is stored, under the alarm's stable key.
+
+
+def _event_alarms(
+    session: Session, scope: Scope, meter_id: str | None, limit: int
+) -> list[rules.Alarm]:
+    query = (
+        select(
+            models.Event.id,
+            models.Event.type,
+            models.Event.severity,
+            models.Event.at,
+            models.Meter.id,
+            models.Meter.site_name,
+            models.Utility.name,
+        )
+        .join(models.Meter, models.Event.meter_id == models.Meter.id)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope), models.Event.type.in_(rules.EVENT_ALARMS))
+        .order_by(models.Event.at.desc())
+        .limit(limit)
+    )
+    if meter_id is not None:
+        query = query.where(models.Meter.id == meter_id)
+    return [
+        rules.Alarm(
+            key=rules.event_key(row_id),
+            kind=rules.EVENT_ALARMS[kind],
+            severity=severity,
+            meter_id=meter,
+            site_name=site,
+            utility=utility,
+            raised_at=at,
+            summary=f"{kind.replace('_', ' ')} reported by the meter",
+        )
+        for row_id, kind, severity, at, meter, site, utility in session.execute(query)
+    ]
+
+
+def _comms_alarms(session: Session, scope: Scope, meter_id: str | None) -> list[rules.Alarm]:
+    query = (
+        select(models.Meter, models.Utility.name)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope), models.Meter.status == "offline")
+    )
+    if meter_id is not None:
+        query = query.where(models.Meter.id == meter_id)
+    result = []
+    for meter, utility in session.execute(query):
+        since = meter.status_at or meter.last_seen_at or datetime(1970, 1, 1, tzinfo=UTC)
+        result.append(
+            rules.Alarm(
+                key=rules.comms_key(meter.id, since),
+                kind="comms_loss",
+                severity="critical",
+                meter_id=meter.id,
+                site_name=meter.site_name,
+                utility=utility,
+                raised_at=since,
+                summary="meter offline (last will or status)",
+            )
+        )
+    return result
+
+
+def _low_pf_alarms(session: Session, scope: Scope, meter_id: str | None) -> list[rules.Alarm]:
+    # One window for all visible meters, ending at their newest interval: the simulated
+    # clock may run ahead of or behind the wall clock.
+    newest = session.scalar(
+        select(func.max(models.Meter.last_interval_start))
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope))
+    )
+    if newest is None:
+        return []
+    since = newest - timedelta(days=1)
+    query = (
+        select(
+            models.Meter.id,
+            models.Meter.site_name,
+            models.Utility.name,
+            func.sum(models.Reading.kwh),
+            func.sum(models.Reading.kvarh),
+        )
+        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope), models.Reading.start > since)
+        .group_by(models.Meter.id, models.Meter.site_name, models.Utility.name)
+    )
+    if meter_id is not None:
+        query = query.where(models.Meter.id == meter_id)
+    result = []
+    for meter, site, utility, kwh, kvarh in session.execute(query):
+        pf = rules.power_factor(float(kwh or 0), float(kvarh or 0))
+        if pf is not None and pf < rules.LOW_PF_THRESHOLD:
+            result.append(
+                rules.Alarm(
+                    key=rules.low_pf_key(meter, newest),
+                    kind="low_pf",
+                    severity="warning",
+                    meter_id=meter,
+                    site_name=site,
+                    utility=utility,
+                    raised_at=newest,
+                    summary=f"power factor {pf:.2f} over the last day of data "
+                    f"(penalties below {rules.LOW_PF_THRESHOLD:.2f})",
+                )
+            )
+    return result
+
+
+def list_alarms(
+    session: Session, scope: Scope, *, meter_id: str | None = None, limit: int = 200
+) -> list[rules.Alarm]:
+    """Return the visible alarms, newest first, with who acknowledged each (if anyone)."""
+    found = (
+        _event_alarms(session, scope, meter_id, limit)
+        + _comms_alarms(session, scope, meter_id)
+        + _low_pf_alarms(session, scope, meter_id)
+    )
+    keys = [a.key for a in found]
+    acks = {
+        key: (email, at)
+        for key, email, at in session.execute(
+            select(models.AlarmAck.key, models.User.email, models.AlarmAck.at)
+            .join(models.User, models.AlarmAck.user_id == models.User.id)
+            .where(models.AlarmAck.key.in_(keys))
+        )
+    }
+    merged = [
+        replace(a, acknowledged_by=acks[a.key][0], acknowledged_at=acks[a.key][1])
+        if a.key in acks
+        else a
+        for a in found
+    ]
+    merged.sort(key=lambda a: a.raised_at, reverse=True)
+    return merged[:limit]
+
+
+def open_alarm_count(session: Session, scope: Scope) -> int:
+    """Count the visible alarms nobody has acknowledged yet."""
+    return sum(1 for a in list_alarms(session, scope) if a.acknowledged_by is None)
+
+
+def acknowledge(
+    session: Session,
+    scope: Scope,
+    key: str,
+    user_id: int,
+    actor: str,
+    now: datetime,
+    note: str = "",
+) -> rules.Alarm | None:
+    """Acknowledge a visible alarm once, with an audit entry; None if the key is not visible."""
+    try:
+        prefix, subject = rules.parse_key(key)
+    except ValueError:
+        return None
+    if prefix == "event":
+        meter_id = session.scalar(
+            select(models.Event.meter_id).where(models.Event.id == int(subject))
+        )
+    else:
+        meter_id = subject
+    meter = get_meter(session, scope, meter_id) if meter_id else None
+    if meter is None:
+        return None
+    alarm = next((a for a in list_alarms(session, scope, meter_id=meter.id) if a.key == key), None)
+    if alarm is None or alarm.acknowledged_by is not None:
+        return alarm
+    session.add(models.AlarmAck(key=key, meter_id=meter.id, user_id=user_id, at=now, note=note))
+    session.add(
+        models.AuditEntry(
+            at=now,
+            user_id=user_id,
+            actor=actor,
+            action="alarm.acknowledge",
+            target=key,
+            utility_id=meter.utility_id,
+            details={"kind": alarm.kind, "meter_id": meter.id, "note": note},
+        )
+    )
+    session.flush()
+    return replace(alarm, acknowledged_by=actor, acknowledged_at=now)
+
+
+def audit_entries(session: Session, scope: Scope, limit: int = 50) -> list[models.AuditEntry]:
+    """Return the newest audit entries about the visible utilities (vendors see all)."""
+    query = (
+        select(models.AuditEntry)
+        .order_by(models.AuditEntry.at.desc(), models.AuditEntry.id.desc())
+        .limit(limit)
+    )
+    if not scope.everything:
+        visible = select(models.Utility.id).where(utility_clause(scope))
+        query = query.where(models.AuditEntry.utility_id.in_(visible))
+    return list(session.scalars(query))

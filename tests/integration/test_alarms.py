@@ -1,0 +1,166 @@
+"""Alarms through Flask's test client on a real database: derivation, tenancy, ack and audit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+
+from app import create_app
+from app.db import models
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from simulator.fleet import Meter
+from tests.factories import PASSWORD, T0, make_reading, seed_database
+from tests.integration.test_portal import csrf_from, login, make_settings
+
+
+def accepted(meter: Meter, message: telemetry.EventMessage | telemetry.IntervalMessage) -> Accepted:
+    """Wrap a message as the ingest would."""
+    kind = "event" if isinstance(message, telemetry.EventMessage) else "interval"
+    topic = telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, kind)
+    return Accepted(topic, message, b"", datetime.now(UTC))
+
+
+@pytest.fixture
+def fleet(database_url: str) -> list[Meter]:
+    """Seed the fleet, then a tamper (GLPL), an outage and a restoration (Cascade), an offline
+    meter (Atlantic) and a next day of poor power factor (a second GLPL meter)."""
+    fleet = seed_database(database_url)
+    glpl = sorted((m for m in fleet if m.utility_id == "glpl"), key=lambda m: m.id)
+    cascade = next(m for m in fleet if m.utility_id == "cascade")
+    atlantic = next(m for m in fleet if m.utility_id == "atlantic")
+    at = T0 + timedelta(hours=5)
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        batch = [
+            accepted(glpl[0], telemetry.EventMessage(glpl[0].id, "t1", "tamper", at, "critical")),
+            accepted(cascade, telemetry.EventMessage(cascade.id, "o1", "power_outage", at)),
+            accepted(cascade, telemetry.EventMessage(cascade.id, "r1", "power_restored", at)),
+            accepted(
+                glpl[1],
+                telemetry.IntervalMessage(
+                    glpl[1].id,
+                    tuple(
+                        make_reading(s, kwh=10.0, kvarh=10.0)
+                        for s in telemetry.interval_range(T0 + timedelta(days=1), 96)
+                    ),
+                ),
+            ),
+        ]
+        write_batch(session, batch, MeterDirectory())
+        session.execute(
+            update(models.Meter)
+            .where(models.Meter.id == atlantic.id)
+            .values(status="offline", status_at=at)
+        )
+    engine.dispose()
+    return fleet
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, fleet: list[Meter]) -> Iterator[Flask]:
+    """A portal on the seeded database."""
+    flask_app = create_app(make_settings(database_url, tmp_path))
+    yield flask_app
+    flask_app.extensions["wattline"]["engine"].dispose()
+
+
+def alarms_of(client: FlaskClient, state: str = "open") -> dict[tuple[str, str], str]:
+    """Map (kind, utility meter prefix) to key for the caller's alarms."""
+    body = client.get("/api/v1/alarms", query_string={"state": state}).get_json()
+    return {(a["kind"], a["meter_id"]): a["key"] for a in body["alarms"]}
+
+
+def test_alarms_are_derived_and_tenant_scoped(app: Flask, fleet: list[Meter]) -> None:
+    by_id = {m.id: m for m in fleet}
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+    kinds = {(kind, by_id[meter].utility_id) for kind, meter in alarms_of(client)}
+    assert kinds == {("tamper", "glpl"), ("outage", "cascade"), ("comms_loss", "atlantic"),
+                     ("low_pf", "glpl")}  # fmt: skip
+    rep = app.test_client()
+    assert login(rep, "rep@northgrid.example") == 302
+    assert {by_id[m].utility_id for _, m in alarms_of(rep)} == {"glpl", "atlantic"}
+    viewer = app.test_client()
+    assert login(viewer, "ops@millbrook.example") == 302
+    assert alarms_of(viewer) == {}
+
+
+def test_acknowledge_by_form_is_audited_once(app: Flask) -> None:
+    client = app.test_client()
+    assert login(client, "manager@northgrid.example") == 302
+    key = next(k for (kind, _), k in alarms_of(client).items() if kind == "tamper")
+    page = client.get("/alarms/").get_data(as_text=True)
+    assert f'value="{key}"' in page
+    no_csrf = client.post("/alarms/acknowledge", data={"key": key})
+    assert no_csrf.status_code == 400
+    data = {"key": key, "note": "crew dispatched", "csrf_token": csrf_from(page)}
+    assert client.post("/alarms/acknowledge", data=data).status_code == 302
+    assert client.post("/alarms/acknowledge", data=data).status_code == 302  # idempotent
+    assert key not in alarms_of(client).values()
+    acked = client.get("/api/v1/alarms", query_string={"state": "acknowledged"}).get_json()
+    assert [(a["key"], a["acknowledged_by"]) for a in acked["alarms"]] == [
+        (key, "manager@northgrid.example")
+    ]
+    audit = client.get("/alarms/").get_data(as_text=True).split('id="audit"', 1)[1]
+    assert audit.count("alarm.acknowledge") == 1
+    assert "crew dispatched" in audit
+
+
+def test_rep_may_not_acknowledge_and_other_tenants_get_404(app: Flask) -> None:
+    admin = app.test_client()
+    assert login(admin, "se@wattline.example") == 302
+    keys = alarms_of(admin)
+    outage = next(k for (kind, _), k in keys.items() if kind == "outage")
+    tamper = next(k for (kind, _), k in keys.items() if kind == "tamper")
+
+    rep = app.test_client()
+    token = rep.post(
+        "/api/v1/auth/token", json={"email": "rep@northgrid.example", "password": PASSWORD}
+    ).get_json()["token"]
+    rep_headers = {"Authorization": f"Bearer {token}"}
+    assert rep.post(f"/api/v1/alarms/{tamper}/acknowledge", headers=rep_headers).status_code == 403
+
+    manager = app.test_client()
+    token = manager.post(
+        "/api/v1/auth/token", json={"email": "manager@northgrid.example", "password": PASSWORD}
+    ).get_json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    # Cascade belongs to the other distributor: indistinguishable from a key that never existed.
+    assert manager.post(f"/api/v1/alarms/{outage}/acknowledge", headers=headers).status_code == 404
+    assert (
+        manager.post("/api/v1/alarms/event:999999/acknowledge", headers=headers).status_code == 404
+    )
+    assert manager.post("/api/v1/alarms/garbage/acknowledge", headers=headers).status_code == 404
+    bad = manager.post(f"/api/v1/alarms/{tamper}/acknowledge", headers=headers, json={"note": 5})
+    assert bad.status_code == 400
+    assert "note" in bad.get_json()["message"]
+    ok = manager.post(f"/api/v1/alarms/{tamper}/acknowledge", headers=headers, json={"note": "ok"})
+    assert ok.status_code == 200
+    assert ok.get_json()["acknowledged_by"] == "manager@northgrid.example"
+    assert manager.get("/api/v1/alarms?state=bogus", headers=headers).status_code == 400
+
+
+def test_cookie_api_write_needs_the_csrf_header(app: Flask, database_url: str) -> None:
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+    key = next(iter(alarms_of(client).values()))
+    assert client.post(f"/api/v1/alarms/{key}/acknowledge").status_code == 400
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(models.AlarmAck)) == 0
+    engine.dispose()
+
+
+def test_fleet_snapshot_counts_open_alarms(app: Flask) -> None:
+    client = app.test_client()
+    assert login(client, "rep@northgrid.example") == 302
+    html = client.get("/").get_data(as_text=True)
+    assert 'data-total="open_alarms">3<' in html

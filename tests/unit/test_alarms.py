@@ -1,0 +1,41 @@
+"""Alarm rules: power factor, stable keys and who may acknowledge (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from app.domain import alarms
+from app.domain.access import Role
+
+
+def test_power_factor_by_hand() -> None:
+    assert alarms.power_factor(3.0, 4.0) == pytest.approx(0.6)
+    assert alarms.power_factor(10.0, 0.0) == 1.0
+    assert alarms.power_factor(0.0, 0.0) is None
+
+
+def test_keys_round_trip_through_parse() -> None:
+    at = datetime(2026, 3, 2, 6, 15, tzinfo=UTC)
+    assert alarms.parse_key(alarms.event_key(42)) == ("event", "42")
+    assert alarms.parse_key(alarms.comms_key("glpl-m0001", at)) == ("comms", "glpl-m0001")
+    assert alarms.low_pf_key("m:1", at) == "lowpf:m:1:20260302"
+    assert alarms.parse_key("lowpf:m:1:20260302") == ("lowpf", "m:1")
+
+
+@pytest.mark.parametrize(
+    "key", ["", "event", "event:", "event:abc", "nope:1", "comms:m1", "comms::123", "lowpf:m1:x"]
+)
+def test_malformed_keys_are_refused(key: str) -> None:
+    with pytest.raises(ValueError, match="not an alarm key"):
+        alarms.parse_key(key)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_only_operators_acknowledge(role: Role) -> None:
+    assert alarms.may_acknowledge(role) is (role != Role.DISTRIBUTOR_REP)
+
+
+def test_every_event_alarm_kind_has_a_label() -> None:
+    assert set(alarms.EVENT_ALARMS.values()) <= set(alarms.KIND_LABELS)
