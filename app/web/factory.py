@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import alarms, api, fleet, meters, segments
+    from app.web import alarms, api, fleet, meters, presenter, segments
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(segments.bp)
     app.register_blueprint(alarms.bp)
     app.register_blueprint(alarms.api_bp)
+    app.register_blueprint(presenter.bp)
     app.register_blueprint(api.bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
@@ -75,7 +76,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.context_processor
     def inject() -> dict[str, Any]:
-        return {"demo_mode": settings.demo_mode, "may_view_segment": may_view_segment}
+        from app.web.presenter import presenter_on
+
+        return {
+            "demo_mode": settings.demo_mode,
+            "may_view_segment": may_view_segment,
+            "presenter": presenter_on(),
+        }
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> tuple[str, int]:
