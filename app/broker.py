@@ -9,6 +9,7 @@ import socket
 import threading
 from types import TracebackType
 
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
@@ -61,6 +62,18 @@ class _Broker(Broker):  # type: ignore[misc]
         if not any(holder is session for holder, _ in holders):
             return
         await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    async def _client_connected(
+        self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter
+    ) -> None:
+        # amqtt 0.12 leaves the socket of a disconnected client for the garbage collector
+        # ("unclosed transport" ResourceWarnings at random times); close it here, always.
+        try:
+            await super()._client_connected(listener_name, reader, writer)
+        finally:
+            # A peer that vanished makes drain/write_eof fail; the socket still gets closed.
+            with contextlib.suppress(OSError, RuntimeError):
+                await writer.close()
 
 
 class EmbeddedBroker:
