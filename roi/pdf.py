@@ -8,6 +8,7 @@ core fonts are Latin-1 only) and nothing is downloaded. Charts are PNGs drawn by
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Final
 
@@ -51,6 +52,8 @@ class _Report(FPDF):
         self.set_title(f"ROI report for {context.customer_name}")
         self.set_author(context.vendor_name)
         self.set_creator(f"Wattline ROI {context.model_version}")
+        # Dated by the report, not the clock: the same scenario gives the same bytes.
+        self.set_creation_date(datetime.combine(context.prepared_on, time(), tzinfo=UTC))
 
     def header(self) -> None:
         top = 8.0
