@@ -169,6 +169,16 @@ def get_utility(session: Session, scope: Scope, utility_id: str) -> models.Utili
     ).first()
 
 
+def site_locations(session: Session, utility_id: str) -> list[tuple[str, float, float]]:
+    """Return (meter id, lat, lon) of a utility's meters (the caller has checked its scope)."""
+    rows = session.execute(
+        select(models.Meter.id, models.Meter.lat, models.Meter.lon)
+        .where(models.Meter.utility_id == utility_id)
+        .order_by(models.Meter.id)
+    )
+    return [(str(i), float(lat), float(lon)) for i, lat, lon in rows]
+
+
 def fleet_profile(session: Session, utility: models.Utility) -> FleetProfile:
     """Gather a visible utility's counts, network mix and last-day read success."""
     networks = dict(

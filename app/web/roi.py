@@ -25,8 +25,18 @@ from app.web.auth import PortalUser, user
 from app.web.db import db
 from roi import report as roi_report
 from roi.calibrate import calibrated_document
-from roi.inputs import MODEL_VERSION, SEGMENTS, RoiInputError, RoiInputs, defaults, parse_inputs
-from roi.models import CATEGORY_LABELS, run
+from roi.inputs import (
+    DEFAULT_DISCOUNT_RATE,
+    DEFAULT_HORIZON_YEARS,
+    MODEL_VERSION,
+    SEGMENTS,
+    RoiInputError,
+    RoiInputs,
+    defaults,
+    parse_inputs,
+)
+from roi.models import CATEGORY_LABELS, NetworkCosts, choose_networks, run
+from roi.network import parse_network_request, sites_from_locations
 from roi.pdf import build_pdf
 from roi.scenarios import document_changes
 from roi.workbook import build_workbook
@@ -186,6 +196,32 @@ def calibrate_view() -> Any:
             },
         }
     )
+
+
+@api_bp.post("/network-mix")
+@login_required
+def network_mix_view() -> Any:
+    """Choose public cellular or the private network per site to minimise present cost."""
+    roi_user()
+    return ordered_json(parse_network_request(_body()).to_dict())
+
+
+@api_bp.get("/network-mix")
+@login_required
+def fleet_network_mix_view() -> Any:
+    """Run the network choice over a visible utility's metered sites (urban near the centre)."""
+    roi_user()
+    utility_id = request.args.get("utility", "")
+    if not utility_id:
+        raise FieldError("utility", "is required")
+    found = _visible_utility(utility_id)
+    points = roi_store.site_locations(db(), found.id)
+    if not points:
+        abort(404, description=f"utility {utility_id!r} has no metered sites yet")
+    mix = choose_networks(
+        sites_from_locations(points), NetworkCosts(), DEFAULT_HORIZON_YEARS, DEFAULT_DISCOUNT_RATE
+    )
+    return ordered_json({"utility_id": found.id, "utility_name": found.name, **mix.to_dict()})
 
 
 @api_bp.post("/report")

@@ -118,6 +118,14 @@ def test_build_an_roi_download_reports_and_save_a_scenario(
     assert "Morgan NorthGrid" in history
     assert shown_npv in history
 
+    # Prefill from a utility in the fleet: its counts and its network mix appear.
+    _evaluated(page, lambda: page.select_option("#calibrate", "glpl"))
+    assert page.input_value("#customer-name") == "Great Lakes Power & Light"
+    assert page.input_value("#in-modem_lines") == "6200"
+    page.wait_for_selector("#network-card:not([hidden])")
+    page.wait_for_selector("#chart-network .main-svg")
+    assert "public cellular" in page.inner_text("#network-summary")
+
     page.screenshot(path=str(_artifact("roi-page.png")), full_page=True)
     context.close()
     assert problems == []

@@ -408,3 +408,32 @@ def test_a_version_cannot_change_segment(app: Flask) -> None:
 def test_responses_keep_the_catalogue_order(app: Flask) -> None:
     raw = Caller(app, "se@wattline.example").get("/api/v1/roi/defaults?segment=iou").data
     assert list(json.loads(raw)["inputs"]) == list(defaults("iou")["inputs"])
+
+
+def test_network_mix_from_a_request_and_from_the_fleet(app: Flask, fleet: list[Meter]) -> None:
+    northgrid = Caller(app, NORTHGRID)
+    body = {
+        "sites": [{"site_id": "town", "area": "urban"}, {"site_id": "farm", "area": "rural"}],
+        "discount_rate": 0.0,
+        "costs": {"cost_escalation": 0},
+    }
+    mix = northgrid.post("/api/v1/roi/network-mix", body)
+    assert mix.status_code == 200
+    assert [c["network"] for c in mix.get_json()["choices"]] == ["cellular", "private"]
+    bad = northgrid.post("/api/v1/roi/network-mix", {"sites": [{"site_id": "x", "area": "moon"}]})
+    assert (bad.status_code, bad.get_json()["field"]) == (400, "sites[0].area")
+
+    from_fleet = northgrid.get("/api/v1/roi/network-mix?utility=glpl")
+    assert from_fleet.status_code == 200
+    choices = from_fleet.get_json()["choices"]
+    assert {c["site_id"] for c in choices} == {m.id for m in fleet if m.utility_id == "glpl"}
+    assert sum(from_fleet.get_json()["counts"].values()) == len(choices)
+    assert northgrid.get("/api/v1/roi/network-mix?utility=cascade").status_code == 404
+    missing = northgrid.get("/api/v1/roi/network-mix")
+    assert (missing.status_code, missing.get_json()["field"]) == (400, "utility")
+    assert (
+        Caller(app, "ops@millbrook.example")
+        .get("/api/v1/roi/network-mix?utility=millbrook")
+        .status_code
+        == 403
+    )

@@ -237,6 +237,7 @@
   }
   function loadDefaults(segment) {
     state.utilityId = null;
+    $("network-card").hidden = true;
     $("calibration-note").hidden = true;
     return request("GET", urls.defaultsUrl + "?segment=" + encodeURIComponent(segment)).then(json).then(load).catch(showError);
   }
@@ -248,8 +249,26 @@
       text(note, "Prefilled from the fleet: " + p.c_and_i_customers.toLocaleString("en-US") + " C&I customers, " + p.modem_lines.toLocaleString("en-US") +
         " modem lines, " + p.meters + " metered sites" + (p.read_success === null ? "" : ", " + pct(p.read_success) + " of expected intervals received") + ".");
       note.hidden = false;
+      networkMix(utilityId);
       return load(body.document);
     }).catch(showError);
+  }
+
+  // Cheapest network per metered site of the utility: public cellular or the private network.
+  function networkMix(utilityId) {
+    return request("GET", urls.networkUrl + "?utility=" + encodeURIComponent(utilityId)).then(json).then(function (mix) {
+      var counts = { urban: { cellular: 0, private: 0 }, rural: { cellular: 0, private: 0 } };
+      mix.choices.forEach(function (c) { counts[c.area][c.network] += 1; });
+      text($("network-summary"), mix.choices.length + " metered sites of " + mix.utility_name + ": " + mix.counts.cellular + " on public cellular, " +
+        mix.counts.private + " on the distributor's private network; present cost over " + mix.horizon_years + " years " + money(mix.total_cost_pv) +
+        ". Sites within 25 km of the territory's centre count as urban.");
+      var areas = ["urban", "rural"];
+      window.Plotly.react($("chart-network"), [
+        { type: "bar", name: "Public cellular", x: areas, y: areas.map(function (a) { return counts[a].cellular; }), marker: { color: BRAND } },
+        { type: "bar", name: "Private network", x: areas, y: areas.map(function (a) { return counts[a].private; }), marker: { color: GOOD } },
+      ], layout("Sites by area and chosen network", { barmode: "stack", yaxis: { title: { text: "sites" } } }), PLOT);
+      $("network-card").hidden = false;
+    }).catch(function () { $("network-card").hidden = true; });
   }
 
   $("segment").addEventListener("change", function (e) { state.scenario = null; $("save-version").hidden = true; loadDefaults(e.target.value); });
