@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter
 
 from roi.models import RoiResult
 from roi.report import label
+from roi.report import years as payback_text
 from roi.uncertainty import MonteCarloResult, Tornado
 
 BRAND: Final = "#0550ae"
@@ -71,7 +72,7 @@ def cumulative_chart(result: RoiResult) -> bytes:
         ax.axvline(result.simple_payback_years, color=GOOD, lw=1, ls=":")
         ax.plot([result.simple_payback_years], [0], "o", color=GOOD)
         ax.annotate(
-            f"payback {result.simple_payback_years:.1f} yr",
+            f"payback {payback_text(result.simple_payback_years, result.horizon_years)}",
             (result.simple_payback_years, 0),
             textcoords="offset points",
             xytext=(6, 8),

@@ -112,11 +112,12 @@ class _Report(FPDF):
     def h1(self, text: str) -> None:
         self.set_font(FONT, "B", 18)
         self.set_text_color(*BRAND)
-        self.multi_cell(0, 9, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, 9, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(*INK)
 
-    def h2(self, text: str) -> None:
-        if self.get_y() > self.h - 50:
+    def h2(self, text: str, need: float = 30) -> None:
+        # Keep a heading with what follows it: `need` mm must fit below it on this page.
+        if self.get_y() + need > self.h - self.b_margin:
             self.add_page()
         self.ln(3)
         self.set_font(FONT, "B", 12)
@@ -213,7 +214,7 @@ def build_pdf(analysis: Analysis, context: ReportContext) -> bytes:
     subtitle += f" · model {context.model_version}"
     if context.scenario_label:
         subtitle += f" · {context.scenario_label}"
-    pdf.multi_cell(0, 5, subtitle, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(0, 5, subtitle, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(*INK)
     pdf.ln(3)
     _figures(pdf, analysis)
@@ -231,11 +232,11 @@ def build_pdf(analysis: Analysis, context: ReportContext) -> bytes:
     for note in context.extra_notes:
         pdf.para(note)
 
-    pdf.h2("Cash flow")
-    pdf.chart(charts.cumulative_chart(result))
+    pdf.h2("Cash flow", need=80)
+    pdf.chart(charts.cumulative_chart(result), width=pdf.epw * 0.9)
     pdf.chart(charts.savings_chart(result), width=pdf.epw * 0.9)
 
-    pdf.h2("Year by year")
+    pdf.h2("Year by year", need=60)
     rows = [
         [
             str(int(r["year"])),
@@ -301,9 +302,9 @@ def build_pdf(analysis: Analysis, context: ReportContext) -> bytes:
             (14, 26, 24, 26, 24, 30, 34),
         )
 
-    pdf.h2("What moves the result")
-    pdf.chart(charts.tornado_chart(analysis.tornado, input_names), width=pdf.epw * 0.95)
-    pdf.chart(charts.monte_carlo_chart(mc), width=pdf.epw * 0.95)
+    pdf.h2("What moves the result", need=100)
+    pdf.chart(charts.tornado_chart(analysis.tornado, input_names), width=pdf.epw * 0.9)
+    pdf.chart(charts.monte_carlo_chart(mc), width=pdf.epw * 0.8)
     _table(
         pdf,
         ["Case", "NPV", "IRR", "Simple payback", "Discounted payback"],

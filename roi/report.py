@@ -110,6 +110,9 @@ def years(value: float | None, horizon: int) -> str:
     """Format a payback in years, or say it is not reached within the horizon."""
     if value is None or not math.isfinite(value):
         return f"not within {horizon} years"
+    if value < 1:
+        # A fraction of a year reads better in months (0.04 years is "0.5 months").
+        return f"{value * 12:.1f} months"
     return f"{value:.1f} years"
 
 

@@ -21,7 +21,10 @@
     if (v === null || v === undefined || !isFinite(v)) { return "n/a"; }
     return (v * 100).toFixed(digits === undefined ? 1 : digits) + " %";
   }
-  function yrs(v, horizon) { return v === null || v === undefined ? "not within " + horizon + " yr" : v.toFixed(1) + " yr"; }
+  function yrs(v, horizon) {
+    if (v === null || v === undefined) { return "not within " + horizon + " yr"; }
+    return v < 1 ? (v * 12).toFixed(1) + " months" : v.toFixed(1) + " yr";
+  }
   function text(el, value) { el.textContent = value; return el; }
   function make(tag, cls, content) {
     var el = document.createElement(tag);
@@ -167,7 +170,7 @@
     ];
     if (r.simple_payback_years !== null) {
       traces.push({ type: "scatter", mode: "markers+text", name: "Payback", x: [r.simple_payback_years], y: [0],
-        text: ["payback " + r.simple_payback_years.toFixed(1) + " yr"], textposition: "top right",
+        text: ["payback " + yrs(r.simple_payback_years, r.horizon_years)], textposition: "top right",
         marker: { color: GOOD, size: 12, symbol: "diamond" } });
     }
     window.Plotly.react($("chart-cumulative"), traces, layout("Cumulative cash flow (year 0 = investment)", { xaxis: { dtick: 1, title: { text: "Year" } } }), PLOT);
