@@ -215,3 +215,13 @@ def test_executive_summary_in_plain_words() -> None:
 )
 def test_money_format(value: float | None, text: str) -> None:
     assert money(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.04, "0.5 months"), (0.5, "6.0 months"), (2.7, "2.7 years"), (None, "not within 10 years")],
+)
+def test_payback_format(value: float | None, text: str) -> None:
+    from roi.report import years
+
+    assert years(value, 10) == text
