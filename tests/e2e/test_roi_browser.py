@@ -125,6 +125,14 @@ def test_build_an_roi_download_reports_and_save_a_scenario(
     page.wait_for_selector("#network-card:not([hidden])")
     page.wait_for_selector("#chart-network .main-svg")
     assert "public cellular" in page.inner_text("#network-summary")
+    assert "after tax" in page.inner_text("#kpi-npv-note")
+    assert "Low case" in page.inner_text("#cases-note")
+    assert page.is_hidden("#budget-card")
+
+    # A municipal utility on the service bureau gets the annual budget view.
+    _evaluated(page, lambda: page.select_option("#calibrate", "millbrook"))
+    page.wait_for_selector("#budget-card:not([hidden])")
+    assert page.locator("#budget tbody tr").count() == 11
 
     page.screenshot(path=str(_artifact("roi-page.png")), full_page=True)
     context.close()

@@ -131,7 +131,9 @@
     var horizon = r.horizon_years, mc = r.monte_carlo;
     text($("kpi-npv"), money(r.npv));
     $("kpi-npv").classList.toggle("negative", r.npv < 0);
-    text($("kpi-npv-note"), "at " + pct(r.discount_rate) + " over " + horizon + " years");
+    text($("kpi-npv-note"), "at " + pct(r.discount_rate) + " over " + horizon + " years" + (r.after_tax ? " · after tax " + money(r.after_tax.npv) : ""));
+    text($("cases-note"), "Low case " + money(r.cases.low.npv) + " · base " + money(r.cases.base.npv) + " · high case " + money(r.cases.high.npv) +
+      " (every ranged assumption at its worse or better end). Seeded draws (seed " + mc.seed + "): the same inputs always give the same figures.");
     text($("kpi-irr"), pct(r.irr));
     text($("kpi-mirr"), "MIRR " + pct(r.mirr) + " · benefit/cost " + (r.benefit_cost_ratio === null ? "n/a" : r.benefit_cost_ratio.toFixed(2)));
     text($("kpi-payback"), yrs(r.simple_payback_years, horizon));
@@ -143,6 +145,7 @@
     tornadoChart(r);
     monteCarloChart(r);
     table(r);
+    budget(r);
     text($("convention"), r.notes.join(" "));
     var risks = $("risks");
     risks.textContent = "";
@@ -212,16 +215,14 @@
         { bargap: 0.02, shapes: shapes, annotations: notes, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { title: { text: "draws" } } }), PLOT);
   }
 
-  function table(r) {
-    var cols = [["year", "Year"], ["capex", "Capex"], ["opex", "Running costs"], ["avoided", "Savings"], ["net", "Net"], ["cumulative", "Cumulative"], ["discounted", "Discounted"], ["cumulative_discounted", "Cum. discounted"]];
-    if (r.cash_flows[0].net_after_tax !== undefined) { cols.push(["net_after_tax", "Net after tax"]); }
-    var t = $("cash-flows");
+  function grid(id, cols, rows) {
+    var t = $(id);
     t.textContent = "";
     var head = make("tr");
     cols.forEach(function (c) { head.appendChild(make("th", c[0] === "year" ? null : "num", c[1])); });
     t.appendChild(make("thead")).appendChild(head);
     var body = t.appendChild(make("tbody"));
-    r.cash_flows.forEach(function (row) {
+    rows.forEach(function (row) {
       var tr = make("tr");
       cols.forEach(function (c) {
         var td = make("td", c[0] === "year" ? null : "num", c[0] === "year" ? String(row.year) : money(row[c[0]]));
@@ -230,6 +231,19 @@
       });
       body.appendChild(tr);
     });
+  }
+
+  function budget(r) {
+    $("budget-card").hidden = !r.budget;
+    if (!r.budget) { return; }
+    grid("budget", [["year", "Year"], ["subscription", "Subscription"], ["one_time", "One-time"], ["spend", "Total spend"], ["monthly_spend", "Per month"],
+      ["avoided", "Costs avoided"], ["net_budget_effect", "Budget effect"]], r.budget);
+  }
+
+  function table(r) {
+    var cols = [["year", "Year"], ["capex", "Capex"], ["opex", "Running costs"], ["avoided", "Savings"], ["net", "Net"], ["cumulative", "Cumulative"], ["discounted", "Discounted"], ["cumulative_discounted", "Cum. discounted"]];
+    if (r.cash_flows[0].net_after_tax !== undefined) { cols.push(["net_after_tax", "Net after tax"]); }
+    grid("cash-flows", cols, r.cash_flows);
   }
 
   // --- Loading documents -------------------------------------------------------------------
