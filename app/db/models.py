@@ -214,3 +214,41 @@ class AuditEntry(Base):
     # The tenant the target belongs to, so each user sees only their own tenants' audit.
     utility_id: Mapped[str | None] = mapped_column(ForeignKey("utilities.id"), index=True)
     details: Mapped[dict[str, Any]]
+
+
+class RoiScenario(Base):
+    """A saved ROI model for one customer, owned by a distributor (or by the vendor when None)."""
+
+    __tablename__ = "roi_scenarios"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120))
+    customer_name: Mapped[str] = mapped_column(String(120))
+    segment: Mapped[str] = mapped_column(String(20))
+    # The tenant: a distributor sees only its own scenarios; NULL means vendor-only.
+    distributor_id: Mapped[str | None] = mapped_column(ForeignKey("distributors.id"), index=True)
+    utility_id: Mapped[str | None] = mapped_column(ForeignKey("utilities.id"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    latest_version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class RoiScenarioVersion(Base):
+    """One immutable version of a scenario: the full input document, who saved it and what changed."""
+
+    __tablename__ = "roi_scenario_versions"
+    __table_args__ = (UniqueConstraint("scenario_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scenario_id: Mapped[int] = mapped_column(ForeignKey("roi_scenarios.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(20))
+    # The complete document (every input with value, unit, source and range), so a report
+    # can be rebuilt exactly from this row alone.
+    document: Mapped[dict[str, Any]]
+    changes: Mapped[dict[str, Any]]
+    note: Mapped[str] = mapped_column(Text, default="")
+    npv: Mapped[float] = mapped_column(Float)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]

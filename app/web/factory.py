@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import alarms, api, fleet, meters, presenter, segments
+    from app.web import alarms, api, fleet, meters, presenter, roi, segments
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
@@ -65,9 +65,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(alarms.api_bp)
     app.register_blueprint(presenter.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(roi.bp)
+    app.register_blueprint(roi.api_bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
     csrf.exempt(alarms.api_bp)
+    csrf.exempt(roi.api_bp)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:
