@@ -1,0 +1,79 @@
+"""Every role in a real browser: each allowed page renders without console errors, the rest are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.db.seed import DEMO_LOGINS, DemoLogin
+from simulator.fleet import Meter
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+CHANNEL = {"vendor_admin", "vendor_se", "distributor_manager", "distributor_rep"}
+# Page -> roles that may open it (everyone else gets 403). Tenant rows are checked elsewhere.
+PAGES: dict[str, set[str]] = {
+    "/": CHANNEL | {"utility_viewer", "building_manager"},
+    "/alarms/": CHANNEL | {"utility_viewer", "building_manager"},
+    "/segments/iou": CHANNEL,
+    "/segments/service-bureau": CHANNEL | {"utility_viewer"},
+    "/segments/security": CHANNEL | {"building_manager"},
+    "/roi": CHANNEL,
+}
+DISTRIBUTOR = {"glpl": "northgrid", "atlantic": "northgrid", "cascade": "prairiemeter",
+               "millbrook": "northgrid", "prec": "prairiemeter", "fedcenter": "northgrid",
+               "riverton": "prairiemeter"}  # fmt: skip
+
+
+def own_and_foreign_meter(login: DemoLogin, fleet: list[Meter]) -> tuple[Meter, Meter]:
+    """Return a meter the login may see and one it may not."""
+
+    def mine(m: Meter) -> bool:
+        if login.utility_id:
+            return m.utility_id == login.utility_id
+        return login.distributor_id in (None, DISTRIBUTOR[m.utility_id])
+
+    own = next(m for m in fleet if mine(m))
+    foreign = next((m for m in fleet if not mine(m)), own)
+    return own, foreign
+
+
+@pytest.mark.parametrize("login", DEMO_LOGINS, ids=lambda d: d.email)
+def test_role_walks_its_pages(
+    browser: Any, live_portal: tuple[str, list[Meter]], login: DemoLogin
+) -> None:
+    base, fleet = live_portal
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{base}/login")
+    page.fill("#email", login.email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+    for path, roles in PAGES.items():
+        response = page.goto(f"{base}{path}")
+        assert response is not None
+        expected = 200 if login.role in roles else 403
+        assert response.status == expected, (login.email, path)
+        if expected == 200:
+            # Every chart on the page has rendered (plotly draws an svg in each).
+            for chart in page.locator("[data-plotly]").all():
+                chart.locator(".main-svg").first.wait_for(timeout=15_000)
+        else:
+            assert "Traceback" not in page.content()
+            # A refused page is a friendly page, and its console noise is the 403 itself.
+            problems[:] = [p for p in problems if "403" not in p]
+    own, foreign = own_and_foreign_meter(login, fleet)
+    assert page.goto(f"{base}/meters/{own.id}").status == 200  # type: ignore[union-attr]
+    page.locator("#meter-chart .main-svg").first.wait_for(timeout=15_000)
+    if foreign is not own:
+        assert page.goto(f"{base}/meters/{foreign.id}").status == 404  # type: ignore[union-attr]
+        problems[:] = [p for p in problems if "404" not in p]
+    context.close()
+    assert problems == [], (login.email, problems)
