@@ -119,7 +119,21 @@ class EmbeddedBroker:
             self._error = exc
             self._ready.set()
         finally:
+            self._drain(loop)
             loop.close()
+
+    @staticmethod
+    def _drain(loop: asyncio.AbstractEventLoop) -> None:
+        # What asyncio.run does on exit: cancel the client handlers amqtt left running and let
+        # them finish, so each socket's close callback runs before the loop is closed. Skipping
+        # this leaves transports "closing" for the garbage collector to warn about, much later.
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(asyncio.sleep(0))
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()

@@ -252,3 +252,20 @@ class RoiScenarioVersion(Base):
     npv: Mapped[float] = mapped_column(Float)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
+
+
+class MeterCommand(Base):
+    """A command sent to a meter from the portal or API, and the meter's latest reply."""
+
+    __tablename__ = "meter_commands"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), index=True)
+    command: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]]
+    # pending -> accepted -> ok | error (a reply's status), or error if never sent.
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    result: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(index=True)
+    replied_at: Mapped[datetime | None]

@@ -49,6 +49,7 @@ class BatchResult:
     readings_offered: int = 0
     events_offered: int = 0
     statuses: int = 0
+    replies: int = 0
     dead_letters: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -157,6 +158,9 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
                 .values(status=msg.state, status_at=msg.at or item.received_at)
             )
             result.statuses += 1
+        elif isinstance(msg, telemetry.Reply):
+            _apply_reply(session, meter_id, msg, item.received_at)
+            result.replies += 1
 
     # Core executemany on the session's connection: the ORM bulk path costs ~3x per row.
     conn = session.connection()
@@ -177,6 +181,23 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
     result.dead_letters = len(dead)
     result.reasons = [d["reason"] for d in dead]
     return result
+
+
+def _apply_reply(
+    session: Session, meter_id: str, reply: telemetry.Reply, received_at: datetime
+) -> None:
+    # Only this meter's own command, and never back from a final answer: QoS 1 may deliver
+    # an asynchronous command's "accepted" again after its "ok". Replies to commands some
+    # other head-end sent are valid traffic and change nothing.
+    session.execute(
+        update(models.MeterCommand)
+        .where(
+            models.MeterCommand.id == reply.id,
+            models.MeterCommand.meter_id == meter_id,
+            models.MeterCommand.status.not_in(("ok", "error")),
+        )
+        .values(status=reply.status, result=reply.result, replied_at=received_at)
+    )
 
 
 def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> dict[str, Any]:

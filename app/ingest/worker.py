@@ -38,7 +38,7 @@ BATCH_WAIT_S = 0.2
 QUEUE_SIZE = 20_000
 HEARTBEAT_S = 5.0
 RETRY_MAX_S = 10.0
-KINDS_CONSUMED: tuple[telemetry.Kind, ...] = ("interval", "event", "status")
+KINDS_CONSUMED: tuple[telemetry.Kind, ...] = ("interval", "event", "status", "reply")
 
 
 @dataclass

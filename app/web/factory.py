@@ -12,6 +12,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from app.command_bus import CommandBus
 from app.config import Settings
 from app.db.session import make_engine, make_sessionmaker
 from app.domain.segments import may_view_segment
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "settings": settings,
         "engine": engine,
         "sessions": make_sessionmaker(engine),
+        "commands": CommandBus(settings.mqtt_url, settings.topic_prefix),
     }
     app.teardown_appcontext(close_session)
 
@@ -55,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import alarms, api, fleet, meters, presenter, roi, segments
+    from app.web import alarms, api, commands, fleet, meters, presenter, roi, segments
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
@@ -64,12 +66,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(alarms.bp)
     app.register_blueprint(alarms.api_bp)
     app.register_blueprint(presenter.bp)
+    app.register_blueprint(commands.api_bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(roi.bp)
     app.register_blueprint(roi.api_bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
     csrf.exempt(alarms.api_bp)
+    csrf.exempt(commands.api_bp)
     csrf.exempt(roi.api_bp)
 
     @app.get("/vendor/plotly.min.js")

@@ -9,6 +9,7 @@ from flask_login import login_required
 
 from app.analytics.charts import meter_figure
 from app.db import queries
+from app.domain.commands import allowed_commands
 from app.web.auth import user
 from app.web.db import db
 from simulator.fleet import BUILDING_TYPES, SEGMENT_LABELS
@@ -34,4 +35,5 @@ def detail(meter_id: str) -> Any:
         readings=readings,
         latest=readings[-1] if readings else None,
         chart_json=meter_figure(readings).to_json() if readings else None,
+        commands=allowed_commands(user().role),
     )
