@@ -186,3 +186,36 @@ class User(Base):
 
 
 Index("ix_readings_start", Reading.start)
+
+
+# ---------------------------------------------------------------- meter data management
+
+
+# Estimated rows are few; this partial index lets the ingest find the ones a batch replaces
+# without scanning the actual readings around them.
+Index(
+    "ix_readings_estimated",
+    Reading.meter_id,
+    Reading.start,
+    sqlite_where=Reading.quality.in_(["estimated-linear", "estimated-reference-day"]),
+    postgresql_where=Reading.quality.in_(["estimated-linear", "estimated-reference-day"]),
+)
+
+
+class ReadingAudit(Base):
+    """One change to a stored interval (an actual replacing an estimate, an edit, an import)."""
+
+    __tablename__ = "reading_audit"
+    __table_args__ = (Index("ix_reading_audit_meter_start", "meter_id", "start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"))
+    start: Mapped[datetime]
+    changed_at: Mapped[datetime] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(String(24))
+    old_kwh: Mapped[float | None] = mapped_column(Float)
+    old_demand_kw: Mapped[float | None] = mapped_column(Float)
+    old_quality: Mapped[str | None] = mapped_column(String(24))
+    new_kwh: Mapped[float] = mapped_column(Float)
+    new_demand_kw: Mapped[float] = mapped_column(Float)
+    new_quality: Mapped[str] = mapped_column(String(24))

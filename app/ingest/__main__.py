@@ -1,36 +1,66 @@
-"""`python -m app.ingest`: run the ingest worker until SIGINT/SIGTERM."""
+"""`python -m app.ingest`: run the ingest worker until SIGINT/SIGTERM; `vee` runs VEE."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import click
+from sqlalchemy import select
 
 from app.config import Settings
+from app.db import models
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry, vee
+from app.domain.localtime import zone_for
 from app.domain.telemetry import DEFAULT_PREFIX
+from app.ingest.estimation import run_vee
 from app.ingest.worker import IngestWorker
 
 
-@click.command()
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@click.group(invoke_without_command=True)
 @click.option("--mqtt-url", envvar="MQTT_URL", default="mqtt://127.0.0.1:1883", show_default=True)
 @click.option("--database-url", envvar="DATABASE_URL", default=None, help="default: Settings")
 @click.option("--prefix", envvar="MQTT_TOPIC_PREFIX", default=DEFAULT_PREFIX, show_default=True)
 @click.option(
     "--client-id", envvar="INGEST_CLIENT_ID", default="wattline-ingest", show_default=True
 )
+@click.option(
+    "--future-tolerance",
+    envvar="INGEST_FUTURE_TOLERANCE_S",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="seconds an interval may start after its receive time before it is dead-lettered",
+)
 @click.option("--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True)
+@click.pass_context
 def main(
-    mqtt_url: str, database_url: str | None, prefix: str, client_id: str, log_level: str
+    ctx: click.Context,
+    mqtt_url: str,
+    database_url: str | None,
+    prefix: str,
+    client_id: str,
+    future_tolerance: float,
+    log_level: str,
 ) -> None:
-    """Subscribe to meter telemetry and store it exactly once."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Subscribe to meter telemetry and store it exactly once (subcommands: see --help)."""
+    _logging(log_level)
     url = database_url or Settings.from_env().database_url
-    worker = IngestWorker(mqtt_url, url, prefix=prefix, client_id=client_id)
+    ctx.obj = url
+    if ctx.invoked_subcommand is not None:
+        return
+    limits = vee.Plausibility(future_tolerance=timedelta(seconds=future_tolerance))
+    worker = IngestWorker(mqtt_url, url, prefix=prefix, client_id=client_id, limits=limits)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -45,6 +75,72 @@ def main(
     click.echo(f"ingest: {mqtt_url} → {url.split('@')[-1]} (prefix {prefix})", err=True)
     done.wait()
     worker.stop()
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
+    try:
+        if len(value) == 10:  # a plain date: midnight UTC
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return telemetry.floor_interval(telemetry.parse_time(value, param.name or "time"))
+    except (ValueError, telemetry.ContractError) as exc:
+        raise click.BadParameter(f"{value!r} is not a date or RFC 3339 time ({exc})") from None
+
+
+@main.command("vee")
+@click.option("--meter", "meter_ids", multiple=True, help="meter id (repeatable); default: all")
+@click.option("--start", required=True, callback=_time, help="YYYY-MM-DD or RFC 3339 (UTC)")
+@click.option("--end", required=True, callback=_time, help="exclusive; YYYY-MM-DD or RFC 3339")
+@click.option(
+    "--max-linear-gap",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="hours: longer gaps use reference days",
+)
+@click.option("--high-demand-kw", type=float, default=None, help="questionable above this")
+@click.option("--low-demand-kw", type=float, default=None, help="questionable below this")
+@click.pass_obj
+def vee_command(
+    database_url: str,
+    meter_ids: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    max_linear_gap: float,
+    high_demand_kw: float | None,
+    low_demand_kw: float | None,
+) -> None:
+    """Validate and estimate stored readings of meters over [start, end)."""
+    if end <= start:
+        raise click.BadParameter("end must be after start", param_hint="--end")
+    config = vee.VeeConfig(
+        max_linear_gap=timedelta(hours=max_linear_gap),
+        high_demand_kw=high_demand_kw,
+        low_demand_kw=low_demand_kw,
+    )
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        meters = {m.id: m for m in session.scalars(select(models.Meter))}
+    unknown = sorted(set(meter_ids) - set(meters))
+    if unknown:
+        raise click.BadParameter(f"unknown meter(s) {', '.join(unknown)}", param_hint="--meter")
+    for meter_id in meter_ids or sorted(meters):
+        with sessions.begin() as session:
+            s = run_vee(
+                session,
+                meter_id,
+                start,
+                end,
+                now=datetime.now(UTC),
+                config=config,
+                tz=zone_for(meters[meter_id].lon),
+            )
+        click.echo(
+            f"{meter_id}: {s.flagged} questionable, {s.estimated_linear} linear, "
+            f"{s.estimated_reference_day} reference-day, {s.unestimated} left missing; "
+            f"findings {dict(s.findings)}"
+        )
+    engine.dispose()
 
 
 if __name__ == "__main__":
