@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import models
@@ -118,7 +119,19 @@ def vee_command(
         low_demand_kw=low_demand_kw,
     )
     engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
+    try:
+        _run_vee(make_sessionmaker(engine), meter_ids, start, end, config)
+    finally:
+        engine.dispose()
+
+
+def _run_vee(
+    sessions: sessionmaker[Session],
+    meter_ids: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    config: vee.VeeConfig,
+) -> None:
     with sessions() as session:
         meters = {m.id: m for m in session.scalars(select(models.Meter))}
     unknown = sorted(set(meter_ids) - set(meters))
@@ -140,7 +153,6 @@ def vee_command(
             f"{s.estimated_reference_day} reference-day, {s.unestimated} left missing; "
             f"findings {dict(s.findings)}"
         )
-    engine.dispose()
 
 
 if __name__ == "__main__":
