@@ -6,7 +6,9 @@ import logging
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy import select
@@ -18,7 +20,9 @@ from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
 from app.domain.localtime import zone_for
 from app.domain.telemetry import DEFAULT_PREFIX
+from app.exports import csvio, greenbutton
 from app.ingest.estimation import run_vee
+from app.ingest.importer import store_intervals
 from app.ingest.worker import IngestWorker
 
 
@@ -153,6 +157,73 @@ def _run_vee(
             f"{s.estimated_reference_day} reference-day, {s.unestimated} left missing; "
             f"findings {dict(s.findings)}"
         )
+
+
+def _store_file(
+    database_url: str, meter_id: str, intervals: list[vee.Interval], source: str, replace: bool
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            summary = store_intervals(
+                session, meter_id, intervals, source=source, now=datetime.now(UTC), replace=replace
+            )
+    except LookupError as exc:
+        raise click.BadParameter(str(exc), param_hint="--meter") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(
+        f"{meter_id}: {summary.offered} intervals from {source}; "
+        f"{summary.audited} stored values changed (audited)"
+    )
+
+
+_REPLACE = click.option(
+    "--replace", is_flag=True, help="overwrite stored actuals too (default: only gaps/estimates)"
+)
+
+
+@main.command("import-csv")
+@click.option("--meter", "meter_id", required=True, help="meter to load the intervals into")
+@click.option("--tz", default=None, help="IANA zone for start times without a UTC offset")
+@_REPLACE
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_csv(database_url: str, meter_id: str, tz: str | None, replace: bool, path: Path) -> None:
+    """Load a customer's interval CSV (see docs in app/exports/csvio.py) into a meter."""
+    try:
+        zone = ZoneInfo(tz) if tz else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from None
+    try:
+        rows = csvio.read_csv(path.read_text(encoding="utf-8-sig"), tz=zone)
+    except (csvio.CsvError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    others = sorted({r.meter_id for r in rows if r.meter_id not in (None, meter_id)})
+    if others:
+        raise click.ClickException(f"{path}: rows for other meters {', '.join(others)}")
+    _store_file(database_url, meter_id, [r.interval for r in rows], f"csv:{path.name}", replace)
+
+
+@main.command("import-greenbutton")
+@click.option("--meter", "meter_id", required=True, help="meter to load the intervals into")
+@_REPLACE
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_greenbutton(database_url: str, meter_id: str, replace: bool, path: Path) -> None:
+    """Load a Green Button (ESPI) usage feed's 15-minute intervals into a meter."""
+    try:
+        readings = greenbutton.read_feed(path.read_bytes())
+    except greenbutton.GreenButtonError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    usable = [r for r in readings if r.interval_seconds == vee.INTERVAL_SECONDS]
+    if len(usable) != 1:
+        raise click.ClickException(
+            f"{path}: expected one 15-minute MeterReading, found {len(usable)}"
+        )
+    _store_file(database_url, meter_id, usable[0].intervals, f"greenbutton:{path.name}", replace)
 
 
 if __name__ == "__main__":
