@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.domain import vee
+from app.exports.series import interval_from_row
 from app.ingest.store import audit_rows, stored_estimates, upsert_readings
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,6 @@ class VeeSummary:
     estimated_reference_day: int = 0
     replaced_estimates: int = 0
     unestimated: int = 0
-
-
-def to_interval(row: models.Reading) -> vee.Interval:
-    """Convert a stored reading to the VEE core's value type."""
-    quality = row.quality if row.quality in vee.QUALITIES else vee.QUESTIONABLE
-    return vee.Interval(
-        start=row.start,
-        kwh=row.kwh,
-        kvarh=row.kvarh,
-        demand_kw=row.demand_kw,
-        flags=frozenset(f for f in row.flags.split(",") if f),
-        quality=quality,
-    )
 
 
 def run_vee(
@@ -68,7 +56,7 @@ def run_vee(
         .order_by(models.Reading.start)
     ).all()
     # Stored estimates count as missing: a rerun recomputes them from the actuals known now.
-    intervals = [to_interval(r) for r in rows if r.quality not in vee.ESTIMATED]
+    intervals = [interval_from_row(r) for r in rows if r.quality not in vee.ESTIMATED]
     result = vee.run(intervals, start, end, now=now, config=cfg, active=active, tz=tz)
     summary = VeeSummary(meter_id, findings=Counter(f.rule for f in result.findings))
 

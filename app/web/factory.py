@@ -55,13 +55,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf = CSRFProtect(app)
 
     from app.web import api, fleet, meters
+    from app.web import exports as exports_api
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
     app.register_blueprint(meters.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(exports_api.bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
+    csrf.exempt(exports_api.bp)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:
