@@ -5,15 +5,20 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
+from sqlalchemy import delete
 
 from app import create_app
+from app.db import models
+from app.db.session import make_engine, make_sessionmaker
 from app.exports import greenbutton
+from app.ingest.estimation import run_vee
 from simulator.fleet import Meter
 from tests.factories import PASSWORD, T0, seed_database
 from tests.integration.test_portal import login, make_settings
@@ -155,3 +160,25 @@ def test_csv_download_works_with_the_session_cookie(app: Flask, fleet: list[Mete
     )
     assert response.status_code == 200
     assert response.get_data(as_text=True).count("\n") == 97
+
+
+def test_meter_page_links_downloads_and_marks_non_valid_intervals(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(
+            delete(models.Reading).where(
+                models.Reading.meter_id == fleet[0].id,
+                models.Reading.start == T0 + timedelta(hours=2),
+            )
+        )
+        run_vee(session, fleet[0].id, T0, T0 + timedelta(days=1), now=T0 + timedelta(days=2))
+    engine.dispose()
+    client = app.test_client()
+    login(client, "admin@wattline.example")
+    html = client.get(f"/meters/{fleet[0].id}").get_data(as_text=True)
+    assert f"/api/v1/meters/{fleet[0].id}/readings?format=csv" in html
+    assert f"/api/v1/meters/{fleet[0].id}/greenbutton" in html
+    assert "Not valid (VEE quality)" in html
+    assert "estimated-linear" in html
