@@ -157,6 +157,8 @@ class DeadLetter(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(index=True)
+    # The known meter the topic names, so tenants see their own dead letters (None: vendor only).
+    meter_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class ServiceHeartbeat(Base):

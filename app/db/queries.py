@@ -189,3 +189,16 @@ def find_user(session: Session, email: str) -> models.User | None:
             func.lower(models.User.email) == email.strip().lower(), models.User.active
         )
     ).first()
+
+
+def dead_letters(
+    session: Session, scope: Scope, *, limit: int = 200, before_id: int | None = None
+) -> list[models.DeadLetter]:
+    """Return the newest dead letters a scope may see (tenants: only those naming their meters)."""
+    query = select(models.DeadLetter).order_by(models.DeadLetter.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(models.DeadLetter.id < before_id)
+    if not scope.everything:
+        visible = scoped_meters(scope).with_only_columns(models.Meter.id)
+        query = query.where(models.DeadLetter.meter_id.in_(visible))
+    return list(session.scalars(query))

@@ -190,6 +190,14 @@ class MeterDirectory:
             )
         return None
 
+    def attribute(self, topic: str) -> str | None:
+        """Return the known meter a raw topic names (`.../utility/meter/kind`), if any."""
+        parts = topic.rsplit("/", 3)
+        if len(parts) != 4:
+            return None
+        _, utility_id, meter_id, _ = parts
+        return meter_id if self._owner.get(meter_id) == utility_id else None
+
     def __contains__(self, meter_id: object) -> bool:
         """Return True if the meter is known."""
         return meter_id in self._owner
@@ -213,7 +221,15 @@ def write_batch(
 
     for item in batch:
         if isinstance(item, Rejected):
-            dead.append(_dead(item.topic, item.payload, item.reason, item.received_at))
+            dead.append(
+                _dead(
+                    item.topic,
+                    item.payload,
+                    item.reason,
+                    item.received_at,
+                    meters.attribute(item.topic),
+                )
+            )
             continue
         problem = meters.check(item.topic)
         if problem is not None:
@@ -226,7 +242,9 @@ def write_batch(
             if problem is not None:
                 # The whole message: a meter that sends one impossible interval has a
                 # broken clock or register, so its neighbours are not to be trusted either.
-                dead.append(_dead(str(item.topic), item.payload, problem, item.received_at))
+                dead.append(
+                    _dead(str(item.topic), item.payload, problem, item.received_at, meter_id)
+                )
                 continue
             for r in msg.readings:
                 readings[(meter_id, r.start)] = _reading_row(meter_id, r, item.received_at)
@@ -306,5 +324,13 @@ def _implausible(
     return None
 
 
-def _dead(topic: str, payload: bytes, reason: str, received_at: datetime) -> dict[str, Any]:
-    return {"topic": topic, "payload": payload, "reason": reason[:2000], "received_at": received_at}
+def _dead(
+    topic: str, payload: bytes, reason: str, received_at: datetime, meter_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "payload": payload,
+        "reason": reason[:2000],
+        "received_at": received_at,
+        "meter_id": meter_id,
+    }

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import api, fleet, meters
+    from app.web import api, deadletters, fleet, meters
     from app.web import exports as exports_api
 
     app.register_blueprint(auth.bp)
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(meters.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(exports_api.bp)
+    app.register_blueprint(deadletters.bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
     csrf.exempt(exports_api.bp)

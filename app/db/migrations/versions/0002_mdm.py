@@ -1,4 +1,4 @@
-"""meter data management: reading audit trail, partial index on estimated readings
+"""meter data management: reading audit trail, estimated-readings index, dead-letter meter
 
 Revision ID: 0002_mdm
 Revises: 0001
@@ -40,6 +40,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_reading_audit_meter_start', ['meter_id', 'start'], unique=False)
         batch_op.create_index(batch_op.f('ix_reading_audit_changed_at'), ['changed_at'], unique=False)
 
+    with op.batch_alter_table('dead_letters', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('meter_id', sa.String(length=64), nullable=True))
+        batch_op.create_index(batch_op.f('ix_dead_letters_meter_id'), ['meter_id'], unique=False)
+
     op.create_index(
         'ix_readings_estimated', 'readings', ['meter_id', 'start'], unique=False,
         sqlite_where=ESTIMATED, postgresql_where=ESTIMATED,
@@ -49,6 +53,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Downgrade schema."""
     op.drop_index('ix_readings_estimated', table_name='readings')
+    with op.batch_alter_table('dead_letters', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dead_letters_meter_id'))
+        batch_op.drop_column('meter_id')
     with op.batch_alter_table('reading_audit', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_reading_audit_changed_at'))
         batch_op.drop_index('ix_reading_audit_meter_start')
