@@ -221,3 +221,32 @@ class ReadingAudit(Base):
     new_kwh: Mapped[float] = mapped_column(Float)
     new_demand_kw: Mapped[float] = mapped_column(Float)
     new_quality: Mapped[str] = mapped_column(String(24))
+
+
+class _RollupColumns:
+    """Columns shared by the hourly and daily rollups."""
+
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(primary_key=True)
+    kwh: Mapped[float] = mapped_column(Float)
+    kvarh: Mapped[float] = mapped_column(Float)
+    peak_kw: Mapped[float] = mapped_column(Float)
+    peak_at: Mapped[datetime]
+    power_factor: Mapped[float | None] = mapped_column(Float)
+    intervals: Mapped[int] = mapped_column(Integer)
+    valid: Mapped[int] = mapped_column(Integer)
+    estimated: Mapped[int] = mapped_column(Integer)
+    questionable: Mapped[int] = mapped_column(Integer)
+    edited: Mapped[int] = mapped_column(Integer)
+
+
+class HourlyRollup(_RollupColumns, Base):
+    """One meter's UTC hour: kWh, kVArh, peak demand and its time, PF, quality counts."""
+
+    __tablename__ = "readings_hourly"
+
+
+class DailyRollup(_RollupColumns, Base):
+    """One meter's local day (start = local midnight in UTC; 23-25 hours on DST days)."""
+
+    __tablename__ = "readings_daily"

@@ -202,3 +202,32 @@ def dead_letters(
         visible = scoped_meters(scope).with_only_columns(models.Meter.id)
         query = query.where(models.DeadLetter.meter_id.in_(visible))
     return list(session.scalars(query))
+
+
+def rollups_between(
+    session: Session, meter_id: str, period: str, start: datetime, end: datetime
+) -> list[models.HourlyRollup] | list[models.DailyRollup]:
+    """Return a meter's hourly or daily rollups with start in [start, end), oldest first."""
+    if period == "hourly":
+        return list(
+            session.scalars(
+                select(models.HourlyRollup)
+                .where(
+                    models.HourlyRollup.meter_id == meter_id,
+                    models.HourlyRollup.start >= start,
+                    models.HourlyRollup.start < end,
+                )
+                .order_by(models.HourlyRollup.start)
+            )
+        )
+    return list(
+        session.scalars(
+            select(models.DailyRollup)
+            .where(
+                models.DailyRollup.meter_id == meter_id,
+                models.DailyRollup.start >= start,
+                models.DailyRollup.start < end,
+            )
+            .order_by(models.DailyRollup.start)
+        )
+    )

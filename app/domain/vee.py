@@ -495,4 +495,4 @@ def implausible(
 
 def ingest_quality(flags: Iterable[str]) -> Quality:
     """Return the quality an arriving actual gets: questionable if the meter doubts it."""
-    return QUESTIONABLE if DOUBTFUL_FLAGS.intersection(flags) else VALID
+    return QUESTIONABLE if flags and not DOUBTFUL_FLAGS.isdisjoint(flags) else VALID

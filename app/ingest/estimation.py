@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.db import models
 from app.domain import vee
 from app.exports.series import interval_from_row
+from app.ingest import rollups
 from app.ingest.store import audit_rows, stored_estimates, upsert_readings
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,9 @@ def run_vee(
         summary.replaced_estimates = len(changed)
         summary.estimated_linear = sum(e.quality == vee.ESTIMATED_LINEAR for e in result.estimates)
         summary.estimated_reference_day = len(result.estimates) - summary.estimated_linear
+    changed_starts = [i.start for i in (*result.questionable, *result.estimates)]
+    if changed_starts:
+        rollups.refresh(session, {meter_id: changed_starts}, {meter_id: tz})
     summary.unestimated = len(result.unestimated)
     log.info("VEE %s %s..%s: %s", meter_id, start, end, summary)
     return summary

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.domain import vee
+from app.domain.localtime import zone_for
+from app.ingest import rollups
 from app.ingest.store import audit_rows, stored_estimates, upsert_readings
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,10 @@ def store_intervals(
         if changed:
             session.execute(insert(models.ReadingAudit), audit_rows(changed, new, source, now))
         audited += len(changed)
+    if intervals:
+        rollups.refresh(
+            session, {meter_id: [i.start for i in intervals]}, {meter_id: zone_for(meter.lon)}
+        )
     newest = max((i.start for i in intervals), default=None)
     if newest is not None and (
         meter.last_interval_start is None or meter.last_interval_start < newest

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, case, insert, or_, select, text, update
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.domain import telemetry, vee
+from app.domain.localtime import zone_for
+from app.ingest import rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +177,15 @@ class MeterDirectory:
     def __init__(self) -> None:
         """Start empty; `refresh` loads it."""
         self._owner: dict[str, str] = {}
+        self.zones: dict[str, tzinfo] = {}
 
     def refresh(self, session: Session) -> None:
-        """Reload meter → utility from the database."""
-        self._owner = dict(session.execute(select(models.Meter.id, models.Meter.utility_id)).all())
+        """Reload meter → utility (and local time zone, for daily rollups) from the database."""
+        rows = session.execute(
+            select(models.Meter.id, models.Meter.utility_id, models.Meter.lon)
+        ).all()
+        self._owner = {m: u for m, u, _ in rows}
+        self.zones = {m: zone_for(lon) for m, _, lon in rows}
 
     def check(self, topic: telemetry.Topic) -> str | None:
         """Return why a topic's meter is not acceptable, or None if it is."""
@@ -278,6 +286,10 @@ def write_batch(
             now = max(i.received_at for i in batch)
             conn.execute(insert(models.ReadingAudit), audit_rows(replaced, readings, "ingest", now))
             result.estimates_replaced = len(replaced)
+        touched: dict[str, list[datetime]] = defaultdict(list)
+        for meter_id, start in readings:
+            touched[meter_id].append(start)
+        rollups.refresh(session, touched, meters.zones)
     if events:
         conn.execute(_insert_ignore(session, _EVENTS), list(events.values()))
     if dead:

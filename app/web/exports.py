@@ -22,6 +22,7 @@ bp = Blueprint("exports", __name__, url_prefix="/api/v1")
 MAX_RANGE = timedelta(days=31)
 GREENBUTTON_DEFAULT_DAYS = 7
 FORMATS = ("json", "csv")
+ROLLUP_RANGE = {"hourly": timedelta(days=31), "daily": timedelta(days=366)}
 
 
 @bp.get("/meters/<meter_id>/readings")
@@ -84,6 +85,42 @@ def greenbutton_feed(meter_id: str) -> Any:
     )
 
 
+@bp.get("/meters/<meter_id>/rollups")
+@login_required
+def rollups(meter_id: str) -> Any:
+    """Return hourly (UTC hours) or daily (local days) rollups over [start, end)."""
+    found = _visible_meter(meter_id)
+    period = request.args.get("period", "daily")
+    if period not in ROLLUP_RANGE:
+        abort(400, description=f"period must be one of {', '.join(ROLLUP_RANGE)}")
+    start, end = _range_args(
+        request.args.get("start"), request.args.get("end"), ROLLUP_RANGE[period]
+    )
+    rows = queries.rollups_between(db(), found.id, period, start, end)
+    return jsonify(
+        meter_id=found.id,
+        period=period,
+        rollups=[
+            {
+                "start": telemetry.format_time(r.start),
+                "kwh": r.kwh,
+                "kvarh": r.kvarh,
+                "peak_kw": r.peak_kw,
+                "peak_at": telemetry.format_time(r.peak_at),
+                "power_factor": r.power_factor,
+                "intervals": r.intervals,
+                "quality": {
+                    "valid": r.valid,
+                    "estimated": r.estimated,
+                    "questionable": r.questionable,
+                    "edited": r.edited,
+                },
+            }
+            for r in rows
+        ],
+    )
+
+
 def _visible_meter(meter_id: str) -> models.Meter:
     found = queries.get_meter(db(), user().scope, meter_id)
     if found is None:
@@ -115,11 +152,13 @@ def _time_arg(name: str, raw: str | None) -> datetime:
         abort(400, description=str(exc))
 
 
-def _range_args(start_raw: str | None, end_raw: str | None) -> tuple[datetime, datetime]:
+def _range_args(
+    start_raw: str | None, end_raw: str | None, limit: timedelta = MAX_RANGE
+) -> tuple[datetime, datetime]:
     start = _time_arg("start", start_raw)
     end = _time_arg("end", end_raw)
     if end <= start:
         abort(400, description="end must be after start")
-    if end - start > MAX_RANGE:
-        abort(400, description=f"end: the range is limited to {MAX_RANGE.days} days")
+    if end - start > limit:
+        abort(400, description=f"end: the range is limited to {limit.days} days")
     return start, end

@@ -108,7 +108,7 @@ def test_greenbutton_feed_is_valid_and_holds_the_range(app: Flask, fleet: list[M
     assert len(recent.intervals) == 96  # the last week holds the seeded day
 
 
-@pytest.mark.parametrize("endpoint", ["readings", "greenbutton"])
+@pytest.mark.parametrize("endpoint", ["readings", "greenbutton", "rollups"])
 def test_another_tenants_meter_is_404_and_anonymous_is_401(
     app: Flask, fleet: list[Meter], endpoint: str
 ) -> None:
@@ -135,6 +135,9 @@ def test_another_tenants_meter_is_404_and_anonymous_is_401(
         ("greenbutton", {"start": "2026-13-01", "end": "2026-03-01"}, "start"),
         ("greenbutton", {"end": DAY["end"]}, "start"),
         ("greenbutton", {**DAY, "tz": "nowhere"}, "tz"),
+        ("rollups", {**DAY, "period": "weekly"}, "period"),
+        ("rollups", {"period": "hourly"}, "start"),
+        ("rollups", {"period": "hourly", "start": "2026-01-01", "end": "2026-03-01"}, "end"),
     ],
 )
 def test_bad_parameters_answer_400_naming_them(
@@ -182,3 +185,33 @@ def test_meter_page_links_downloads_and_marks_non_valid_intervals(
     assert f"/api/v1/meters/{fleet[0].id}/greenbutton" in html
     assert "Not valid (VEE quality)" in html
     assert "estimated-linear" in html
+
+
+def test_rollups_sum_the_intervals_without_scanning_them(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    headers = bearer(client, "rep@prairiemeter.example")
+    own, _ = own_and_other(fleet)
+    readings = client.get(
+        f"/api/v1/meters/{own.id}/readings", headers=headers, query_string=DAY
+    ).get_json()["readings"]
+    hourly = client.get(
+        f"/api/v1/meters/{own.id}/rollups",
+        headers=headers,
+        query_string={**DAY, "period": "hourly"},
+    ).get_json()["rollups"]
+    assert len(hourly) == 24
+    assert sum(h["kwh"] for h in hourly) == pytest.approx(sum(r["kwh"] for r in readings))
+    assert {h["intervals"] for h in hourly} == {4}
+    first_hour = readings[:4]
+    peak = max(first_hour, key=lambda r: r["demand_kw"])
+    assert (hourly[0]["peak_kw"], hourly[0]["peak_at"]) == (peak["demand_kw"], peak["start"])
+    assert hourly[0]["quality"] == {"valid": 4, "estimated": 0, "questionable": 0, "edited": 0}
+    daily = client.get(
+        f"/api/v1/meters/{own.id}/rollups",
+        headers=headers,
+        query_string={"start": "2026-03-01", "end": "2026-03-04"},
+    ).get_json()["rollups"]
+    # One UTC day of data spans two local days of a North American meter.
+    assert len(daily) == 2
+    assert sum(d["intervals"] for d in daily) == 96
+    assert sum(d["kwh"] for d in daily) == pytest.approx(sum(r["kwh"] for r in readings))

@@ -1,4 +1,5 @@
-"""meter data management: reading audit trail, estimated-readings index, dead-letter meter
+"""meter data management: reading audit trail, estimated-readings index, dead-letter meter,
+hourly and daily rollups
 
 Revision ID: 0002_mdm
 Revises: 0001
@@ -40,6 +41,38 @@ def upgrade() -> None:
         batch_op.create_index('ix_reading_audit_meter_start', ['meter_id', 'start'], unique=False)
         batch_op.create_index(batch_op.f('ix_reading_audit_changed_at'), ['changed_at'], unique=False)
 
+    op.create_table('readings_hourly',
+    sa.Column('meter_id', sa.String(length=64), nullable=False),
+    sa.Column('start', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('kwh', sa.Float(), nullable=False),
+    sa.Column('kvarh', sa.Float(), nullable=False),
+    sa.Column('peak_kw', sa.Float(), nullable=False),
+    sa.Column('peak_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('power_factor', sa.Float(), nullable=True),
+    sa.Column('intervals', sa.Integer(), nullable=False),
+    sa.Column('valid', sa.Integer(), nullable=False),
+    sa.Column('estimated', sa.Integer(), nullable=False),
+    sa.Column('questionable', sa.Integer(), nullable=False),
+    sa.Column('edited', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['meter_id'], ['meters.id'], name=op.f('fk_readings_hourly_meter_id_meters')),
+    sa.PrimaryKeyConstraint('meter_id', 'start', name=op.f('pk_readings_hourly'))
+    )
+    op.create_table('readings_daily',
+    sa.Column('meter_id', sa.String(length=64), nullable=False),
+    sa.Column('start', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('kwh', sa.Float(), nullable=False),
+    sa.Column('kvarh', sa.Float(), nullable=False),
+    sa.Column('peak_kw', sa.Float(), nullable=False),
+    sa.Column('peak_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('power_factor', sa.Float(), nullable=True),
+    sa.Column('intervals', sa.Integer(), nullable=False),
+    sa.Column('valid', sa.Integer(), nullable=False),
+    sa.Column('estimated', sa.Integer(), nullable=False),
+    sa.Column('questionable', sa.Integer(), nullable=False),
+    sa.Column('edited', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['meter_id'], ['meters.id'], name=op.f('fk_readings_daily_meter_id_meters')),
+    sa.PrimaryKeyConstraint('meter_id', 'start', name=op.f('pk_readings_daily'))
+    )
     with op.batch_alter_table('dead_letters', schema=None) as batch_op:
         batch_op.add_column(sa.Column('meter_id', sa.String(length=64), nullable=True))
         batch_op.create_index(batch_op.f('ix_dead_letters_meter_id'), ['meter_id'], unique=False)
@@ -61,3 +94,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_reading_audit_meter_start')
 
     op.drop_table('reading_audit')
+    op.drop_table('readings_daily')
+    op.drop_table('readings_hourly')
