@@ -21,6 +21,7 @@ from app.domain import telemetry, vee
 from app.domain.localtime import zone_for
 from app.domain.telemetry import DEFAULT_PREFIX
 from app.exports import csvio, greenbutton
+from app.exports.series import interval_from_row
 from app.ingest.estimation import run_vee
 from app.ingest.importer import store_intervals
 from app.ingest.worker import IngestWorker
@@ -224,6 +225,33 @@ def import_greenbutton(database_url: str, meter_id: str, replace: bool, path: Pa
             f"{path}: expected one 15-minute MeterReading, found {len(usable)}"
         )
     _store_file(database_url, meter_id, usable[0].intervals, f"greenbutton:{path.name}", replace)
+
+
+@main.command("edit")
+@click.option("--meter", "meter_id", required=True, help="meter whose interval is corrected")
+@click.option("--start", required=True, callback=_time, help="interval start, RFC 3339")
+@click.option("--kwh", type=click.FloatRange(min=0), required=True, help="corrected energy")
+@click.option("--demand-kw", type=click.FloatRange(min=0), default=None, help="default kWh x 4")
+@click.option("--by", "editor", default="operator", show_default=True, help="who edits (audit)")
+@click.pass_obj
+def edit_command(
+    database_url: str,
+    meter_id: str,
+    start: datetime,
+    kwh: float,
+    demand_kw: float | None,
+    editor: str,
+) -> None:
+    """Correct one interval by hand: the value is flagged `edited` and the change audited."""
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            row = session.get(models.Reading, (meter_id, start))
+            current = interval_from_row(row) if row else vee.Interval(start, 0.0)
+    finally:
+        engine.dispose()
+    edited = vee.edit(current, kwh=kwh, demand_kw=demand_kw)
+    _store_file(database_url, meter_id, [edited], f"edit:{editor}"[:24], replace=True)
 
 
 if __name__ == "__main__":

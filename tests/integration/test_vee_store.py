@@ -92,3 +92,42 @@ def test_vee_command_names_the_bad_option(
     result = CliRunner().invoke(main, ["--database-url", database_url, "vee", *extra])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_edit_command_flags_edited_audits_and_survives_a_vee_rerun(database_url: str) -> None:
+    meter = seed_database(database_url, meters=1, intervals=8)[0].id
+    runner = CliRunner()
+    base = ["--database-url", database_url]
+    result = runner.invoke(
+        main,
+        [*base, "edit", "--meter", meter, "--start", "2026-03-02T00:30:00Z", "--kwh", "7.5"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 stored values changed" in result.output
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        row = session.get(models.Reading, (meter, T0 + 2 * STEP))
+        assert row is not None
+        assert (row.kwh, row.demand_kw, row.quality) == (7.5, 30.0, "edited")
+        audit = session.scalars(select(models.ReadingAudit)).one()
+        assert (audit.old_kwh, audit.old_quality, audit.new_kwh, audit.source) == (
+            12.0,
+            "valid",
+            7.5,
+            "edit:operator",
+        )
+    rerun = runner.invoke(
+        main, [*base, "vee", "--meter", meter, "--start", "2026-03-02", "--end", "2026-03-03"]
+    )
+    assert rerun.exit_code == 0, rerun.output
+    with sessions() as session:
+        row = session.get(models.Reading, (meter, T0 + 2 * STEP))
+        assert row is not None
+        assert (row.kwh, row.quality) == (7.5, "edited")
+    engine.dispose()
+    unknown = runner.invoke(
+        main, [*base, "edit", "--meter", "nosuch", "--start", "2026-03-02", "--kwh", "1"]
+    )
+    assert unknown.exit_code == 2
+    assert "unknown meter" in unknown.output
