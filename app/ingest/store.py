@@ -114,7 +114,9 @@ def stored_estimates(
             models.Reading.demand_kw,
             models.Reading.quality,
         ).where(
-            models.Reading.quality.in_(sorted(vee.ESTIMATED)),
+            # The partial index's own predicate, as literal SQL, so PostgreSQL can prove
+            # the index applies even to a generic (prepared) plan.
+            _STORED_IS_ESTIMATE,
             models.Reading.meter_id.in_(meters),
             models.Reading.start >= min(starts),
             models.Reading.start <= max(starts),
