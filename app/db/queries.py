@@ -231,3 +231,17 @@ def rollups_between(
             .order_by(models.DailyRollup.start)
         )
     )
+
+
+def recent_daily_rollups(
+    session: Session, meter_id: str, limit: int = 14
+) -> list[models.DailyRollup]:
+    """Return a meter's newest `limit` daily rollups, newest first."""
+    return list(
+        session.scalars(
+            select(models.DailyRollup)
+            .where(models.DailyRollup.meter_id == meter_id)
+            .order_by(models.DailyRollup.start.desc())
+            .limit(limit)
+        )
+    )

@@ -185,6 +185,9 @@ def test_meter_page_links_downloads_and_marks_non_valid_intervals(
     assert f"/api/v1/meters/{fleet[0].id}/greenbutton" in html
     assert "Not valid (VEE quality)" in html
     assert "estimated-linear" in html
+    # The daily summary comes from the rollups, which the VEE run kept up to date.
+    assert "Daily summary" in html
+    assert " · 1 estimated" in html
 
 
 def test_rollups_sum_the_intervals_without_scanning_them(app: Flask, fleet: list[Meter]) -> None:
