@@ -66,14 +66,44 @@ class _Broker(Broker):  # type: ignore[misc]
     async def _client_connected(
         self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter
     ) -> None:
-        # amqtt 0.12 leaves the socket of a disconnected client for the garbage collector
-        # ("unclosed transport" ResourceWarnings at random times); close it here, always.
+        # amqtt 0.12 can leave a finished client's socket "closing" for the garbage collector
+        # to warn about at a random later moment. Hold every connection until it is really
+        # closed, close it here whatever happened, and abort the rest when the broker stops.
+        open_writers: set[WriterAdapter] = self.__dict__.setdefault("_open_writers", set())
+        open_writers.add(writer)
         try:
             await super()._client_connected(listener_name, reader, writer)
         finally:
             # A peer that vanished makes drain/write_eof fail; the socket still gets closed.
             with contextlib.suppress(OSError, RuntimeError):
                 await writer.close()
+            await asyncio.sleep(0)  # let the transport's connection_lost callback run
+            if _transport_closed(writer):
+                open_writers.discard(writer)
+
+    def abort_open_connections(self) -> None:
+        """Abort every client socket still open (called once the broker has shut down)."""
+        for writer in list(self.__dict__.get("_open_writers", ())):
+            transport = _transport(writer)
+            if transport is not None:
+                transport.abort()
+
+
+def _transport(writer: WriterAdapter) -> asyncio.WriteTransport | None:
+    stream = getattr(writer, "_writer", None)
+    if isinstance(stream, asyncio.StreamWriter) and isinstance(
+        stream.transport, asyncio.WriteTransport
+    ):
+        return stream.transport
+    return None
+
+
+def _transport_closed(writer: WriterAdapter) -> bool:
+    transport = _transport(writer)
+    if transport is None:
+        return True
+    sock = transport.get_extra_info("socket")
+    return sock is None or sock.fileno() == -1
 
 
 class EmbeddedBroker:
@@ -150,6 +180,8 @@ class EmbeddedBroker:
         # amqtt can take a while to say goodbye to every client; don't hold up Ctrl-C for it.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(broker.shutdown(), timeout=5)
+        broker.abort_open_connections()
+        await asyncio.sleep(0)
 
     def __enter__(self) -> EmbeddedBroker:
         """Start on entering the context."""

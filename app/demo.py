@@ -94,6 +94,10 @@ def main() -> None:
         "MQTT_URL": mqtt_url,
         "MQTT_TOPIC_PREFIX": settings.topic_prefix,
         "PYTHONUNBUFFERED": "1",
+        # Simulated time runs ahead of the wall clock: accept its "future" intervals.
+        "INGEST_FUTURE_TOLERANCE_S": os.environ.get(
+            "INGEST_FUTURE_TOLERANCE_S", str(10 * 365 * 86400)
+        ),
     }
     py = sys.executable
     commands = {

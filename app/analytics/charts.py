@@ -64,6 +64,20 @@ def meter_figure(readings: Sequence[models.Reading]) -> go.Figure:
             line={"color": "#0550ae", "width": 2},
         )
     )
+    flagged = [r for r in readings if r.quality != "valid"]
+    if flagged:
+        # VEE quality: estimated, questionable and edited intervals stand out on the line.
+        fig.add_trace(
+            go.Scatter(
+                x=[r.start for r in flagged],
+                y=[r.demand_kw for r in flagged],
+                name="Not valid (VEE quality)",
+                mode="markers",
+                text=[r.quality for r in flagged],
+                hovertemplate="%{text}: %{y:.1f} kW<extra></extra>",
+                marker={"color": "#cf222e", "size": 7, "symbol": "diamond"},
+            )
+        )
     fig.update_layout(
         **_LAYOUT,
         title="Recent 15-minute intervals",

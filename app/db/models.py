@@ -157,6 +157,8 @@ class DeadLetter(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(index=True)
+    # The known meter the topic names, so tenants see their own dead letters (None: vendor only).
+    meter_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class ServiceHeartbeat(Base):
@@ -269,3 +271,65 @@ class MeterCommand(Base):
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     requested_at: Mapped[datetime] = mapped_column(index=True)
     replied_at: Mapped[datetime | None]
+
+
+# ---------------------------------------------------------------- meter data management
+
+
+# Estimated rows are few; this partial index lets the ingest find the ones a batch replaces
+# without scanning the actual readings around them.
+Index(
+    "ix_readings_estimated",
+    Reading.meter_id,
+    Reading.start,
+    sqlite_where=Reading.quality.in_(["estimated-linear", "estimated-reference-day"]),
+    postgresql_where=Reading.quality.in_(["estimated-linear", "estimated-reference-day"]),
+)
+
+
+class ReadingAudit(Base):
+    """One change to a stored interval (an actual replacing an estimate, an edit, an import)."""
+
+    __tablename__ = "reading_audit"
+    __table_args__ = (Index("ix_reading_audit_meter_start", "meter_id", "start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"))
+    start: Mapped[datetime]
+    changed_at: Mapped[datetime] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(String(24))
+    old_kwh: Mapped[float | None] = mapped_column(Float)
+    old_demand_kw: Mapped[float | None] = mapped_column(Float)
+    old_quality: Mapped[str | None] = mapped_column(String(24))
+    new_kwh: Mapped[float] = mapped_column(Float)
+    new_demand_kw: Mapped[float] = mapped_column(Float)
+    new_quality: Mapped[str] = mapped_column(String(24))
+
+
+class _RollupColumns:
+    """Columns shared by the hourly and daily rollups."""
+
+    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(primary_key=True)
+    kwh: Mapped[float] = mapped_column(Float)
+    kvarh: Mapped[float] = mapped_column(Float)
+    peak_kw: Mapped[float] = mapped_column(Float)
+    peak_at: Mapped[datetime]
+    power_factor: Mapped[float | None] = mapped_column(Float)
+    intervals: Mapped[int] = mapped_column(Integer)
+    valid: Mapped[int] = mapped_column(Integer)
+    estimated: Mapped[int] = mapped_column(Integer)
+    questionable: Mapped[int] = mapped_column(Integer)
+    edited: Mapped[int] = mapped_column(Integer)
+
+
+class HourlyRollup(_RollupColumns, Base):
+    """One meter's UTC hour: kWh, kVArh, peak demand and its time, PF, quality counts."""
+
+    __tablename__ = "readings_hourly"
+
+
+class DailyRollup(_RollupColumns, Base):
+    """One meter's local day (start = local midnight in UTC; 23-25 hours on DST days)."""
+
+    __tablename__ = "readings_daily"

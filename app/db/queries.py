@@ -189,3 +189,59 @@ def find_user(session: Session, email: str) -> models.User | None:
             func.lower(models.User.email) == email.strip().lower(), models.User.active
         )
     ).first()
+
+
+def dead_letters(
+    session: Session, scope: Scope, *, limit: int = 200, before_id: int | None = None
+) -> list[models.DeadLetter]:
+    """Return the newest dead letters a scope may see (tenants: only those naming their meters)."""
+    query = select(models.DeadLetter).order_by(models.DeadLetter.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(models.DeadLetter.id < before_id)
+    if not scope.everything:
+        visible = scoped_meters(scope).with_only_columns(models.Meter.id)
+        query = query.where(models.DeadLetter.meter_id.in_(visible))
+    return list(session.scalars(query))
+
+
+def rollups_between(
+    session: Session, meter_id: str, period: str, start: datetime, end: datetime
+) -> list[models.HourlyRollup] | list[models.DailyRollup]:
+    """Return a meter's hourly or daily rollups with start in [start, end), oldest first."""
+    if period == "hourly":
+        return list(
+            session.scalars(
+                select(models.HourlyRollup)
+                .where(
+                    models.HourlyRollup.meter_id == meter_id,
+                    models.HourlyRollup.start >= start,
+                    models.HourlyRollup.start < end,
+                )
+                .order_by(models.HourlyRollup.start)
+            )
+        )
+    return list(
+        session.scalars(
+            select(models.DailyRollup)
+            .where(
+                models.DailyRollup.meter_id == meter_id,
+                models.DailyRollup.start >= start,
+                models.DailyRollup.start < end,
+            )
+            .order_by(models.DailyRollup.start)
+        )
+    )
+
+
+def recent_daily_rollups(
+    session: Session, meter_id: str, limit: int = 14
+) -> list[models.DailyRollup]:
+    """Return a meter's newest `limit` daily rollups, newest first."""
+    return list(
+        session.scalars(
+            select(models.DailyRollup)
+            .where(models.DailyRollup.meter_id == meter_id)
+            .order_by(models.DailyRollup.start.desc())
+            .limit(limit)
+        )
+    )

@@ -1,36 +1,72 @@
-"""`python -m app.ingest`: run the ingest worker until SIGINT/SIGTERM."""
+"""`python -m app.ingest`: run the ingest worker until SIGINT/SIGTERM; `vee` runs VEE."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.db import models
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry, vee
+from app.domain.localtime import zone_for
 from app.domain.telemetry import DEFAULT_PREFIX
+from app.exports import csvio, greenbutton
+from app.exports.series import interval_from_row
+from app.ingest.estimation import run_vee
+from app.ingest.importer import store_intervals
 from app.ingest.worker import IngestWorker
 
 
-@click.command()
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@click.group(invoke_without_command=True)
 @click.option("--mqtt-url", envvar="MQTT_URL", default="mqtt://127.0.0.1:1883", show_default=True)
 @click.option("--database-url", envvar="DATABASE_URL", default=None, help="default: Settings")
 @click.option("--prefix", envvar="MQTT_TOPIC_PREFIX", default=DEFAULT_PREFIX, show_default=True)
 @click.option(
     "--client-id", envvar="INGEST_CLIENT_ID", default="wattline-ingest", show_default=True
 )
+@click.option(
+    "--future-tolerance",
+    envvar="INGEST_FUTURE_TOLERANCE_S",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="seconds an interval may start after its receive time before it is dead-lettered",
+)
 @click.option("--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True)
+@click.pass_context
 def main(
-    mqtt_url: str, database_url: str | None, prefix: str, client_id: str, log_level: str
+    ctx: click.Context,
+    mqtt_url: str,
+    database_url: str | None,
+    prefix: str,
+    client_id: str,
+    future_tolerance: float,
+    log_level: str,
 ) -> None:
-    """Subscribe to meter telemetry and store it exactly once."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Subscribe to meter telemetry and store it exactly once (subcommands: see --help)."""
+    _logging(log_level)
     url = database_url or Settings.from_env().database_url
-    worker = IngestWorker(mqtt_url, url, prefix=prefix, client_id=client_id)
+    ctx.obj = url
+    if ctx.invoked_subcommand is not None:
+        return
+    limits = vee.Plausibility(future_tolerance=timedelta(seconds=future_tolerance))
+    worker = IngestWorker(mqtt_url, url, prefix=prefix, client_id=client_id, limits=limits)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -45,6 +81,177 @@ def main(
     click.echo(f"ingest: {mqtt_url} → {url.split('@')[-1]} (prefix {prefix})", err=True)
     done.wait()
     worker.stop()
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
+    try:
+        if len(value) == 10:  # a plain date: midnight UTC
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return telemetry.floor_interval(telemetry.parse_time(value, param.name or "time"))
+    except (ValueError, telemetry.ContractError) as exc:
+        raise click.BadParameter(f"{value!r} is not a date or RFC 3339 time ({exc})") from None
+
+
+@main.command("vee")
+@click.option("--meter", "meter_ids", multiple=True, help="meter id (repeatable); default: all")
+@click.option("--start", required=True, callback=_time, help="YYYY-MM-DD or RFC 3339 (UTC)")
+@click.option("--end", required=True, callback=_time, help="exclusive; YYYY-MM-DD or RFC 3339")
+@click.option(
+    "--max-linear-gap",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="hours: longer gaps use reference days",
+)
+@click.option("--high-demand-kw", type=float, default=None, help="questionable above this")
+@click.option("--low-demand-kw", type=float, default=None, help="questionable below this")
+@click.pass_obj
+def vee_command(
+    database_url: str,
+    meter_ids: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    max_linear_gap: float,
+    high_demand_kw: float | None,
+    low_demand_kw: float | None,
+) -> None:
+    """Validate and estimate stored readings of meters over [start, end)."""
+    if end <= start:
+        raise click.BadParameter("end must be after start", param_hint="--end")
+    config = vee.VeeConfig(
+        max_linear_gap=timedelta(hours=max_linear_gap),
+        high_demand_kw=high_demand_kw,
+        low_demand_kw=low_demand_kw,
+    )
+    engine = make_engine(database_url)
+    try:
+        _run_vee(make_sessionmaker(engine), meter_ids, start, end, config)
+    finally:
+        engine.dispose()
+
+
+def _run_vee(
+    sessions: sessionmaker[Session],
+    meter_ids: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    config: vee.VeeConfig,
+) -> None:
+    with sessions() as session:
+        meters = {m.id: m for m in session.scalars(select(models.Meter))}
+    unknown = sorted(set(meter_ids) - set(meters))
+    if unknown:
+        raise click.BadParameter(f"unknown meter(s) {', '.join(unknown)}", param_hint="--meter")
+    for meter_id in meter_ids or sorted(meters):
+        with sessions.begin() as session:
+            s = run_vee(
+                session,
+                meter_id,
+                start,
+                end,
+                now=datetime.now(UTC),
+                config=config,
+                tz=zone_for(meters[meter_id].lon),
+            )
+        click.echo(
+            f"{meter_id}: {s.flagged} questionable, {s.estimated_linear} linear, "
+            f"{s.estimated_reference_day} reference-day, {s.unestimated} left missing; "
+            f"findings {dict(s.findings)}"
+        )
+
+
+def _store_file(
+    database_url: str, meter_id: str, intervals: list[vee.Interval], source: str, replace: bool
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            summary = store_intervals(
+                session, meter_id, intervals, source=source, now=datetime.now(UTC), replace=replace
+            )
+    except LookupError as exc:
+        raise click.BadParameter(str(exc), param_hint="--meter") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(
+        f"{meter_id}: {summary.offered} intervals from {source}; "
+        f"{summary.audited} stored values changed (audited)"
+    )
+
+
+_REPLACE = click.option(
+    "--replace", is_flag=True, help="overwrite stored actuals too (default: only gaps/estimates)"
+)
+
+
+@main.command("import-csv")
+@click.option("--meter", "meter_id", required=True, help="meter to load the intervals into")
+@click.option("--tz", default=None, help="IANA zone for start times without a UTC offset")
+@_REPLACE
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_csv(database_url: str, meter_id: str, tz: str | None, replace: bool, path: Path) -> None:
+    """Load a customer's interval CSV (see docs in app/exports/csvio.py) into a meter."""
+    try:
+        zone = ZoneInfo(tz) if tz else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from None
+    try:
+        rows = csvio.read_csv(path.read_text(encoding="utf-8-sig"), tz=zone)
+    except (csvio.CsvError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    others = sorted({r.meter_id for r in rows if r.meter_id not in (None, meter_id)})
+    if others:
+        raise click.ClickException(f"{path}: rows for other meters {', '.join(others)}")
+    _store_file(database_url, meter_id, [r.interval for r in rows], f"csv:{path.name}", replace)
+
+
+@main.command("import-greenbutton")
+@click.option("--meter", "meter_id", required=True, help="meter to load the intervals into")
+@_REPLACE
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def import_greenbutton(database_url: str, meter_id: str, replace: bool, path: Path) -> None:
+    """Load a Green Button (ESPI) usage feed's 15-minute intervals into a meter."""
+    try:
+        readings = greenbutton.read_feed(path.read_bytes())
+    except greenbutton.GreenButtonError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    usable = [r for r in readings if r.interval_seconds == vee.INTERVAL_SECONDS]
+    if len(usable) != 1:
+        raise click.ClickException(
+            f"{path}: expected one 15-minute MeterReading, found {len(usable)}"
+        )
+    _store_file(database_url, meter_id, usable[0].intervals, f"greenbutton:{path.name}", replace)
+
+
+@main.command("edit")
+@click.option("--meter", "meter_id", required=True, help="meter whose interval is corrected")
+@click.option("--start", required=True, callback=_time, help="interval start, RFC 3339")
+@click.option("--kwh", type=click.FloatRange(min=0), required=True, help="corrected energy")
+@click.option("--demand-kw", type=click.FloatRange(min=0), default=None, help="default kWh x 4")
+@click.option("--by", "editor", default="operator", show_default=True, help="who edits (audit)")
+@click.pass_obj
+def edit_command(
+    database_url: str,
+    meter_id: str,
+    start: datetime,
+    kwh: float,
+    demand_kw: float | None,
+    editor: str,
+) -> None:
+    """Correct one interval by hand: the value is flagged `edited` and the change audited."""
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            row = session.get(models.Reading, (meter_id, start))
+            current = interval_from_row(row) if row else vee.Interval(start, 0.0)
+    finally:
+        engine.dispose()
+    edited = vee.edit(current, kwh=kwh, demand_kw=demand_kw)
+    _store_file(database_url, meter_id, [edited], f"edit:{editor}"[:24], replace=True)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, case, insert, or_, select, update
+from sqlalchemy import Insert, Table, bindparam, case, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models
-from app.domain import telemetry
+from app.domain import telemetry, vee
+from app.domain.localtime import zone_for
+from app.ingest import rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class BatchResult:
     statuses: int = 0
     replies: int = 0
     dead_letters: int = 0
+    estimates_replaced: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -65,6 +69,89 @@ def _insert_ignore(session: Session, table: Table) -> Insert:
 
 
 _READINGS: Table = models.Reading.__table__  # type: ignore[assignment]
+
+
+_STORED_IS_ESTIMATE = text(
+    "readings.quality IN ({})".format(", ".join(f"'{q}'" for q in sorted(vee.ESTIMATED)))
+)
+
+
+def upsert_readings(session: Session) -> Insert:
+    """Insert readings; on conflict replace the stored row only if it is an estimate.
+
+    A redelivered actual therefore changes nothing (exactly once), while an actual
+    arriving after VEE estimated its slot takes the estimate's place.
+    """
+    dialect = session.get_bind().dialect.name
+    stmt: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        stmt = postgresql.insert(_READINGS)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(_READINGS)
+    else:
+        raise RuntimeError(f"unsupported database dialect {dialect}")
+    keys = {"meter_id", "start"}
+    return stmt.on_conflict_do_update(
+        index_elements=[_READINGS.c.meter_id, _READINGS.c.start],
+        set_={c.name: stmt.excluded[c.name] for c in _READINGS.columns if c.name not in keys},
+        # Literal SQL: an expanding IN parameter cannot go through executemany.
+        where=_STORED_IS_ESTIMATE,
+    )
+
+
+def stored_estimates(
+    session: Session, keys: Sequence[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], tuple[float, float, str]]:
+    """Return (kWh, kW, quality) of the stored estimates among `keys` (partial index)."""
+    if not keys:
+        return {}
+    meters = sorted({m for m, _ in keys})
+    starts = [s for _, s in keys]
+    rows = session.execute(
+        select(
+            models.Reading.meter_id,
+            models.Reading.start,
+            models.Reading.kwh,
+            models.Reading.demand_kw,
+            models.Reading.quality,
+        ).where(
+            # The partial index's own predicate, as literal SQL, so PostgreSQL can prove
+            # the index applies even to a generic (prepared) plan.
+            _STORED_IS_ESTIMATE,
+            models.Reading.meter_id.in_(meters),
+            models.Reading.start >= min(starts),
+            models.Reading.start <= max(starts),
+        )
+    )
+    wanted = set(keys)
+    return {(m, s): (k, d, q) for m, s, k, d, q in rows if (m, s) in wanted}
+
+
+def audit_rows(
+    replaced: dict[tuple[str, datetime], tuple[float, float, str]],
+    new: dict[tuple[str, datetime], dict[str, Any]],
+    source: str,
+    at: datetime,
+) -> list[dict[str, Any]]:
+    """Build audit-trail rows for stored values that `new` replaces."""
+    return [
+        {
+            "meter_id": key[0],
+            "start": key[1],
+            "changed_at": at,
+            "source": source,
+            "old_kwh": old[0],
+            "old_demand_kw": old[1],
+            "old_quality": old[2],
+            "new_kwh": new[key]["kwh"],
+            "new_demand_kw": new[key]["demand_kw"],
+            "new_quality": new[key]["quality"],
+        }
+        for key, old in replaced.items()
+        if key in new
+    ]
+
+
 _EVENTS: Table = models.Event.__table__  # type: ignore[assignment]
 _METERS: Table = models.Meter.__table__  # type: ignore[assignment]
 # Late or backfilled intervals must not move a meter's "latest interval" backwards.
@@ -93,10 +180,15 @@ class MeterDirectory:
     def __init__(self) -> None:
         """Start empty; `refresh` loads it."""
         self._owner: dict[str, str] = {}
+        self.zones: dict[str, tzinfo] = {}
 
     def refresh(self, session: Session) -> None:
-        """Reload meter → utility from the database."""
-        self._owner = dict(session.execute(select(models.Meter.id, models.Meter.utility_id)).all())
+        """Reload meter → utility (and local time zone, for daily rollups) from the database."""
+        rows = session.execute(
+            select(models.Meter.id, models.Meter.utility_id, models.Meter.lon)
+        ).all()
+        self._owner = {m: u for m, u, _ in rows}
+        self.zones = {m: zone_for(lon) for m, _, lon in rows}
 
     def check(self, topic: telemetry.Topic) -> str | None:
         """Return why a topic's meter is not acceptable, or None if it is."""
@@ -109,12 +201,25 @@ class MeterDirectory:
             )
         return None
 
+    def attribute(self, topic: str) -> str | None:
+        """Return the known meter a raw topic names (`.../utility/meter/kind`), if any."""
+        parts = topic.rsplit("/", 3)
+        if len(parts) != 4:
+            return None
+        _, utility_id, meter_id, _ = parts
+        return meter_id if self._owner.get(meter_id) == utility_id else None
+
     def __contains__(self, meter_id: object) -> bool:
         """Return True if the meter is known."""
         return meter_id in self._owner
 
 
-def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirectory) -> BatchResult:
+def write_batch(
+    session: Session,
+    batch: Sequence[Inbound],
+    meters: MeterDirectory,
+    limits: vee.Plausibility = vee.Plausibility(),  # noqa: B008 - frozen, never mutated
+) -> BatchResult:
     """Store a batch in the caller's transaction: readings, events, statuses, dead letters."""
     result = BatchResult()
     if any(isinstance(i, Accepted) and i.topic.meter_id not in meters for i in batch):
@@ -127,7 +232,15 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
 
     for item in batch:
         if isinstance(item, Rejected):
-            dead.append(_dead(item.topic, item.payload, item.reason, item.received_at))
+            dead.append(
+                _dead(
+                    item.topic,
+                    item.payload,
+                    item.reason,
+                    item.received_at,
+                    meters.attribute(item.topic),
+                )
+            )
             continue
         problem = meters.check(item.topic)
         if problem is not None:
@@ -136,6 +249,14 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
         msg = item.message
         meter_id = item.topic.meter_id
         if isinstance(msg, telemetry.IntervalMessage):
+            problem = _implausible(msg, item.received_at, limits)
+            if problem is not None:
+                # The whole message: a meter that sends one impossible interval has a
+                # broken clock or register, so its neighbours are not to be trusted either.
+                dead.append(
+                    _dead(str(item.topic), item.payload, problem, item.received_at, meter_id)
+                )
+                continue
             for r in msg.readings:
                 readings[(meter_id, r.start)] = _reading_row(meter_id, r, item.received_at)
             newest = max(r.start for r in msg.readings)
@@ -165,7 +286,16 @@ def write_batch(session: Session, batch: Sequence[Inbound], meters: MeterDirecto
     # Core executemany on the session's connection: the ORM bulk path costs ~3x per row.
     conn = session.connection()
     if readings:
-        conn.execute(_insert_ignore(session, _READINGS), list(readings.values()))
+        replaced = stored_estimates(session, list(readings))
+        conn.execute(upsert_readings(session), list(readings.values()))
+        if replaced:
+            now = max(i.received_at for i in batch)
+            conn.execute(insert(models.ReadingAudit), audit_rows(replaced, readings, "ingest", now))
+            result.estimates_replaced = len(replaced)
+        touched: dict[str, list[datetime]] = defaultdict(list)
+        for meter_id, start in readings:
+            touched[meter_id].append(start)
+        rollups.refresh(session, touched, meters.zones)
     if events:
         conn.execute(_insert_ignore(session, _EVENTS), list(events.values()))
     if dead:
@@ -212,10 +342,30 @@ def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> 
         "voltage_b": volts[1],
         "voltage_c": volts[2],
         "flags": ",".join(sorted(r.flags)),
-        "quality": "valid",
+        "quality": vee.ingest_quality(r.flags),
         "received_at": received_at,
     }
 
 
-def _dead(topic: str, payload: bytes, reason: str, received_at: datetime) -> dict[str, Any]:
-    return {"topic": topic, "payload": payload, "reason": reason[:2000], "received_at": received_at}
+def _implausible(
+    msg: telemetry.IntervalMessage, received_at: datetime, limits: vee.Plausibility
+) -> str | None:
+    for index, r in enumerate(msg.readings):
+        why = vee.implausible(
+            r.start, r.kwh, r.demand_kw, r.voltage, now=received_at, limits=limits
+        )
+        if why is not None:
+            return f"readings[{index}]: impossible value: {why}"
+    return None
+
+
+def _dead(
+    topic: str, payload: bytes, reason: str, received_at: datetime, meter_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "payload": payload,
+        "reason": reason[:2000],
+        "received_at": received_at,
+        "meter_id": meter_id,
+    }

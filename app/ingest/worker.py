@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import mqtt as mqtt_adapter
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
-from app.domain import telemetry
+from app.domain import telemetry, vee
 from app.ingest.store import Accepted, Inbound, MeterDirectory, Rejected, write_batch
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,13 @@ class IngestWorker:
         prefix: str = telemetry.DEFAULT_PREFIX,
         client_id: str = "wattline-ingest",
         heartbeat_name: str = "ingest",
+        limits: vee.Plausibility | None = None,
     ) -> None:
         """Configure the worker; nothing connects until start()."""
         self.prefix = prefix
         self.client_id = client_id
         self.heartbeat_name = heartbeat_name
+        self.limits = limits or vee.Plausibility()
         self.stats = IngestStats()
         self._owns_engine = isinstance(database, str)
         self._engine = make_engine(database) if isinstance(database, str) else database
@@ -247,7 +249,7 @@ class IngestWorker:
         while True:
             try:
                 with self._sessions.begin() as session:
-                    result = write_batch(session, batch, self._meters)
+                    result = write_batch(session, batch, self._meters, self.limits)
                 break
             except SQLAlchemyError as exc:
                 self.stats.db_errors += 1

@@ -1,8 +1,8 @@
-"""Versioned JSON API under /api/v1: health, tokens, meters, readings, fleet summary."""
+"""Versioned JSON API under /api/v1: health, tokens, meters, fleet summary (readings: exports.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
@@ -16,7 +16,6 @@ from app.web.auth import TOKEN_MAX_AGE_S, authenticate, issue_token, user
 from app.web.db import db
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-MAX_RANGE = timedelta(days=31)
 
 
 @bp.before_request
@@ -127,25 +126,6 @@ def meter(meter_id: str) -> Any:
     return jsonify(meter_json(_visible_meter(meter_id)))
 
 
-@bp.get("/meters/<meter_id>/readings")
-@login_required
-def readings(meter_id: str) -> Any:
-    """Return a meter's intervals in [start, end); default: the newest 192."""
-    found = _visible_meter(meter_id)
-    start_raw, end_raw = request.args.get("start"), request.args.get("end")
-    if start_raw is None and end_raw is None:
-        rows = queries.recent_readings(db(), found.id)
-    else:
-        start = _time_arg("start", start_raw)
-        end = _time_arg("end", end_raw)
-        if end <= start:
-            abort(400, description="end must be after start")
-        if end - start > MAX_RANGE:
-            abort(400, description=f"range is limited to {MAX_RANGE.days} days")
-        rows = queries.readings_between(db(), found.id, start, end)
-    return jsonify(meter_id=found.id, readings=[reading_json(r) for r in rows])
-
-
 @bp.get("/fleet/summary")
 @login_required
 def fleet_summary() -> Any:
@@ -186,12 +166,3 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         abort(400, description=f"{name} must be between {low} and {high}")
     return value
-
-
-def _time_arg(name: str, raw: str | None) -> datetime:
-    if raw is None:
-        abort(400, description=f"{name} is required when the other bound is given")
-    try:
-        return telemetry.parse_time(raw, name)
-    except telemetry.ContractError as exc:
-        abort(400, description=str(exc))

@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import alarms, api, commands, fleet, meters, presenter, roi, segments
+    from app.web import alarms, api, commands, deadletters, fleet, meters, presenter, roi, segments
+    from app.web import exports as exports_api
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
@@ -70,11 +71,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(roi.bp)
     app.register_blueprint(roi.api_bp)
+    app.register_blueprint(exports_api.bp)
+    app.register_blueprint(deadletters.bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
     csrf.exempt(alarms.api_bp)
     csrf.exempt(commands.api_bp)
     csrf.exempt(roi.api_bp)
+    csrf.exempt(exports_api.bp)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:

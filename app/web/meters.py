@@ -10,6 +10,7 @@ from flask_login import login_required
 from app.analytics.charts import meter_figure
 from app.db import queries
 from app.domain.commands import allowed_commands
+from app.domain.localtime import zone_for
 from app.web.auth import user
 from app.web.db import db
 from simulator.fleet import BUILDING_TYPES, SEGMENT_LABELS
@@ -25,6 +26,8 @@ def detail(meter_id: str) -> Any:
     if meter is None:
         abort(404, description=f"No meter {meter_id!r} in your fleet.")
     readings = queries.recent_readings(db(), meter.id)
+    tz = zone_for(meter.lon)
+    days = queries.recent_daily_rollups(db(), meter.id)
     btype = BUILDING_TYPES.get(meter.building_type)
     return render_template(
         "meter.html",
@@ -36,4 +39,6 @@ def detail(meter_id: str) -> Any:
         latest=readings[-1] if readings else None,
         chart_json=meter_figure(readings).to_json() if readings else None,
         commands=allowed_commands(user().role),
+        days=[(d, d.start.astimezone(tz), d.peak_at.astimezone(tz)) for d in days],
+        zone=tz,
     )

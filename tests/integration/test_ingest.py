@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +16,8 @@ from app.db.seed import seed_fleet
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest import worker as worker_module
+from app.ingest.estimation import run_vee
+from app.ingest.store import Accepted, MeterDirectory, write_batch
 from app.ingest.worker import IngestWorker
 from simulator.fleet import Meter, build_fleet
 from tests.factories import T0, make_reading
@@ -138,6 +140,7 @@ def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
 ) -> None:
     start_worker()
     meter = fleet[0]
+    future = datetime.now(UTC) + timedelta(days=2)
     bad = [
         (topic(topic_prefix, meter), b"{not json", "not valid JSON"),
         (topic(topic_prefix, meter), b'{"schema_version": 99, "meter_id": "x"}', "schema_version"),
@@ -153,6 +156,19 @@ def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
                 telemetry.IntervalMessage(meter.id, (make_reading(T0, kwh=-1.0),))
             ),
             "kwh",
+        ),
+        (
+            # Valid by the contract, impossible in fact: an interval two days in the future.
+            topic(topic_prefix, meter),
+            interval_payload(meter, [T0, telemetry.floor_interval(future)]),
+            "readings[1]: impossible value",
+        ),
+        (
+            topic(topic_prefix, meter),
+            telemetry.encode_interval(
+                telemetry.IntervalMessage(meter.id, (make_reading(T0, demand_kw=5e6),))
+            ),
+            "demand_kw",
         ),
     ]
     for t, payload, _ in bad:
@@ -224,3 +240,73 @@ def test_status_and_events_update_the_meter(
     engine.dispose()
     assert count(database_url, models.Event) == 1
     assert heartbeat is not None
+
+
+def test_a_late_actual_replaces_an_estimate_once_and_is_audited(
+    fleet: list[Meter],
+    publisher: Callable[[str, bytes], None],
+    start_worker: Callable[[], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
+) -> None:
+    meter = fleet[3]
+    step = timedelta(minutes=15)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        write_batch(
+            session,
+            [
+                Accepted(
+                    telemetry.Topic(topic_prefix, meter.utility_id, meter.id, "interval"),
+                    telemetry.IntervalMessage(
+                        meter.id,
+                        (
+                            make_reading(T0, kwh=75.0, demand_kw=300.0),
+                            make_reading(T0 + 5 * step, kwh=100.0, demand_kw=400.0),
+                        ),
+                    ),
+                    b"",
+                    datetime.now(UTC),
+                )
+            ],
+            MeterDirectory(),
+        )
+    with sessions.begin() as session:
+        summary = run_vee(session, meter.id, T0, T0 + 6 * step, now=datetime.now(UTC))
+    assert summary.estimated_linear == 4
+
+    worker = start_worker()
+    late = interval_payload(meter, [T0 + step, T0 + 2 * step])
+    for _ in range(3):  # the first delivery replaces; redeliveries must change nothing more
+        publisher(topic(topic_prefix, meter), late)
+    assert worker.flush()
+    deadline = time.monotonic() + 15
+    while count(database_url, models.ReadingAudit) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    with sessions() as session:
+        rows = session.scalars(
+            select(models.Reading)
+            .where(models.Reading.meter_id == meter.id)
+            .order_by(models.Reading.start)
+        ).all()
+        audit = session.scalars(
+            select(models.ReadingAudit).order_by(models.ReadingAudit.start)
+        ).all()
+    engine.dispose()
+    assert [(r.kwh, r.quality) for r in rows] == [
+        (75.0, "valid"),
+        (12.5, "valid"),
+        (12.5, "valid"),
+        (pytest.approx(90.0), "estimated-linear"),
+        (pytest.approx(95.0), "estimated-linear"),
+        (100.0, "valid"),
+    ]
+    assert [(a.start, a.source, a.old_quality, a.new_quality) for a in audit] == [
+        (T0 + step, "ingest", "estimated-linear", "valid"),
+        (T0 + 2 * step, "ingest", "estimated-linear", "valid"),
+    ]
+    assert [a.old_kwh for a in audit] == pytest.approx([80.0, 85.0])
+    assert [a.new_kwh for a in audit] == [12.5, 12.5]
+    assert worker.stats.dead_letters == 0

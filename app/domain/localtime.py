@@ -1,0 +1,28 @@
+"""A meter's local time zone, for display, reference days and exports (pure)."""
+
+from __future__ import annotations
+
+from typing import Final
+from zoneinfo import ZoneInfo
+
+# The fleet is North American and meters carry coordinates, not a zone: these longitude
+# bands follow the US time-zone boundaries closely enough for a demo fleet.
+_BANDS: Final = (
+    (-87.5, "America/New_York"),
+    (-101.0, "America/Chicago"),
+    (-114.0, "America/Denver"),
+)
+FALLBACK: Final = "America/Los_Angeles"
+
+
+def zone_name_for(lon: float) -> str:
+    """Return the IANA zone name for a North American longitude."""
+    for east_of, name in _BANDS:
+        if lon >= east_of:
+            return name
+    return FALLBACK
+
+
+def zone_for(lon: float) -> ZoneInfo:
+    """Return the time zone for a North American longitude."""
+    return ZoneInfo(zone_name_for(lon))

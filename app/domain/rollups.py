@@ -1,0 +1,108 @@
+"""Hourly and daily rollups of interval data: energy, peak demand and when, PF, quality counts.
+
+Pure: the ingest recomputes the buckets a batch touched from their stored intervals, so a
+rollup is always exactly the sum of its intervals, however often a reading is redelivered
+or an estimate is replaced.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from app.domain import vee
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One bucket of one meter's intervals."""
+
+    start: datetime
+    kwh: float
+    kvarh: float
+    peak_kw: float
+    peak_at: datetime
+    intervals: int
+    valid: int
+    estimated: int
+    questionable: int
+    edited: int
+
+    @property
+    def power_factor(self) -> float | None:
+        """Return the average power factor (kWh over kVAh), None without energy."""
+        kvah = math.hypot(self.kwh, self.kvarh)
+        return round(self.kwh / kvah, 4) if kvah > 0 else None
+
+
+def hour_start(start: datetime) -> datetime:
+    """Return the UTC hour an interval belongs to."""
+    return start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_start(start: datetime, tz: tzinfo) -> datetime:
+    """Return the UTC instant of the local midnight that begins an interval's local day."""
+    local = start.astimezone(tz)
+    return datetime(local.year, local.month, local.day, tzinfo=tz).astimezone(UTC)
+
+
+def day_span(day: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
+    """Return [start, end) in UTC of the local day beginning at `day` (23 to 25 hours)."""
+    local = day.astimezone(tz)
+    following = local.date() + timedelta(days=1)
+    end = datetime(following.year, following.month, following.day, tzinfo=tz).astimezone(UTC)
+    return day, end
+
+
+class Accumulator:
+    """Running sums of one bucket; add intervals in any order, then take `result`."""
+
+    __slots__ = ("counts", "kvarh", "kwh", "n", "peak_at", "peak_kw")
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.kwh = 0.0
+        self.kvarh = 0.0
+        self.peak_kw = -math.inf
+        self.peak_at: datetime | None = None
+        self.n = 0
+        self.counts: dict[str, int] = dict.fromkeys(vee.QUALITIES, 0)
+
+    def add(self, start: datetime, kwh: float, kvarh: float, kw: float, quality: str) -> None:
+        """Add one interval (an unknown quality counts as questionable)."""
+        self.kwh += kwh
+        self.kvarh += kvarh
+        self.n += 1
+        # The earliest of equal peaks, whatever the order intervals arrive in.
+        if kw > self.peak_kw or (kw == self.peak_kw and self.peak_at and start < self.peak_at):
+            self.peak_kw, self.peak_at = kw, start
+        key = quality if quality in self.counts else vee.QUESTIONABLE
+        self.counts[key] += 1
+
+    def result(self, bucket: datetime) -> Rollup | None:
+        """Return the bucket's rollup, None if nothing was added."""
+        if self.peak_at is None:
+            return None
+        c = self.counts
+        return Rollup(
+            start=bucket,
+            kwh=self.kwh,
+            kvarh=self.kvarh,
+            peak_kw=self.peak_kw,
+            peak_at=self.peak_at,
+            intervals=self.n,
+            valid=c[vee.VALID],
+            estimated=c[vee.ESTIMATED_LINEAR] + c[vee.ESTIMATED_REFERENCE_DAY],
+            questionable=c[vee.QUESTIONABLE],
+            edited=c[vee.EDITED],
+        )
+
+
+def aggregate(intervals: Iterable[vee.Interval], bucket: datetime) -> Rollup | None:
+    """Roll up the intervals of one bucket (None if there are none)."""
+    acc = Accumulator()
+    for i in intervals:
+        acc.add(i.start, i.kwh, i.kvarh, i.demand_kw, i.quality)
+    return acc.result(bucket)

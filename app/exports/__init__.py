@@ -1,0 +1,1 @@
+"""Exchange formats for interval data: Green Button (NAESB ESPI) and CSV, both directions."""

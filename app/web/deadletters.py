@@ -1,0 +1,66 @@
+"""Dead letters: what the ingest refused, with the reason and the raw payload (ops roles)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request
+from flask_login import current_user, login_required
+
+from app.db import queries
+from app.domain.access import Role
+from app.web.auth import user
+from app.web.db import db
+
+bp = Blueprint("deadletters", __name__, url_prefix="/dead-letters")
+# People who run or support the data feed; sales reps and building managers do not.
+ROLES = frozenset(
+    {Role.VENDOR_ADMIN, Role.VENDOR_SE, Role.DISTRIBUTOR_MANAGER, Role.UTILITY_VIEWER}
+)
+PAGE = 100
+PAYLOAD_SHOWN = 4000
+
+
+def may_see_dead_letters(role: Role) -> bool:
+    """Return True if a role may open the dead-letter page."""
+    return role in ROLES
+
+
+@bp.app_context_processor
+def nav_flag() -> dict[str, bool]:
+    """Tell base.html whether to show the nav link."""
+    found: Any = current_user
+    return {
+        "can_see_dead_letters": bool(found.is_authenticated) and may_see_dead_letters(found.role)
+    }
+
+
+@bp.get("/")
+@login_required
+def index() -> Any:
+    """List the newest dead letters the user's tenants may see."""
+    current = user()
+    if not may_see_dead_letters(current.role):
+        abort(403, description="Dead letters are for operations roles.")
+    raw_before = request.args.get("before")
+    before: int | None = None
+    if raw_before is not None:
+        if not raw_before.isdigit():
+            abort(400, description="before must be a dead-letter id (a positive integer)")
+        before = int(raw_before)
+    rows = queries.dead_letters(db(), current.scope, limit=PAGE, before_id=before)
+    letters = [
+        {
+            "id": d.id,
+            "received_at": d.received_at,
+            "topic": d.topic,
+            "meter_id": d.meter_id,
+            "reason": d.reason,
+            "payload": bytes(d.payload[:PAYLOAD_SHOWN]).decode("utf-8", errors="replace"),
+            "truncated": len(d.payload) > PAYLOAD_SHOWN,
+            "size": len(d.payload),
+        }
+        for d in rows
+    ]
+    older = letters[-1]["id"] if len(letters) == PAGE else None
+    return render_template("dead_letters.html", letters=letters, older=older)

@@ -1,0 +1,164 @@
+"""Interval data out of the portal: readings as JSON or CSV, and Green Button feeds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Blueprint, Response, abort, jsonify, request
+from flask_login import login_required
+
+from app.db import models, queries
+from app.domain import telemetry
+from app.domain.localtime import zone_for
+from app.exports import csvio, greenbutton
+from app.exports.series import MeterSeries, interval_from_row
+from app.web.api import reading_json
+from app.web.auth import user
+from app.web.db import db
+
+bp = Blueprint("exports", __name__, url_prefix="/api/v1")
+MAX_RANGE = timedelta(days=31)
+GREENBUTTON_DEFAULT_DAYS = 7
+FORMATS = ("json", "csv")
+ROLLUP_RANGE = {"hourly": timedelta(days=31), "daily": timedelta(days=366)}
+
+
+@bp.get("/meters/<meter_id>/readings")
+@login_required
+def readings(meter_id: str) -> Any:
+    """Return a meter's intervals in [start, end) as JSON or CSV; default: the newest 192."""
+    found = _visible_meter(meter_id)
+    fmt = request.args.get("format", "json")
+    if fmt not in FORMATS:
+        abort(400, description=f"format must be one of {', '.join(FORMATS)}")
+    tz = _zone_arg(found)
+    start_raw, end_raw = request.args.get("start"), request.args.get("end")
+    if start_raw is None and end_raw is None:
+        rows = queries.recent_readings(db(), found.id)
+    else:
+        start, end = _range_args(start_raw, end_raw)
+        rows = queries.readings_between(db(), found.id, start, end)
+    if fmt == "csv":
+        text = csvio.write_csv(found.id, [interval_from_row(r) for r in rows], tz)
+        name = f"{found.id}-readings.csv"
+        return Response(
+            text,
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return jsonify(meter_id=found.id, readings=[reading_json(r) for r in rows])
+
+
+@bp.get("/meters/<meter_id>/greenbutton")
+@login_required
+def greenbutton_feed(meter_id: str) -> Any:
+    """Return a meter's intervals in [start, end) as a Green Button (ESPI Atom) feed."""
+    found = _visible_meter(meter_id)
+    tz = _zone_arg(found)
+    start_raw, end_raw = request.args.get("start"), request.args.get("end")
+    if start_raw is None and end_raw is None:
+        # The last whole local days up to the newest stored interval.
+        newest = found.last_interval_start or datetime.now(UTC)
+        last_day = newest.astimezone(tz).date() + timedelta(days=1)
+        end = greenbutton.local_midnight(last_day, tz)
+        start = greenbutton.local_midnight(last_day - timedelta(days=GREENBUTTON_DEFAULT_DAYS), tz)
+    else:
+        start, end = _range_args(start_raw, end_raw)
+    rows = queries.readings_between(db(), found.id, start, end)
+    series = MeterSeries(
+        meter_id=found.id,
+        title=found.site_name,
+        utility_id=found.utility_id,
+        tz=tz,
+        start=start,
+        end=end,
+        intervals=tuple(interval_from_row(r) for r in rows),
+    )
+    document = greenbutton.write_feed(series, now=datetime.now(UTC))
+    name = f"{found.id}-greenbutton.xml"
+    return Response(
+        document,
+        mimetype="application/atom+xml",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.get("/meters/<meter_id>/rollups")
+@login_required
+def rollups(meter_id: str) -> Any:
+    """Return hourly (UTC hours) or daily (local days) rollups over [start, end)."""
+    found = _visible_meter(meter_id)
+    period = request.args.get("period", "daily")
+    if period not in ROLLUP_RANGE:
+        abort(400, description=f"period must be one of {', '.join(ROLLUP_RANGE)}")
+    start, end = _range_args(
+        request.args.get("start"), request.args.get("end"), ROLLUP_RANGE[period]
+    )
+    rows = queries.rollups_between(db(), found.id, period, start, end)
+    return jsonify(
+        meter_id=found.id,
+        period=period,
+        rollups=[
+            {
+                "start": telemetry.format_time(r.start),
+                "kwh": r.kwh,
+                "kvarh": r.kvarh,
+                "peak_kw": r.peak_kw,
+                "peak_at": telemetry.format_time(r.peak_at),
+                "power_factor": r.power_factor,
+                "intervals": r.intervals,
+                "quality": {
+                    "valid": r.valid,
+                    "estimated": r.estimated,
+                    "questionable": r.questionable,
+                    "edited": r.edited,
+                },
+            }
+            for r in rows
+        ],
+    )
+
+
+def _visible_meter(meter_id: str) -> models.Meter:
+    found = queries.get_meter(db(), user().scope, meter_id)
+    if found is None:
+        abort(404, description=f"no meter {meter_id!r} in your fleet")
+    return found
+
+
+def _zone_arg(meter: models.Meter) -> tzinfo:
+    raw = request.args.get("tz")
+    if raw is None:
+        return zone_for(meter.lon)
+    try:
+        return ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        abort(400, description=f"tz {raw!r} is not an IANA time zone such as America/Chicago")
+
+
+def _time_arg(name: str, raw: str | None) -> datetime:
+    if raw is None:
+        abort(400, description=f"{name} is required when the other bound is given")
+    if len(raw) == 10:  # YYYY-MM-DD: midnight UTC
+        try:
+            return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+        except ValueError:
+            abort(400, description=f"{name} {raw!r} is not a date (YYYY-MM-DD)")
+    try:
+        return telemetry.parse_time(raw, name)
+    except telemetry.ContractError as exc:
+        abort(400, description=str(exc))
+
+
+def _range_args(
+    start_raw: str | None, end_raw: str | None, limit: timedelta = MAX_RANGE
+) -> tuple[datetime, datetime]:
+    start = _time_arg("start", start_raw)
+    end = _time_arg("end", end_raw)
+    if end <= start:
+        abort(400, description="end must be after start")
+    if end - start > limit:
+        abort(400, description=f"end: the range is limited to {limit.days} days")
+    return start, end

@@ -1,0 +1,220 @@
+"""Readings (JSON/CSV) and Green Button over the API: formats, tenancy, parameter errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import etree
+from sqlalchemy import delete
+
+from app import create_app
+from app.db import models
+from app.db.session import make_engine, make_sessionmaker
+from app.exports import greenbutton
+from app.ingest.estimation import run_vee
+from simulator.fleet import Meter
+from tests.factories import PASSWORD, T0, seed_database
+from tests.integration.test_portal import login, make_settings
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "greenbutton"
+DAY = {"start": "2026-03-02T00:00:00Z", "end": "2026-03-03T00:00:00Z"}
+
+
+@pytest.fixture
+def fleet(database_url: str) -> list[Meter]:
+    """Seed 21 meters with a day of readings each, and the demo logins."""
+    return seed_database(database_url)
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, fleet: list[Meter]) -> Iterator[Flask]:
+    """A portal on the seeded database."""
+    flask_app = create_app(make_settings(database_url, tmp_path))
+    yield flask_app
+    flask_app.extensions["wattline"]["engine"].dispose()
+
+
+def bearer(client: FlaskClient, email: str) -> dict[str, str]:
+    """Return an Authorization header for a demo login."""
+    token = client.post(
+        "/api/v1/auth/token", json={"email": email, "password": PASSWORD}
+    ).get_json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def own_and_other(fleet: list[Meter]) -> tuple[Meter, Meter]:
+    """A meter Prairie Meter's rep may see, and one it may not."""
+    return (
+        next(m for m in fleet if m.utility_id == "cascade"),
+        next(m for m in fleet if m.utility_id == "glpl"),
+    )
+
+
+def test_readings_as_json_and_csv_carry_quality(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    headers = bearer(client, "rep@prairiemeter.example")
+    own, _ = own_and_other(fleet)
+    url = f"/api/v1/meters/{own.id}/readings"
+    body = client.get(url, headers=headers, query_string=DAY).get_json()
+    assert len(body["readings"]) == 96
+    assert {r["quality"] for r in body["readings"]} == {"valid"}
+
+    response = client.get(url, headers=headers, query_string={**DAY, "format": "csv"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(table) == 96
+    assert table[0]["start_utc"] == "2026-03-02T00:00:00Z"
+    assert table[0]["start_utc_epoch"] == str(int(T0.timestamp()))
+    assert table[0]["quality"] == "valid"
+    # Cascade is a Pacific-northwest utility: local time is the meter's zone unless asked.
+    assert table[0]["start_local"].endswith(("-08:00", "-07:00", "-06:00", "-05:00"))
+    utc = client.get(url, headers=headers, query_string={**DAY, "format": "csv", "tz": "UTC"})
+    assert next(csv.DictReader(io.StringIO(utc.get_data(as_text=True))))["start_local"] == (
+        "2026-03-02T00:00:00+00:00"
+    )
+    dates = client.get(
+        url, headers=headers, query_string={"start": "2026-03-02", "end": "2026-03-03"}
+    )
+    assert len(dates.get_json()["readings"]) == 96
+
+
+def test_greenbutton_feed_is_valid_and_holds_the_range(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    headers = bearer(client, "rep@prairiemeter.example")
+    own, _ = own_and_other(fleet)
+    response = client.get(f"/api/v1/meters/{own.id}/greenbutton", headers=headers, query_string=DAY)
+    assert response.status_code == 200
+    assert response.mimetype == "application/atom+xml"
+    document = response.get_data()
+    schema = etree.XMLSchema(etree.parse(str(DATA / "greenbutton.xsd")))
+    schema.assertValid(etree.fromstring(document))
+    (reading,) = greenbutton.read_feed(document)
+    assert len(reading.intervals) == 96
+    assert reading.intervals[0].start == T0
+    assert reading.intervals[0].kwh == pytest.approx(10.0)
+
+    default = client.get(f"/api/v1/meters/{own.id}/greenbutton", headers=headers)
+    assert default.status_code == 200
+    (recent,) = greenbutton.read_feed(default.get_data())
+    assert len(recent.intervals) == 96  # the last week holds the seeded day
+
+
+@pytest.mark.parametrize("endpoint", ["readings", "greenbutton", "rollups"])
+def test_another_tenants_meter_is_404_and_anonymous_is_401(
+    app: Flask, fleet: list[Meter], endpoint: str
+) -> None:
+    client = app.test_client()
+    _, other = own_and_other(fleet)
+    url = f"/api/v1/meters/{other.id}/{endpoint}"
+    assert client.get(url, query_string=DAY).status_code == 401
+    response = client.get(url, headers=bearer(client, "rep@prairiemeter.example"))
+    assert response.status_code == 404
+    assert response.get_json()["status"] == 404
+    admin = client.get(url, headers=bearer(client, "admin@wattline.example"), query_string=DAY)
+    assert admin.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params", "named"),
+    [
+        ("readings", {"format": "xml"}, "format"),
+        ("readings", {"start": "yesterday", "end": DAY["end"]}, "start"),
+        ("readings", {"start": DAY["start"]}, "end"),
+        ("readings", {"start": DAY["end"], "end": DAY["start"]}, "end"),
+        ("readings", {"start": "2026-01-01", "end": "2026-03-01"}, "end"),
+        ("readings", {**DAY, "tz": "Mars/Olympus"}, "tz"),
+        ("greenbutton", {"start": "2026-13-01", "end": "2026-03-01"}, "start"),
+        ("greenbutton", {"end": DAY["end"]}, "start"),
+        ("greenbutton", {**DAY, "tz": "nowhere"}, "tz"),
+        ("rollups", {**DAY, "period": "weekly"}, "period"),
+        ("rollups", {"period": "hourly"}, "start"),
+        ("rollups", {"period": "hourly", "start": "2026-01-01", "end": "2026-03-01"}, "end"),
+    ],
+)
+def test_bad_parameters_answer_400_naming_them(
+    app: Flask, fleet: list[Meter], endpoint: str, params: dict[str, str], named: str
+) -> None:
+    client = app.test_client()
+    own, _ = own_and_other(fleet)
+    response = client.get(
+        f"/api/v1/meters/{own.id}/{endpoint}",
+        headers=bearer(client, "rep@prairiemeter.example"),
+        query_string=params,
+    )
+    assert response.status_code == 400
+    assert named in response.get_json()["message"]
+
+
+def test_csv_download_works_with_the_session_cookie(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    login(client, "admin@wattline.example")
+    response = client.get(
+        f"/api/v1/meters/{fleet[0].id}/readings",
+        query_string={**DAY, "format": "csv"},
+    )
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).count("\n") == 97
+
+
+def test_meter_page_links_downloads_and_marks_non_valid_intervals(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(
+            delete(models.Reading).where(
+                models.Reading.meter_id == fleet[0].id,
+                models.Reading.start == T0 + timedelta(hours=2),
+            )
+        )
+        run_vee(session, fleet[0].id, T0, T0 + timedelta(days=1), now=T0 + timedelta(days=2))
+    engine.dispose()
+    client = app.test_client()
+    login(client, "admin@wattline.example")
+    html = client.get(f"/meters/{fleet[0].id}").get_data(as_text=True)
+    assert f"/api/v1/meters/{fleet[0].id}/readings?format=csv" in html
+    assert f"/api/v1/meters/{fleet[0].id}/greenbutton" in html
+    assert "Not valid (VEE quality)" in html
+    assert "estimated-linear" in html
+    # The daily summary comes from the rollups, which the VEE run kept up to date.
+    assert "Daily summary" in html
+    assert " · 1 estimated" in html
+
+
+def test_rollups_sum_the_intervals_without_scanning_them(app: Flask, fleet: list[Meter]) -> None:
+    client = app.test_client()
+    headers = bearer(client, "rep@prairiemeter.example")
+    own, _ = own_and_other(fleet)
+    readings = client.get(
+        f"/api/v1/meters/{own.id}/readings", headers=headers, query_string=DAY
+    ).get_json()["readings"]
+    hourly = client.get(
+        f"/api/v1/meters/{own.id}/rollups",
+        headers=headers,
+        query_string={**DAY, "period": "hourly"},
+    ).get_json()["rollups"]
+    assert len(hourly) == 24
+    assert sum(h["kwh"] for h in hourly) == pytest.approx(sum(r["kwh"] for r in readings))
+    assert {h["intervals"] for h in hourly} == {4}
+    first_hour = readings[:4]
+    peak = max(first_hour, key=lambda r: r["demand_kw"])
+    assert (hourly[0]["peak_kw"], hourly[0]["peak_at"]) == (peak["demand_kw"], peak["start"])
+    assert hourly[0]["quality"] == {"valid": 4, "estimated": 0, "questionable": 0, "edited": 0}
+    daily = client.get(
+        f"/api/v1/meters/{own.id}/rollups",
+        headers=headers,
+        query_string={"start": "2026-03-01", "end": "2026-03-04"},
+    ).get_json()["rollups"]
+    # One UTC day of data spans two local days of a North American meter.
+    assert len(daily) == 2
+    assert sum(d["intervals"] for d in daily) == 96
+    assert sum(d["kwh"] for d in daily) == pytest.approx(sum(r["kwh"] for r in readings))

@@ -1,0 +1,133 @@
+"""VEE over stored readings: the `vee` command flags, estimates, re-estimates and audits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, func, select, update
+
+from app.db import models
+from app.db.session import make_engine, make_sessionmaker
+from app.ingest.__main__ import main
+from tests.factories import T0, seed_database
+
+STEP = timedelta(minutes=15)
+
+
+def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
+    fleet = seed_database(database_url, meters=2, intervals=96)
+    meter = fleet[0].id
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        # The factory's demand is arbitrary; make it the interval's average kW, as a meter's is.
+        session.execute(
+            update(models.Reading)
+            .where(models.Reading.meter_id == meter)
+            .values(demand_kw=models.Reading.kwh * 4)
+        )
+        # A 1-hour gap (linear), a 3-hour gap (too long: reference day, but no history).
+        gone = [T0 + k * STEP for k in (*range(20, 24), *range(40, 52))]
+        session.execute(
+            delete(models.Reading).where(
+                models.Reading.meter_id == meter, models.Reading.start.in_(gone)
+            )
+        )
+        spike = session.get(models.Reading, (meter, T0 + 60 * STEP))
+        assert spike is not None
+        spike.kwh, spike.demand_kw = 400.0, 1600.0
+
+    runner = CliRunner()
+    args = ["--database-url", database_url, "vee", "--meter", meter]
+    result = runner.invoke(main, [*args, "--start", "2026-03-02", "--end", "2026-03-03"])
+    assert result.exit_code == 0, result.output
+    assert "1 questionable, 4 linear, 0 reference-day, 12 left missing" in result.output
+
+    with sessions() as session:
+        rows = {
+            r.start: r
+            for r in session.scalars(select(models.Reading).where(models.Reading.meter_id == meter))
+        }
+    # Factory values are 10 + i % 7: interval 19 holds 15.0, interval 24 holds 13.0.
+    assert [rows[T0 + k * STEP].kwh for k in range(20, 24)] == pytest.approx(
+        [14.6, 14.2, 13.8, 13.4]
+    )
+    assert {rows[T0 + k * STEP].quality for k in range(20, 24)} == {"estimated-linear"}
+    assert rows[T0 + 60 * STEP].quality == "questionable"
+    assert T0 + 40 * STEP not in rows
+
+    # A rerun with a longer linear limit re-estimates nothing that is already estimated the
+    # same way, and fills the long gap; changed estimates would be audited.
+    again = runner.invoke(
+        main,
+        [*args, "--start", "2026-03-02", "--end", "2026-03-03", "--max-linear-gap", "4"],
+    )
+    assert again.exit_code == 0, again.output
+    assert "16 linear" in again.output
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(models.ReadingAudit)) == 0
+        filled = session.scalar(
+            select(func.count())
+            .select_from(models.Reading)
+            .where(models.Reading.meter_id == meter, models.Reading.quality == "estimated-linear")
+        )
+    engine.dispose()
+    assert filled == 16
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--meter", "nosuch", "--start", "2026-03-02", "--end", "2026-03-03"], "--meter"),
+        (["--start", "2026-03-03", "--end", "2026-03-02"], "--end"),
+        (["--start", "yesterday", "--end", "2026-03-02"], "--start"),
+    ],
+)
+def test_vee_command_names_the_bad_option(
+    database_url: str, extra: list[str], message: str
+) -> None:
+    seed_database(database_url, meters=1, intervals=4)
+    result = CliRunner().invoke(main, ["--database-url", database_url, "vee", *extra])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_edit_command_flags_edited_audits_and_survives_a_vee_rerun(database_url: str) -> None:
+    meter = seed_database(database_url, meters=1, intervals=8)[0].id
+    runner = CliRunner()
+    base = ["--database-url", database_url]
+    result = runner.invoke(
+        main,
+        [*base, "edit", "--meter", meter, "--start", "2026-03-02T00:30:00Z", "--kwh", "7.5"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 stored values changed" in result.output
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        row = session.get(models.Reading, (meter, T0 + 2 * STEP))
+        assert row is not None
+        assert (row.kwh, row.demand_kw, row.quality) == (7.5, 30.0, "edited")
+        audit = session.scalars(select(models.ReadingAudit)).one()
+        assert (audit.old_kwh, audit.old_quality, audit.new_kwh, audit.source) == (
+            12.0,
+            "valid",
+            7.5,
+            "edit:operator",
+        )
+    rerun = runner.invoke(
+        main, [*base, "vee", "--meter", meter, "--start", "2026-03-02", "--end", "2026-03-03"]
+    )
+    assert rerun.exit_code == 0, rerun.output
+    with sessions() as session:
+        row = session.get(models.Reading, (meter, T0 + 2 * STEP))
+        assert row is not None
+        assert (row.kwh, row.quality) == (7.5, "edited")
+    engine.dispose()
+    unknown = runner.invoke(
+        main, [*base, "edit", "--meter", "nosuch", "--start", "2026-03-02", "--kwh", "1"]
+    )
+    assert unknown.exit_code == 2
+    assert "unknown meter" in unknown.output

@@ -1,0 +1,49 @@
+"""Rollup arithmetic: energy sums, peak demand and when, power factor, quality counts, local days."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.domain import rollups, vee
+
+T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+STEP = timedelta(minutes=15)
+CHICAGO = ZoneInfo("America/Chicago")
+
+
+def test_aggregate_sums_finds_the_peak_and_counts_quality() -> None:
+    rows = [
+        vee.Interval(T0, 10.0, 5.0, 40.0),
+        vee.Interval(T0 + STEP, 12.0, 5.0, 48.0, quality=vee.ESTIMATED_LINEAR),
+        vee.Interval(T0 + 2 * STEP, 12.0, 5.0, 48.0, quality=vee.QUESTIONABLE),
+        vee.Interval(T0 + 3 * STEP, 6.0, 5.0, 24.0, quality=vee.EDITED),
+    ]
+    r = rollups.aggregate(rows, T0)
+    assert r is not None
+    assert (r.kwh, r.kvarh, r.intervals) == (40.0, 20.0, 4)
+    assert (r.peak_kw, r.peak_at) == (48.0, T0 + STEP)  # the first of two equal peaks
+    assert (r.valid, r.estimated, r.questionable, r.edited) == (1, 1, 1, 1)
+    assert r.power_factor == pytest.approx(40 / (40**2 + 20**2) ** 0.5, abs=1e-4)
+    assert rollups.aggregate([], T0) is None
+
+
+def test_power_factor_without_energy_is_unknown() -> None:
+    r = rollups.aggregate([vee.Interval(T0, 0.0, 0.0, 0.0)], T0)
+    assert r is not None
+    assert r.power_factor is None
+
+
+def test_buckets_are_utc_hours_and_local_days() -> None:
+    assert rollups.hour_start(T0 + 3 * STEP) == T0
+    # 02:00 UTC on 2 March is 20:00 on 1 March in Chicago (CST, UTC-6).
+    late = datetime(2026, 3, 2, 2, tzinfo=UTC)
+    assert rollups.day_start(late, CHICAGO) == datetime(2026, 3, 1, 6, tzinfo=UTC)
+    spring = rollups.day_start(datetime(2026, 3, 8, 12, tzinfo=UTC), CHICAGO)
+    start, end = rollups.day_span(spring, CHICAGO)
+    assert end - start == timedelta(hours=23)
+    fall = rollups.day_start(datetime(2026, 11, 1, 12, tzinfo=UTC), CHICAGO)
+    start, end = rollups.day_span(fall, CHICAGO)
+    assert end - start == timedelta(hours=25)
