@@ -6,6 +6,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -14,7 +15,7 @@ from app import create_app
 from app.config import Settings
 from simulator.fleet import Meter
 from tests.conftest import skip_or_fail
-from tests.factories import seed_database
+from tests.factories import PASSWORD, seed_database
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -78,3 +79,30 @@ def browser() -> Iterator[object]:
         instance = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def watch(page: Any, base: str) -> list[str]:
+    """Collect console errors, page errors and any request that leaves the portal (offline)."""
+    problems: list[str] = []
+    page.on(
+        "console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith((base, "data:", "blob:"))
+            else problems.append(f"external request: {r.url}")
+        ),
+    )
+    return problems
+
+
+def log_in(page: Any, base: str, email: str) -> None:
+    """Log in through the real form and wait for the fleet page."""
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")

@@ -11,7 +11,7 @@ from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter
-from tests.factories import PASSWORD
+from tests.e2e.conftest import log_in, watch
 
 pytestmark = pytest.mark.e2e
 
@@ -22,18 +22,8 @@ def test_event_feed_and_map_update_live(
     base, fleet = live_portal
     context = browser.new_context()
     page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith((base, "data:")) else problems.append(r.url),
-    )
-    page.goto(f"{base}/login")
-    page.fill("#email", "se@wattline.example")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    problems = watch(page, base)
+    log_in(page, base, "se@wattline.example")
     page.wait_for_selector("#live-state.on", timeout=15_000)
     page.wait_for_selector("#fleet-map .main-svg", timeout=15_000)
     # The outline plus one trace per meter state present.

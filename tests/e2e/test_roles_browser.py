@@ -8,7 +8,7 @@ import pytest
 
 from app.db.seed import DEMO_LOGINS, DemoLogin
 from simulator.fleet import Meter
-from tests.factories import PASSWORD
+from tests.e2e.conftest import log_in, watch
 
 pytestmark = pytest.mark.e2e
 
@@ -47,14 +47,8 @@ def test_role_walks_its_pages(
     base, fleet = live_portal
     context = browser.new_context()
     page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(f"{base}/login")
-    page.fill("#email", login.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    problems = watch(page, base)
+    log_in(page, base, login.email)
 
     for path, roles in PAGES.items():
         response = page.goto(f"{base}{path}")

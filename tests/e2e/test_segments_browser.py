@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from simulator.fleet import Meter
-from tests.factories import PASSWORD
+from tests.e2e.conftest import log_in, watch
 
 pytestmark = pytest.mark.e2e
 
@@ -18,18 +18,8 @@ def test_segment_pages_render_for_a_sales_engineer(
     base, _fleet = live_portal
     context = browser.new_context()
     page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith((base, "data:")) else problems.append(r.url),
-    )
-    page.goto(f"{base}/login")
-    page.fill("#email", "se@wattline.example")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    problems = watch(page, base)
+    log_in(page, base, "se@wattline.example")
 
     for link, chart, table, utility in [
         ("IOU", "#iou-chart", "#iou-utilities", "Cascade Energy"),
