@@ -37,7 +37,9 @@ def fleet_load_figure(rows: Sequence[tuple[datetime, str, float]]) -> go.Figure:
                 line={"width": 1, "color": SEGMENT_COLOURS[segment]},
             )
         )
-    fig.update_layout(**_LAYOUT, title="Fleet demand by segment (kW, last 24 h of data)")
+    fig.update_layout(
+        **_LAYOUT, title="Fleet demand by segment (average kW per hour, last 24 h of data)"
+    )
     fig.update_yaxes(title_text="kW")
     return fig
 

@@ -327,6 +327,8 @@ class HourlyRollup(_RollupColumns, Base):
     """One meter's UTC hour: kWh, kVArh, peak demand and its time, PF, quality counts."""
 
     __tablename__ = "readings_hourly"
+    # Fleet-wide charts read one time window across every meter.
+    __table_args__ = (Index("ix_readings_hourly_start", "start"),)
 
 
 class DailyRollup(_RollupColumns, Base):

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.domain.access import Scope
-from app.domain.telemetry import INTERVAL_SECONDS
 
 HEARTBEAT_STALE_S = 30
 
@@ -136,9 +135,9 @@ def readings_between(
 
 
 def fleet_load_by_segment(
-    session: Session, scope: Scope, intervals: int = 96
+    session: Session, scope: Scope, hours: int = 24
 ) -> list[tuple[datetime, str, float]]:
-    """Sum demand kW per interval and segment over the newest `intervals` of visible meters."""
+    """Average demand kW per hour and segment over the newest `hours` of visible meters."""
     newest = session.scalar(
         select(func.max(models.Meter.last_interval_start))
         .join(models.Utility, models.Meter.utility_id == models.Utility.id)
@@ -146,16 +145,20 @@ def fleet_load_by_segment(
     )
     if newest is None:
         return []
-    since = newest - timedelta(seconds=INTERVAL_SECONDS * (intervals - 1))
+    # Hourly rollups, not raw intervals: a day of 10,000 meters is 240,000 rows instead of
+    # 960,000. An hour's kWh is its average kW.
+    hour = newest.replace(minute=0, second=0, microsecond=0)
+    since = hour - timedelta(hours=hours - 1)
+    rollup = models.HourlyRollup
     query = (
-        select(models.Reading.start, models.Utility.segment, func.sum(models.Reading.demand_kw))
-        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
+        select(rollup.start, models.Utility.segment, func.sum(rollup.kwh))
+        .join(models.Meter, rollup.meter_id == models.Meter.id)
         .join(models.Utility, models.Meter.utility_id == models.Utility.id)
-        .where(utility_clause(scope), models.Reading.start >= since, models.Reading.start <= newest)
-        .group_by(models.Reading.start, models.Utility.segment)
-        .order_by(models.Reading.start)
+        .where(utility_clause(scope), rollup.start >= since, rollup.start <= hour)
+        .group_by(rollup.start, models.Utility.segment)
+        .order_by(rollup.start)
     )
-    return [(start, segment, float(kw)) for start, segment, kw in session.execute(query)]
+    return [(start, segment, float(kwh)) for start, segment, kwh in session.execute(query)]
 
 
 @dataclass(frozen=True, slots=True)

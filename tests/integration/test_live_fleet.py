@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,12 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.db.queries import fleet_load_by_segment
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
+from app.domain.access import Scope
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from app.web import fleet as fleet_views
 from simulator.fleet import Meter
-from tests.factories import make_reading, seed_database
+from tests.factories import T0, make_reading, seed_database
 from tests.integration.test_portal import login, make_settings
 
 NORTHGRID = {"glpl", "atlantic", "millbrook", "fedcenter"}
@@ -134,3 +136,22 @@ def test_fleet_page_renders_the_first_snapshot(app: Flask, fleet: list[Meter]) -
     assert f'data-total="meters">{len(fleet)}<' in html
     assert 'id="fleet-map"' in html
     assert "No events yet." in html
+
+
+def test_fleet_load_reads_hourly_rollups(database_url: str, fleet: list[Meter]) -> None:
+    """Each hour's average kW per segment is the sum of its four intervals' kWh over meters."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = fleet_load_by_segment(session, Scope(everything=True))
+    engine.dispose()
+    segments = {"glpl": "iou", "atlantic": "iou", "cascade": "iou", "millbrook": "service_bureau",
+                "prec": "service_bureau", "fedcenter": "security", "riverton": "security"}  # fmt: skip
+    meters = {
+        seg: sum(segments[m.utility_id] == seg for m in fleet) for seg in set(segments.values())
+    }
+    expected = {
+        (T0 + timedelta(hours=h), seg): n * sum(10.0 + i % 7 for i in range(4 * h, 4 * h + 4))
+        for h in range(24)
+        for seg, n in meters.items()
+    }
+    assert {(start, seg): round(kw, 6) for start, seg, kw in rows} == expected
