@@ -134,9 +134,10 @@ def utility_key(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     folded = folded.replace("&", " and ")
     words = re.findall(r"[a-z0-9]+", folded)
-    # Legal-form words say nothing about which customer it is.
+    # Legal-form words say nothing about which customer it is, and word order varies
+    # ("City of Riverton" / "Riverton, City of"), so the key is the sorted set of words.
     noise = {"the", "inc", "co", "corp", "llc", "company", "of"}
-    return " ".join(w for w in words if w not in noise)
+    return " ".join(sorted({w for w in words if w not in noise}))
 
 
 @dataclass(frozen=True, slots=True)

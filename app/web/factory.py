@@ -54,14 +54,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import api, fleet, meters
+    from app.web import api, fleet, meters, partners
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(fleet.bp)
     app.register_blueprint(meters.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(partners.bp)
+    app.register_blueprint(partners.api_bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
+    csrf.exempt(partners.api_bp)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:

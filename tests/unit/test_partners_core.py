@@ -215,6 +215,7 @@ def test_utility_names_are_normalised_for_conflicts() -> None:
         "great lakes power and light"
     )
     assert utility_key("Cascade Energy") != utility_key("Cascade Power")
+    assert utility_key("Riverton, City of") == utility_key("The City of Riverton")
 
 
 def test_first_registration_is_protected_and_second_is_flagged() -> None:
