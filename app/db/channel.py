@@ -211,11 +211,28 @@ def deal_events(session: Session, deal_id: int) -> list[models.DealEvent]:
     )
 
 
-def quote(session: Session, deal: models.Deal) -> pricing.Quote:
+def partner_tiers(session: Session) -> dict[str, str]:
+    """Return every signed partner's tier by distributor id (one query for a whole list)."""
+    rows = session.execute(
+        select(models.PartnerProfile.distributor_id, models.PartnerProfile.tier).where(
+            models.PartnerProfile.distributor_id.is_not(None)
+        )
+    )
+    return {str(d): str(t) for d, t in rows}
+
+
+def quote(
+    session: Session, deal: models.Deal, tiers: Mapping[str, str] | None = None
+) -> pricing.Quote:
     """Price a deal at its partner's tier on its registration date."""
+    tier = (
+        tiers.get(deal.distributor_id, "bronze")
+        if tiers is not None
+        else partner_tier(session, deal.distributor_id)
+    )
     return pricing.deal_quote(
         pricing.DEFAULT_BOOK,
-        partner_tier(session, deal.distributor_id),
+        tier,
         endpoints=deal.endpoints,
         term_months=deal.term_months,
         on=deal.created_at.date(),
@@ -516,17 +533,9 @@ def allowed_moves(actor: Actor, deal: models.Deal) -> list[Status]:
 def deal_facts(session: Session, scope: Scope) -> list[kpis.DealFacts]:
     """Return KPI facts for every visible deal, priced at its partner's tier."""
     out = []
-    tiers: dict[str, str] = {}
+    tiers = partner_tiers(session)
     for d in list_deals(session, scope):
-        tier = tiers.setdefault(d.distributor_id, partner_tier(session, d.distributor_id))
-        q = pricing.deal_quote(
-            pricing.DEFAULT_BOOK,
-            tier,
-            endpoints=d.endpoints,
-            term_months=d.term_months,
-            on=d.created_at.date(),
-            subscription_sku=pricing.subscription_sku_for(d.segment),
-        )
+        q = quote(session, d, tiers)
         out.append(
             kpis.DealFacts(
                 id=d.id,

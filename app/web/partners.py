@@ -25,6 +25,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 import roi
 from app.analytics import partner_charts
@@ -84,9 +85,11 @@ def _when(value: datetime | None) -> str | None:
 # --- API --------------------------------------------------------------------------------
 
 
-def deal_json(deal: models.Deal, view: Any, who: channel.Actor) -> dict[str, Any]:
+def deal_json(
+    deal: models.Deal, view: Any, who: channel.Actor, tiers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Serialise a deal for the API (conflict details beyond the flag only for the vendor)."""
-    q = channel.quote(db(), deal)
+    q = channel.quote(db(), deal, tiers)
     body: dict[str, Any] = {
         "id": deal.id,
         "status": deal.status,
@@ -162,7 +165,8 @@ def api_deals() -> Any:
     rows = channel.list_deals(db(), user().scope)
     views = channel.conflicts(db(), rows, _now())
     who = actor()
-    return jsonify(deals=[deal_json(d, views[d.id], who) for d in rows])
+    tiers = channel.partner_tiers(db())
+    return jsonify(deals=[deal_json(d, views[d.id], who, tiers) for d in rows])
 
 
 @api_bp.post("/deals")
@@ -377,7 +381,12 @@ def _default_questionnaire(deal: models.Deal) -> dict[str, Any]:
 def _deal_page(deal: models.Deal, status: int = 200) -> Any:
     who = actor()
     view = channel.conflicts(db(), [deal], _now())[deal.id]
-    users = {u.id: u.name for u in db().query(models.User).all()}
+    events = channel.deal_events(db(), deal.id)
+    user_ids = {e.actor_id for e in events} | {deal.roi_evaluated_by, deal.rep_id}
+    users = {
+        u.id: u.name
+        for u in db().scalars(select(models.User).where(models.User.id.in_(user_ids - {None})))
+    }
     return render_template(
         "partners/deal.html",
         deal=deal,
@@ -386,7 +395,7 @@ def _deal_page(deal: models.Deal, status: int = 200) -> Any:
         labels=STATUS_LABELS,
         segment_labels=SEGMENT_LABELS,
         quote=channel.quote(db(), deal),
-        events=channel.deal_events(db(), deal.id),
+        events=events,
         users=users,
         moves=channel.allowed_moves(who, deal),
         questionnaire=_questionnaire(deal),
