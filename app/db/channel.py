@@ -9,6 +9,8 @@ Errors are `ChannelError`s that name the offending field and carry the HTTP stat
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from partners.deals import (
     utility_key,
 )
 from partners.evaluation import Candidate
+from partners.prospects import PartnerCoverage, route_lead
 from partners.territory import TerritoryError, check_deal_territory, parse_place
 
 logger = logging.getLogger(__name__)
@@ -157,6 +160,75 @@ def visible_prospects(session: Session, scope: Scope) -> list[models.Prospect]:
             .order_by(models.Prospect.segment, models.Prospect.name)
         )
     )
+
+
+PROSPECT_FIELDS: Final = frozenset(
+    {"name", "segment", "region", "c_and_i_customers", "modem_lines", "buildings", "meter_readers"}
+)
+
+
+def coverage(session: Session) -> list[PartnerCoverage]:
+    """Return what lead routing knows about every signed partner."""
+    return [
+        PartnerCoverage(
+            p.distributor_id, p.name, p.tier, frozenset(p.territory), frozenset(p.segments)
+        )
+        for p in session.scalars(select(models.PartnerProfile).order_by(models.PartnerProfile.id))
+        if p.distributor_id is not None
+    ]
+
+
+def add_prospect(
+    session: Session, actor: Actor, body: Mapping[str, object], now: datetime
+) -> models.Prospect:
+    """Record a new lead (vendor) and route it to a partner by segment and territory."""
+    if actor.side != "vendor":
+        raise ChannelError("role", "new leads come in through the vendor, who routes them", 403)
+    _unknown(body, PROSPECT_FIELDS)
+    name = _text(body, "name", required=True, limit=120) or ""
+    segment = _text(body, "segment", required=True, limit=20)
+    if segment not in SEGMENTS:
+        raise ChannelError("segment", f"must be one of {', '.join(SEGMENTS)}")
+    try:
+        region = parse_place(body.get("region"), "region")
+    except TerritoryError as exc:
+        raise ChannelError(exc.field, exc.problem) from None
+    counts = {
+        f: _int(body, f, 0, 0, 10_000_000)
+        for f in ("c_and_i_customers", "modem_lines", "buildings", "meter_readers")
+    }
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = "-".join(re.findall(r"[a-z0-9]+", folded))[:50].strip("-") or "lead"
+    taken = set(
+        session.scalars(select(models.Prospect.id).where(models.Prospect.id.like(f"{slug}%")))
+    )
+    pid, n = slug, 1
+    while pid in taken:
+        n += 1
+        pid = f"{slug}-{n}"
+    # Spread leads: among equal partners the one with fewer open leads gets the next one.
+    load = {
+        str(d): int(n)
+        for d, n in session.execute(
+            select(models.Prospect.distributor_id, func.count())
+            .where(models.Prospect.distributor_id.is_not(None))
+            .group_by(models.Prospect.distributor_id)
+        )
+    }
+    route = route_lead(segment or "", region, coverage(session), load)
+    prospect = models.Prospect(
+        id=pid,
+        name=name,
+        segment=segment,
+        region=region,
+        distributor_id=route.distributor_id,
+        routing_reason=route.reason,
+        created_at=now,
+        **counts,
+    )
+    session.add(prospect)
+    logger.info("lead %s routed to %s", pid, route.distributor_id)
+    return prospect
 
 
 # --- deals ------------------------------------------------------------------------------

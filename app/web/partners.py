@@ -273,6 +273,10 @@ def registry() -> Any:
 @login_required
 def prospects() -> Any:
     """Show prospects by segment with demand scores and the partner each lead is routed to."""
+    return _prospects_page()
+
+
+def _prospects_page(status: int = 200, form: dict[str, object] | None = None) -> Any:
     rows = channel.visible_prospects(db(), user().scope)
     scored = [
         (
@@ -301,7 +305,25 @@ def prospects() -> Any:
         by_segment=by_segment,
         segment_labels=SEGMENT_LABELS,
         names=names,
-    )
+        side=actor().side,
+        form=form or {},
+    ), status
+
+
+@bp.post("/prospects")
+@login_required
+def add_prospect() -> Any:
+    """Record a new lead and route it to a partner (vendor, CSRF-protected)."""
+    body = _form_body(channel.PROSPECT_FIELDS)
+    try:
+        lead = channel.add_prospect(db(), actor(), body, _now())
+    except channel.ChannelError as exc:
+        db().rollback()
+        flash(f"Lead not added: {exc}", "error")
+        return _prospects_page(exc.status, body)
+    db().commit()
+    flash(f"{lead.name}: {lead.routing_reason}.", "info")
+    return redirect(url_for("partners.prospects") + f"#segment-{lead.segment}")
 
 
 # --- pages: deals -----------------------------------------------------------------------

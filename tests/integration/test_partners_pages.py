@@ -273,3 +273,40 @@ def test_kpi_dashboard_and_csv_per_side(portal: Flask) -> None:
 def test_channel_nav_link_only_for_channel_roles(portal: Flask) -> None:
     assert ">Channel</a>" in page(client_for(portal, "rep@northgrid.example"), "/")
     assert ">Channel</a>" not in page(client_for(portal, "ops@millbrook.example"), "/")
+
+
+def test_vendor_adds_a_lead_and_it_is_routed_by_segment_and_territory(portal: Flask) -> None:
+    se = client_for(portal, "se@wattline.example")
+    token = csrf_from(page(se, "/partners/prospects"))
+    lead = {"name": "Buckeye Rural Co-op", "segment": "service_bureau", "region": "us-oh",
+            "c_and_i_customers": "300", "modem_lines": "45", "csrf_token": token}  # fmt: skip
+    assert se.post("/partners/prospects", data=lead).status_code == 302
+    assert "Buckeye Rural Co-op" in page(
+        client_for(portal, "rep@northgrid.example"), "/partners/prospects"
+    )
+    assert "Buckeye Rural Co-op" not in page(
+        client_for(portal, "rep@prairiemeter.example"), "/partners/prospects"
+    )
+    assert (
+        se.post("/partners/prospects", data={**lead, "name": "Buckeye Rural Co-op"}).status_code
+        == 302
+    )
+    west = se.post("/partners/prospects", data={**lead, "name": "Tundra Power", "region": "US-AK"})
+    assert west.status_code == 302
+    engine = portal.extensions["wattline"]["engine"]
+    with make_sessionmaker(engine)() as s:
+        rows = {p.id: p for p in s.scalars(select(models.Prospect))}
+    assert rows["buckeye-rural-co-op"].distributor_id == "northgrid"
+    assert rows["buckeye-rural-co-op"].region == "US-OH"
+    assert "buckeye-rural-co-op-2" in rows  # a second lead of the same name gets its own id
+    assert rows["tundra-power"].distributor_id is None
+    assert "no partner covers" in rows["tundra-power"].routing_reason
+    bad = se.post("/partners/prospects", data={**lead, "region": "Ohio"})
+    assert bad.status_code == 400
+    assert "region:" in bad.get_data(as_text=True)
+    assert se.post("/partners/prospects", data={**lead, "modem_lines": "-2"}).status_code == 400
+    rep = client_for(portal, "rep@northgrid.example")
+    rep_token = csrf_from(page(rep, "/partners/prospects"))
+    assert (
+        rep.post("/partners/prospects", data={**lead, "csrf_token": rep_token}).status_code == 403
+    )

@@ -184,6 +184,12 @@ def writes(ids: Ids) -> list[tuple[str, str, dict[str, str], tuple[int, int, int
             {"answer": "Yes", "compliance": "compliant"},
             (302, 404, 403),
         ),
+        (
+            "POST",
+            "/partners/prospects",
+            {"name": "Lead", "segment": "iou", "region": "US-OH"},
+            (302, 403, 403),
+        ),
         ("API-POST", "/api/v1/deals", reg, (400, 201, 422)),
         ("PATCH", f"/api/v1/deals/{ids.ng_deal}", {"note": "n"}, (200, 200, 404)),
         ("PATCH", f"/api/v1/deals/{ids.pm_deal}", {"note": "n"}, (200, 404, 200)),
@@ -318,13 +324,19 @@ def test_state_changing_forms_need_a_csrf_token(portal: tuple[Flask, Ids]) -> No
     app, ids = portal
     rep = client_for(app, "rep@northgrid.example")
     se = client_for(app, "se@wattline.example")
-    before = (count(app, models.Deal), count(app, models.DealEvent), count(app, models.RfxDocument))
+    before = (
+        count(app, models.Deal),
+        count(app, models.DealEvent),
+        count(app, models.RfxDocument),
+        count(app, models.Prospect),
+    )
     attempts = [
         (rep, "/partners/deals", {"utility": "X", "segment": "iou", "region": "US-MI"}),
         (se, f"/partners/deals/{ids.ng_deal}/status", {"status": "lost"}),
         (rep, f"/partners/deals/{ids.ng_deal}/roi", {"in.endpoints": "5"}),
         (se, f"/partners/deals/{ids.ng_deal}/roi/evaluate", {}),
         (rep, "/partners/rfx", {"title": "T", "requirements": "R"}),
+        (se, "/partners/prospects", {"name": "Lead", "segment": "iou", "region": "US-OH"}),
         (
             se,
             f"/partners/rfx/{ids.ng_rfx}/requirements/{ids.ng_req}",
@@ -343,7 +355,12 @@ def test_state_changing_forms_need_a_csrf_token(portal: tuple[Flask, Ids]) -> No
         == 400
     )
     assert se.patch(f"/api/v1/deals/{ids.ng_deal}", json={"status": "lost"}).status_code == 400
-    after = (count(app, models.Deal), count(app, models.DealEvent), count(app, models.RfxDocument))
+    after = (
+        count(app, models.Deal),
+        count(app, models.DealEvent),
+        count(app, models.RfxDocument),
+        count(app, models.Prospect),
+    )
     assert after == before
     with make_sessionmaker(app.extensions["wattline"]["engine"])() as s:
         assert s.get(models.RfxRequirement, ids.ng_req).answer == ""  # type: ignore[union-attr]
