@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,7 @@ api_bp = Blueprint("partners_api", __name__, url_prefix="/api/v1")
 # Bearer writes skip CSRF; cookie writes need the X-CSRFToken header, as in app/web/api.py.
 api_bp.before_request(api.csrf_for_cookie_writes)
 MAX_UPLOAD_CHARS = 200_000
+logger = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -387,8 +389,16 @@ def register() -> Any:
 
 
 def _questionnaire(deal: models.Deal) -> dict[str, Any]:
-    document = deal.roi_inputs or _default_questionnaire(deal)
-    return roi.parse_inputs(document).to_dict()
+    # A stored document from an older model version, or a deal size the model refuses,
+    # must not break the page: fall back to the segment's defaults for the form.
+    for document in (deal.roi_inputs, _default_questionnaire(deal)):
+        if document is None:
+            continue
+        try:
+            return roi.parse_inputs(document).to_dict()
+        except roi.RoiInputError:
+            logger.info("deal %s: ROI questionnaire falls back to defaults", deal.id)
+    return roi.defaults(deal.segment)
 
 
 def _default_questionnaire(deal: models.Deal) -> dict[str, Any]:

@@ -310,3 +310,16 @@ def test_vendor_adds_a_lead_and_it_is_routed_by_segment_and_territory(portal: Fl
     assert (
         rep.post("/partners/prospects", data={**lead, "csrf_token": rep_token}).status_code == 403
     )
+
+
+def test_a_stale_questionnaire_does_not_break_the_deal_page(portal: Flask) -> None:
+    engine = portal.extensions["wattline"]["engine"]
+    with make_sessionmaker(engine).begin() as s:
+        deal = s.scalars(select(models.Deal).where(models.Deal.status == "roi_requested")).first()
+        assert deal is not None
+        # As if written by an older ROI model version with an input that no longer exists.
+        deal.roi_inputs = {"segment": deal.segment, "inputs": {"retired_input": 3}}
+        deal_id = deal.id
+    html = page(client_for(portal, "se@wattline.example"), f"/partners/deals/{deal_id}")
+    assert 'id="roi-form"' in html
+    assert 'id="in-endpoints"' in html
