@@ -11,6 +11,7 @@ from partners.evaluation import Scored
 from partners.kpis import NORM_MONTHS, Kpis
 
 SEGMENT_COLORS = {"iou": "#0550ae", "service_bureau": "#2da44e", "security": "#bf8700"}
+SEGMENT_NAMES = {"iou": "IOU", "service_bureau": "Service bureau", "security": "Security"}
 _LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
     "template": "plotly_white",
@@ -56,7 +57,7 @@ def pipeline_figure(k: Kpis) -> go.Figure:
     fig = go.Figure(
         [
             go.Bar(
-                name=segment,
+                name=SEGMENT_NAMES.get(segment, segment),
                 x=[STATUS_LABELS[s] for s in stages],
                 y=[k.pipeline[s.value].get(segment, 0) for s in stages],
                 marker_color=SEGMENT_COLORS.get(segment),
@@ -112,6 +113,7 @@ def cycle_figure(k: Kpis) -> go.Figure:
         fillcolor="#2da44e",
         opacity=0.15,
         line_width=0,
+        layer="below",
         annotation_text="6-9 month norm",
     )
     fig.update_layout(
