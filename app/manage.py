@@ -40,9 +40,9 @@ def seed_demo(meters: int, seed: int) -> None:
     with make_sessionmaker(engine).begin() as session:
         added = seed_fleet(session, build_fleet(meters, seed))
         seed_users(session, settings.demo_password)
-        seed_partners(session, datetime.now(UTC))
+        deals = seed_partners(session, datetime.now(UTC))
     engine.dispose()
-    click.echo(f"seeded {added} new meters and the demo logins")
+    click.echo(f"seeded {added} new meters, the demo logins and {deals} new demo deals")
 
 
 if __name__ == "__main__":
