@@ -14,7 +14,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from sqlalchemy import ColumnElement, Select, false, func, select, true
@@ -765,7 +765,3 @@ def counts_by_status(session: Session, scope: Scope) -> dict[str, int]:
     )
     return {str(status): int(n) for status, n in rows}
 
-
-def today(now: datetime) -> date:
-    """Return the UTC date used for prices."""
-    return now.date()
