@@ -764,4 +764,3 @@ def counts_by_status(session: Session, scope: Scope) -> dict[str, int]:
         .group_by(models.Deal.status)
     )
     return {str(status): int(n) for status, n in rows}
-
