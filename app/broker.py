@@ -63,6 +63,18 @@ class _Broker(Broker):  # type: ignore[misc]
             return
         await super()._publish_retained_messages_for_subscription(subscription, session)
 
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            # amqtt 0.12's adapter marks a connection closed *before* draining it, so when
+            # the drain fails (the client has gone) the socket is never closed; the garbage
+            # collector then closes it later with a ResourceWarning that lands in whatever
+            # runs at that moment. asyncio's close() is idempotent and never raises.
+            writer.close()
+
     async def _client_connected(
         self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter
     ) -> None:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from types import FrameType
 
 import click
@@ -17,7 +18,7 @@ import click
 from app.broker import EmbeddedBroker, free_port, port_is_free
 from app.config import Settings
 from app.db import migrate
-from app.db.seed import DEMO_LOGINS, seed_fleet, seed_users
+from app.db.seed import DEMO_LOGINS, seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from simulator.fleet import build_fleet
 
@@ -30,6 +31,7 @@ def _prepare_database(settings: Settings) -> int:
     with make_sessionmaker(engine).begin() as session:
         added = seed_fleet(session, build_fleet(settings.demo_meters, settings.demo_seed))
         seed_users(session, settings.demo_password)
+        seed_partners(session, datetime.now(UTC))
     engine.dispose()
     return added
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from app.config import Settings
 from app.db import migrate as migrations
-from app.db.seed import seed_fleet, seed_users
+from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from simulator.fleet import build_fleet
 
@@ -38,8 +40,9 @@ def seed_demo(meters: int, seed: int) -> None:
     with make_sessionmaker(engine).begin() as session:
         added = seed_fleet(session, build_fleet(meters, seed))
         seed_users(session, settings.demo_password)
+        deals = seed_partners(session, datetime.now(UTC))
     engine.dispose()
-    click.echo(f"seeded {added} new meters and the demo logins")
+    click.echo(f"seeded {added} new meters, the demo logins and {deals} new demo deals")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,5 @@
-"""Channel partner rules and workflows: filled in by the partners issue (pure, no Flask)."""
+"""Channel partner rules: evaluation, deal registration, territory, prices, routing, KPIs, RFx.
+
+Pure: no Flask, paho or SQLAlchemy; time is a parameter. Persistence lives in app/db and
+the pages and API in app/web/partners.py.
+"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.db.seed import seed_fleet, seed_users
+from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest.store import Accepted, MeterDirectory, write_batch
@@ -36,6 +36,7 @@ def seed_database(
     with make_sessionmaker(engine).begin() as session:
         seed_fleet(session, fleet)
         seed_users(session, PASSWORD)
+        seed_partners(session, datetime.now(UTC))
     with make_sessionmaker(engine).begin() as session:
         batch = [
             Accepted(

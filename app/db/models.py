@@ -335,3 +335,133 @@ class DailyRollup(_RollupColumns, Base):
     """One meter's local day (start = local midnight in UTC; 23-25 hours on DST days)."""
 
     __tablename__ = "readings_daily"
+
+
+# --- Channel workspace (partners issue) -------------------------------------------------
+
+
+class PartnerProfile(Base):
+    """A partner or partner candidate in the registry, with its evaluation attributes."""
+
+    __tablename__ = "partner_profiles"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    partner_type: Mapped[str] = mapped_column(String(24))
+    tier: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(12), default="candidate")
+    distributor_id: Mapped[str | None] = mapped_column(ForeignKey("distributors.id"), unique=True)
+    territory: Mapped[list[str]] = mapped_column(JSON)
+    segments: Mapped[list[str]] = mapped_column(JSON)
+    utility_customers: Mapped[int] = mapped_column(Integer, default=0)
+    sales_reps: Mapped[int] = mapped_column(Integer, default=0)
+    avg_rep_tenure_years: Mapped[float] = mapped_column(Float, default=0.0)
+    compensation_plan: Mapped[str] = mapped_column(String(200), default="")
+    compensation_alignment: Mapped[float] = mapped_column(Float, default=3.0)
+    network_fit: Mapped[float] = mapped_column(Float, default=3.0)
+    mdm_fit: Mapped[float] = mapped_column(Float, default=3.0)
+    vendor_neutrality: Mapped[float] = mapped_column(Float, default=3.0)
+
+
+class Prospect(Base):
+    """A potential customer by segment, routed to the partner that covers it."""
+
+    __tablename__ = "prospects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    segment: Mapped[str] = mapped_column(String(20), index=True)
+    region: Mapped[str] = mapped_column(String(10))
+    c_and_i_customers: Mapped[int] = mapped_column(Integer, default=0)
+    modem_lines: Mapped[int] = mapped_column(Integer, default=0)
+    buildings: Mapped[int] = mapped_column(Integer, default=0)
+    meter_readers: Mapped[int] = mapped_column(Integer, default=0)
+    distributor_id: Mapped[str | None] = mapped_column(ForeignKey("distributors.id"), index=True)
+    routing_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class Deal(Base):
+    """A registered deal: one partner's claim on one customer, through its lifecycle."""
+
+    __tablename__ = "deals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    distributor_id: Mapped[str] = mapped_column(ForeignKey("distributors.id"), index=True)
+    rep_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    prospect_id: Mapped[str | None] = mapped_column(ForeignKey("prospects.id"))
+    utility_name: Mapped[str] = mapped_column(String(120))
+    utility_key: Mapped[str] = mapped_column(String(120), index=True)
+    segment: Mapped[str] = mapped_column(String(20))
+    region: Mapped[str] = mapped_column(String(10))
+    endpoints: Mapped[int] = mapped_column(Integer, default=0)
+    term_months: Mapped[int] = mapped_column(Integer, default=36)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    first_response_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    roi_requested_at: Mapped[datetime | None]
+    roi_delivered_at: Mapped[datetime | None]
+    proposal_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    roi_inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    roi_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    roi_requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    roi_evaluated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    distributor: Mapped[Distributor] = relationship()
+
+
+class DealEvent(Base):
+    """One timestamped step in a deal's history."""
+
+    __tablename__ = "deal_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), index=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class RfxDocument(Base):
+    """A customer's RFI/RFQ shared by a distributor, to be answered by the vendor."""
+
+    __tablename__ = "rfx_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    distributor_id: Mapped[str] = mapped_column(ForeignKey("distributors.id"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class RfxRequirement(Base):
+    """One requirement of an RFI/RFQ and the vendor's answer."""
+
+    __tablename__ = "rfx_requirements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rfx_id: Mapped[int] = mapped_column(ForeignKey("rfx_documents.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    compliance: Mapped[str] = mapped_column(String(10), default="")
+    answered_at: Mapped[datetime | None]
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class LibraryAnswer(Base):
+    """A reusable vendor answer for RFIs/RFQs."""
+
+    __tablename__ = "rfx_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    compliance: Mapped[str] = mapped_column(String(10))
+    updated_at: Mapped[datetime]

@@ -57,7 +57,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     csrf = CSRFProtect(app)
 
-    from app.web import alarms, api, commands, deadletters, fleet, meters, presenter, roi, segments
+    from app.web import (
+        alarms,
+        api,
+        commands,
+        deadletters,
+        fleet,
+        meters,
+        partners,
+        presenter,
+        roi,
+        segments,
+    )
     from app.web import exports as exports_api
 
     app.register_blueprint(auth.bp)
@@ -73,12 +84,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(roi.api_bp)
     app.register_blueprint(exports_api.bp)
     app.register_blueprint(deadletters.bp)
+    app.register_blueprint(partners.bp)
+    app.register_blueprint(partners.api_bp)
     # The API authenticates with bearer tokens; session-cookie writes are checked in api.py.
     csrf.exempt(api.bp)
     csrf.exempt(alarms.api_bp)
     csrf.exempt(commands.api_bp)
     csrf.exempt(roi.api_bp)
     csrf.exempt(exports_api.bp)
+    csrf.exempt(partners.api_bp)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:
