@@ -35,6 +35,7 @@ from app.domain import telemetry
 from app.web import api
 from app.web.auth import user
 from app.web.db import db
+from app.web.roi import FORMATS, report_context, report_file
 from partners import evaluation, kpis, pricing, rfx
 from partners.deals import STATUS_LABELS, Status
 from partners.prospects import Prospect, demand_score
@@ -518,6 +519,27 @@ def deal_roi_evaluate(deal_id: int) -> Any:
     db().commit()
     flash("ROI model produced and attached to the deal.", "info")
     return redirect(url_for("partners.deal", deal_id=found.id))
+
+
+@bp.get("/deals/<int:deal_id>/roi/report.<fmt>")
+@login_required
+def deal_roi_report(deal_id: int, fmt: str) -> Any:
+    """Download the deal's co-branded ROI report (PDF, workbook or CSV) once it is delivered."""
+    found = _visible_deal(deal_id)
+    if fmt not in FORMATS:
+        abort(404, description=f"no {fmt!r} report; choose one of {', '.join(FORMATS)}")
+    if found.roi_inputs is None or found.roi_delivered_at is None:
+        abort(409, description="the vendor has not delivered this deal's ROI model yet")
+    evaluator = db().get(models.User, found.roi_evaluated_by) if found.roi_evaluated_by else None
+    # Dated by the delivery, not the download: the same deal always gives the same report.
+    context = report_context(
+        found.utility_name,
+        found.distributor_id,
+        found.roi_delivered_at.date(),
+        evaluator.name if evaluator else None,
+        scenario_label=f"Deal #{found.id}",
+    )
+    return report_file(fmt, roi.parse_inputs(found.roi_inputs), context)
 
 
 # --- pages: RFx -------------------------------------------------------------------------

@@ -240,8 +240,8 @@ def report_view() -> Any:
         utility.name if utility is not None else "Customer"
     )
     distributor_id = who.distributor_id or (utility.distributor_id if utility else None)
-    context = _context(customer, distributor_id, datetime.now(UTC).date(), who.name)
-    return _file(fmt, inputs, context)
+    context = report_context(customer, distributor_id, datetime.now(UTC).date(), who.name)
+    return report_file(fmt, inputs, context)
 
 
 def _format() -> str:
@@ -266,13 +266,14 @@ def _logo(name: str | None) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-def _context(
+def report_context(
     customer: str,
     distributor_id: str | None,
     prepared_on: date,
     prepared_by: str | None,
     scenario_label: str | None = None,
 ) -> roi_report.ReportContext:
+    """Build a co-branded report's context: vendor and the distributor's names and logos."""
     distributor = db().get(models.Distributor, distributor_id) if distributor_id else None
     return roi_report.ReportContext(
         customer_name=customer,
@@ -285,7 +286,8 @@ def _context(
     )
 
 
-def _file(fmt: str, inputs: RoiInputs, context: roi_report.ReportContext) -> Response:
+def report_file(fmt: str, inputs: RoiInputs, context: roi_report.ReportContext) -> Response:
+    """Build a report file (pdf, xlsx or csv) as a download response."""
     if fmt == "pdf":
         data = build_pdf(roi_report.analyse(inputs), context)
     elif fmt == "xlsx":
@@ -456,14 +458,14 @@ def version_report_view(scenario_id: int, version: int) -> Any:
             f"portal runs {MODEL_VERSION} and cannot reproduce it exactly",
         )
     author = db().get(models.User, found.created_by_id)
-    context = _context(
+    context = report_context(
         scenario.customer_name,
         scenario.distributor_id,
         found.created_at.date(),
         author.name if author else None,
         f"scenario '{scenario.name}' v{found.version}",
     )
-    return _file(fmt, parse_inputs(found.document), context)
+    return report_file(fmt, parse_inputs(found.document), context)
 
 
 # --- Page ------------------------------------------------------------------------------------

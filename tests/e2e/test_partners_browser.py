@@ -7,48 +7,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 
 from simulator.fleet import Meter
-from tests.factories import PASSWORD
+from tests.e2e.conftest import log_in, watch
 
 pytestmark = pytest.mark.e2e
 
 
-def watched_page(browser: Any, base: str, problems: list[str]) -> Any:
-    """Open a fresh context whose console errors and off-site requests land in `problems`."""
-    page = browser.new_context().new_page()
-    page.on(
-        "console",
-        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on(
-        "request",
-        lambda r: (
-            problems.append(f"external request: {r.url}")
-            if not r.url.startswith(base) and not r.url.startswith("data:")
-            else None
-        ),
-    )
-    return page
-
-
-def log_in(page: Any, base: str, email: str) -> None:
-    """Log in through the real form."""
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+def watched_page(browser: Any, base: str) -> tuple[Any, list[str]]:
+    """Open a fresh context (downloads allowed) and the list its problems land in."""
+    page = browser.new_context(accept_downloads=True).new_page()
+    return page, watch(page, base)
 
 
 def test_rep_registers_and_requests_roi_engineer_produces_it(
-    browser: Any, live_portal: tuple[str, list[Meter]]
+    browser: Any, live_portal: tuple[str, list[Meter]], tmp_path: Path
 ) -> None:
     base, _fleet = live_portal
-    problems: list[str] = []
-    rep = watched_page(browser, base, problems)
-    se = watched_page(browser, base, problems)
+    rep, rep_problems = watched_page(browser, base)
+    se, se_problems = watched_page(browser, base)
     log_in(rep, base, "rep@northgrid.example")
     log_in(se, base, "se@wattline.example")
 
@@ -95,7 +73,16 @@ def test_rep_registers_and_requests_roi_engineer_produces_it(
     se.wait_for_selector("#roi-result")
 
     rep.goto(deal_url)
-    assert re.fullmatch(r"\$-?[0-9,]+", rep.inner_text("#roi-npv"))
+    npv = rep.inner_text("#roi-npv")
+    assert re.fullmatch(r"\$-?[0-9,]+", npv)
+    # The rep downloads the co-branded report: it names the customer and carries that NPV.
+    with rep.expect_download() as download:
+        rep.click("#roi-report-pdf")
+    pdf = tmp_path / "deal-roi.pdf"
+    download.value.save_as(pdf)
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "City of Harrisburg Facilities" in text
+    assert npv.replace("$", "").lstrip("-") in text
     history = rep.inner_text("#history")
     for step in ("registered", "approved", "roi questionnaire", "roi requested", "roi delivered"):
         assert step in history
@@ -110,4 +97,4 @@ def test_rep_registers_and_requests_roi_engineer_produces_it(
     se.goto(f"{base}/partners/registry")
     se.wait_for_selector("#ranking-chart .main-svg", timeout=15_000)
     se.screenshot(path=str(out / "partner-registry.png"), full_page=True)
-    assert problems == []
+    assert rep_problems + se_problems == []
