@@ -31,7 +31,9 @@ def delivered_deal(client: FlaskClient) -> int:
     rep, se = bearer(client, "rep@northgrid.example"), bearer(client, "se@wattline.example")
     deal = next(d for d in deals(client, rep) if d["status"] == "roi_requested")
     url = f"/api/v1/deals/{deal['id']}"
-    assert client.get(f"/partners/deals/{deal['id']}/roi/report.pdf", headers=rep).status_code == 409
+    assert (
+        client.get(f"/partners/deals/{deal['id']}/roi/report.pdf", headers=rep).status_code == 409
+    )
     built = client.patch(url, json={"evaluate_roi": True}, headers=se)
     assert built.status_code == 200, built.get_json()
     return int(deal["id"])
