@@ -204,6 +204,11 @@ class Engine:
         out += self._deliver_events(at_s)
         return out
 
+    def status_messages(self, rows: NDArray[np.bool_]) -> list[Out]:
+        """Return retained online statuses for the meters in `rows` (after a reconnect)."""
+        at_s = self.t * INTERVAL_SECONDS
+        return [self._status(r, "online", at_s) for r in np.flatnonzero(rows).tolist()]
+
     def stop_messages(self) -> list[Out]:
         """Return the retained offline statuses of a clean shutdown."""
         at_s = self.t * INTERVAL_SECONDS

@@ -1,4 +1,4 @@
-"""Unit tests for the simulator's pure core: load model, device commands, clock."""
+"""Unit tests for the simulator's pure core: load model and clock."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.domain.telemetry import (
-    Command,
     IntervalMessage,
     decode_interval,
     encode_interval,
-    format_time,
-    reading_to_dict,
 )
 from simulator.clock import SimClock
-from simulator.device import MAX_READ_INTERVALS, handle_command
 from simulator.fleet import Meter, build_fleet, make_meter
 from simulator.model import (
     FleetArrays,
@@ -135,124 +131,6 @@ def test_fleet_arrays_handle_ten_thousand_meters() -> None:
     readings = arrays.interval(MONDAY)
     assert len(readings) == 10_000
     assert all(r.demand_kw > 0 for r in readings)
-
-
-# ---------------------------------------------------------------- device commands
-
-NOW = MONDAY + timedelta(days=3, hours=10, minutes=5)
-LAST = MONDAY + timedelta(days=3, hours=9, minutes=45)
-
-
-def command(name: str, **args: object) -> Command:
-    """Build a command with id c1."""
-    return Command(id="c1", command=name, args=args)
-
-
-def test_ping_reports_time_and_radio() -> None:
-    meter = make_meter(4, SEED)
-    reply = handle_command(meter, command("ping"), now=NOW, seed=SEED, last_complete_interval=LAST)
-    assert reply.id == "c1"
-    assert reply.status == "ok"
-    assert reply.result == {
-        "meter_id": meter.id,
-        "time": format_time(NOW),
-        "network": meter.network,
-        "signal_dbm": meter.signal_dbm,
-    }
-
-
-def test_read_intervals_returns_model_values() -> None:
-    meter = make_meter(4, SEED)
-    start = MONDAY + timedelta(days=1)
-    reply = handle_command(
-        meter,
-        command(
-            "read",
-            what="intervals",
-            start=format_time(start),
-            end=format_time(start + timedelta(hours=2)),
-        ),
-        now=NOW,
-        seed=SEED,
-        last_complete_interval=LAST,
-    )
-    assert reply.status == "ok"
-    expected = [reading_to_dict(r) for r in meter_readings(meter, start, 8, SEED)]
-    assert reply.result == {"meter_id": meter.id, "readings": expected}
-
-
-def test_read_intervals_stops_at_last_complete_interval() -> None:
-    meter = make_meter(4, SEED)
-    reply = handle_command(
-        meter,
-        command(
-            "read",
-            what="intervals",
-            start=format_time(LAST - timedelta(minutes=30)),
-            end=format_time(NOW + timedelta(hours=5)),
-        ),
-        now=NOW,
-        seed=SEED,
-        last_complete_interval=LAST,
-    )
-    assert reply.status == "ok"
-    starts = [r["start"] for r in reply.result["readings"]]
-    assert starts == [format_time(LAST - timedelta(minutes=m)) for m in (30, 15, 0)]
-
-
-def test_read_registers_reports_what_it_was_given() -> None:
-    meter = make_meter(4, SEED)
-    reply = handle_command(
-        meter,
-        command("read", what="registers"),
-        now=NOW,
-        seed=SEED,
-        last_complete_interval=LAST,
-        registers={"kwh": 12.34567, "kvarh": 1.0},
-    )
-    assert reply.status == "ok"
-    assert reply.result == {
-        "meter_id": meter.id,
-        "as_of": format_time(LAST + timedelta(minutes=15)),
-        "registers": {"kwh": 12.346, "kvarh": 1.0},
-    }
-
-
-@pytest.mark.parametrize(
-    ("cmd", "message"),
-    [
-        (command("reboot"), "unknown command 'reboot'"),
-        (command("read"), "args.what"),
-        (command("read", what="registers"), "registers are not available"),
-        (
-            command("read", what="intervals", start="yesterday", end="2026-03-02T00:00:00Z"),
-            "args.start",
-        ),
-        (command("read", what="intervals", start="2026-03-02T00:00:00Z"), "args.end"),
-        (
-            command(
-                "read", what="intervals", start="2026-03-02T01:00:00Z", end="2026-03-02T00:00:00Z"
-            ),
-            "after",
-        ),
-        (
-            command(
-                "read",
-                what="intervals",
-                start=format_time(LAST - timedelta(days=8)),
-                end=format_time(LAST),
-            ),
-            f"at most {MAX_READ_INTERVALS}",
-        ),
-    ],
-)
-def test_bad_commands_get_error_replies(cmd: Command, message: str) -> None:
-    reply = handle_command(
-        make_meter(4, SEED), cmd, now=NOW, seed=SEED, last_complete_interval=LAST
-    )
-    assert reply.id == "c1"
-    assert reply.status == "error"
-    assert message in reply.result["error"]
 
 
 # ---------------------------------------------------------------- clock
