@@ -255,14 +255,26 @@ def _shape(
     return result
 
 
-@functools.lru_cache(maxsize=256)
+_REFERENCE_FIRST: Final = (datetime(REFERENCE_YEAR, 1, 1, tzinfo=UTC) - EPOCH).days * SLOTS_PER_DAY
+_REFERENCE_COUNT: Final = 365 * SLOTS_PER_DAY
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_hvac(seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    _, cooling, heating = hvac_tables(seed, _REFERENCE_FIRST, _REFERENCE_COUNT)
+    return cooling, heating
+
+
+@functools.lru_cache(maxsize=16)
+def _reference_occupancy(offset_slots: int) -> NDArray[np.float64]:
+    return occupancy_table(_REFERENCE_FIRST + offset_slots, _REFERENCE_COUNT)
+
+
+@functools.lru_cache(maxsize=1024)
 def calibration(seed: int, profile: int, region: int) -> tuple[float, float]:
     """Return (max, mean) of the noiseless shape over the reference year for a profile and region."""
-    first = interval_index(datetime(REFERENCE_YEAR, 1, 1, tzinfo=UTC))
-    count = 365 * SLOTS_PER_DAY
-    offset = CLIMATES[region].utc_offset_hours * 4
-    occ = occupancy_table(first + offset, count)[profile]
-    _, cooling, heating = hvac_tables(seed, first, count)
+    occ = _reference_occupancy(CLIMATES[region].utc_offset_hours * 4)[profile]
+    cooling, heating = _reference_hvac(seed)
     btype = BUILDING_TYPES[PROFILES[profile].building_type]
     s = _shape(occ, cooling[region], heating[region], btype.cooling, btype.heating)
     return float(s.max()), float(s.mean())

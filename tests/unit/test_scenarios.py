@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -176,3 +177,10 @@ def test_help_documents_every_flag() -> None:
         for param in sub.params:
             if param.param_type_name == "option":
                 assert getattr(param, "help", None), f"{command} {param.name} has no help"
+
+
+def test_meter_dataclass_fields_all_reach_the_fleet_command() -> None:
+    result = CliRunner().invoke(cli, ["fleet", "--meters", "3"])
+    assert result.exit_code == 0
+    for field in dataclasses.fields(build_fleet(1, 1)[0]):
+        assert f'"{field.name}"' in result.output
