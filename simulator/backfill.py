@@ -29,7 +29,7 @@ from simulator.model import FLAG_LISTS, Block, FleetArrays, interval_index, inte
 
 log = logging.getLogger(__name__)
 
-ROWS_PER_CHUNK: Final = 256
+ROWS_PER_CHUNK: Final = 512
 DAYS_PER_CHUNK: Final = 7
 _FLAG_TEXT: Final = tuple(",".join(flags) for flags in FLAG_LISTS)
 _COLUMNS: Final = (

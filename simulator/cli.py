@@ -85,6 +85,7 @@ def _common(func: Any) -> Any:
     options = [
         click.option(
             "--scenario",
+            show_envvar=True,
             envvar="SIM_SCENARIO",
             default=None,
             callback=_scenario,
@@ -92,6 +93,7 @@ def _common(func: Any) -> Any:
         ),
         click.option(
             "--meters",
+            show_envvar=True,
             envvar="SIM_METERS",
             type=click.IntRange(min=1),
             default=None,
@@ -99,6 +101,7 @@ def _common(func: Any) -> Any:
         ),
         click.option(
             "--seed",
+            show_envvar=True,
             envvar="SIM_SEED",
             type=int,
             default=None,
@@ -106,6 +109,7 @@ def _common(func: Any) -> Any:
         ),
         click.option(
             "--start",
+            show_envvar=True,
             envvar="SIM_START",
             type=_Rfc3339(),
             default=None,
@@ -113,6 +117,7 @@ def _common(func: Any) -> Any:
         ),
         click.option(
             "--shard",
+            show_envvar=True,
             envvar="SIM_SHARD",
             type=_Shard(),
             default="0/1",
@@ -168,6 +173,7 @@ def resolve(
 @click.group()
 @click.option(
     "--log-level",
+    show_envvar=True,
     envvar="SIM_LOG_LEVEL",
     default="INFO",
     show_default=True,
@@ -188,6 +194,7 @@ def cli(log_level: str) -> None:
 @_common
 @click.option(
     "--speed",
+    show_envvar=True,
     envvar="SIM_SPEED",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -195,6 +202,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--mqtt-url",
+    show_envvar=True,
     envvar="MQTT_URL",
     default="mqtt://127.0.0.1:1883",
     show_default=True,
@@ -203,6 +211,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--duration",
+    show_envvar=True,
     envvar="SIM_DURATION",
     default=0.0,
     show_default=True,
@@ -211,6 +220,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--prefix",
+    show_envvar=True,
     envvar="MQTT_TOPIC_PREFIX",
     default=DEFAULT_PREFIX,
     show_default=True,
@@ -218,6 +228,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--connections",
+    show_envvar=True,
     envvar="SIM_CONNECTIONS",
     type=click.Choice(CONNECTIONS),
     default="shared",
@@ -226,6 +237,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--drop-rate",
+    show_envvar=True,
     envvar="SIM_DROP_RATE",
     type=_RATE,
     default=0.0,
@@ -234,6 +246,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--duplicate-rate",
+    show_envvar=True,
     envvar="SIM_DUPLICATE_RATE",
     type=_RATE,
     default=0.0,
@@ -242,6 +255,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--reorder-rate",
+    show_envvar=True,
     envvar="SIM_REORDER_RATE",
     type=_RATE,
     default=0.0,
@@ -250,6 +264,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--delay-rate",
+    show_envvar=True,
     envvar="SIM_DELAY_RATE",
     type=_RATE,
     default=0.0,
@@ -258,6 +273,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--corrupt-rate",
+    show_envvar=True,
     envvar="SIM_CORRUPT_RATE",
     type=_RATE,
     default=0.0,
@@ -266,6 +282,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--clock-skew-rate",
+    show_envvar=True,
     envvar="SIM_CLOCK_SKEW_RATE",
     type=_RATE,
     default=0.0,
@@ -274,6 +291,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--reconnect-rate",
+    show_envvar=True,
     envvar="SIM_RECONNECT_RATE",
     type=_RATE,
     default=0.0,
@@ -282,6 +300,7 @@ def cli(log_level: str) -> None:
 )
 @click.option(
     "--record",
+    show_envvar=True,
     envvar="SIM_RECORD",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     default=None,
@@ -403,6 +422,7 @@ def fleet(
 @_common
 @click.option(
     "--days",
+    show_envvar=True,
     envvar="SIM_BACKFILL_DAYS",
     type=click.FloatRange(min=0, min_open=True),
     required=True,
@@ -410,6 +430,7 @@ def fleet(
 )
 @click.option(
     "--database-url",
+    show_envvar=True,
     envvar="DATABASE_URL",
     default=None,
     help="SQLAlchemy URL  [default: sqlite:///instance/wattline.db, as the portal]",

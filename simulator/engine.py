@@ -630,7 +630,9 @@ def _take(block: Block, rows: NDArray[np.intp]) -> Block:
         demand_kw=block.demand_kw[rows],
         voltage=block.voltage[rows],
         flags=block.flags[rows],
-        temperature_c=block.temperature_c[rows],
+        temperature_c=block.temperature_c[rows]
+        if block.temperature_c.size
+        else block.temperature_c,
     )
 
 

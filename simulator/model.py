@@ -38,7 +38,6 @@ NOISE_SIGMA: Final = 0.02
 DAY_SPREAD: Final = 0.06  # a day's level varies +-3 % around the shape
 SPIKE_PROBABILITY: Final = 0.002  # about one equipment spike (a motor start, a chiller) a week
 SPIKE_SIZE: Final = (0.02, 0.06)  # of the design peak
-VOLTAGE_NOISE: Final = 0.006
 VOLTAGE_TOLERANCE: Final = 0.03
 LOAD_SAG: Final = 0.01  # the service voltage drops about 1 % from no load to full load
 RESTORE_SAG: Final = 0.06  # extra dip over an interval in which power failed or came back
@@ -280,6 +279,20 @@ def calibration(seed: int, profile: int, region: int) -> tuple[float, float]:
     return float(s.max()), float(s.mean())
 
 
+_N_JITTER: Final = 2 * JITTER_SLOTS + 1
+_REGION_OFFSET_SLOTS: Final = np.array([c.utc_offset_hours * 4 for c in CLIMATES], dtype=np.int64)
+_PROFILE_COOLING: Final = np.array([BUILDING_TYPES[p.building_type].cooling for p in PROFILES])
+_PROFILE_HEATING: Final = np.array([BUILDING_TYPES[p.building_type].heating for p in PROFILES])
+
+
+def _u16(h: NDArray[np.uint64]) -> NDArray[np.uint16]:
+    """View 64-bit hashes as four 16-bit fields (last axis), without copying."""
+    # Little-endian field order; the values are only ever random bits, so order is immaterial
+    # for statistics (big-endian hosts would draw different, equally valid, numbers).
+    view: NDArray[np.uint16] = np.ascontiguousarray(h).view(np.uint16).reshape(*h.shape, 4)
+    return view
+
+
 # ---------------------------------------------------------------- scripted effects
 
 
@@ -331,7 +344,7 @@ class Block:
     demand_kw: NDArray[np.float64]
     voltage: NDArray[np.float64]  # shape + (3,)
     flags: NDArray[np.uint8]
-    temperature_c: NDArray[np.float64]
+    temperature_c: NDArray[np.float64]  # empty unless asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +367,7 @@ class FleetArrays:
     day_keys: NDArray[np.uint64]
     noise_keys: NDArray[np.uint64]
     aux_keys: NDArray[np.uint64]
+    combo: NDArray[np.intp]  # (profile, region, jitter): meters sharing it share a shape
     effects: Effects = field(default=NO_EFFECTS)
 
     @classmethod
@@ -402,6 +416,7 @@ class FleetArrays:
             day_keys=hashing.row_keys(seed, _CH_DAY, index),
             noise_keys=hashing.row_keys(seed, _CH_NOISE, index),
             aux_keys=hashing.row_keys(seed, _CH_AUX, index),
+            combo=(profile * len(CLIMATES) + region) * _N_JITTER + (jitter + JITTER_SLOTS),
             effects=effects,
         )
 
@@ -409,7 +424,9 @@ class FleetArrays:
         """Return the number of meters."""
         return len(self.index)
 
-    def compute(self, intervals: NDArray[np.int64], rows: NDArray[np.intp]) -> Block:
+    def compute(
+        self, intervals: NDArray[np.int64], rows: NDArray[np.intp], *, temperature: bool = False
+    ) -> Block:
         """Return the readings of meter `rows` at `intervals` (broadcast together) as arrays."""
         t = np.asarray(intervals, dtype=np.int64)
         rows = np.asarray(rows, dtype=np.intp)
@@ -422,20 +439,34 @@ class FleetArrays:
         local_hi = t_hi + int(self.shift_slots.max(initial=0)) + 1
         occ_table = occupancy_table(local_lo, local_hi - local_lo + 1)
         temp, cool_table, heat_table = hvac_tables(self.seed, t_lo, count, self.effects.heat)
-        profile = self.profile[rows]
         region = self.region[rows]
-        occ = occ_table[profile, t + shift - local_lo]
         tcol = t - t_lo
-        s = (
+        # The noiseless shape depends only on (profile, region, opening-time jitter): build it
+        # once per combination over the window, then one gather per value.
+        combos, inverse = np.unique(self.combo[rows], return_inverse=True)
+        inverse = inverse.reshape(np.shape(self.combo[rows]))
+        c_profile = combos // (len(CLIMATES) * _N_JITTER)
+        c_region = (combos // _N_JITTER) % len(CLIMATES)
+        c_shift = _REGION_OFFSET_SLOTS[c_region] + combos % _N_JITTER - JITTER_SLOTS
+        window = np.arange(t_lo, t_hi + 1, dtype=np.int64)
+        occ = occ_table[c_profile[:, None], window[None, :] + c_shift[:, None] - local_lo]
+        smax = np.array(
+            [
+                calibration(self.seed, p, r)[0]
+                for p, r in zip(c_profile.tolist(), c_region.tolist(), strict=True)
+            ]
+        )
+        table = (
             _shape(
                 occ,
-                cool_table[region, tcol],
-                heat_table[region, tcol],
-                self.w_cool[rows],
-                self.w_heat[rows],
+                cool_table[c_region],
+                heat_table[c_region],
+                _PROFILE_COOLING[c_profile][:, None],
+                _PROFILE_HEATING[c_profile][:, None],
             )
-            / self.shape_max[rows]
+            / smax[:, None]
         )
+        s = table[inverse, tcol]
         base = self.base[rows]
         frac = base + (1.0 - base) * s
         day = (t + shift) // SLOTS_PER_DAY
@@ -443,15 +474,19 @@ class FleetArrays:
             hashing.uniform(hashing.hash_at(self.day_keys[rows], day)) - 0.5
         )
         h = hashing.hash_at(self.noise_keys[rows], t)
-        noise = 1.0 + NOISE_SIGMA * hashing.normal3(h)
+        # Irwin-Hall noise from three 16-bit fields: 1 + sigma * z with z = 2 * (sum - 1.5).
+        fields = _u16(h)
+        total = fields[..., 0].astype(np.int32) + fields[..., 1] + fields[..., 2]
+        noise = total * (2.0 * NOISE_SIGMA / 65536) + (1.0 - 3.0 * NOISE_SIGMA)
         design = self.design_kw[rows]
         demand = design * frac * day_factor * noise
         aux = hashing.hash_at(self.aux_keys[rows], t)
-        spike = hashing.bits_uniform(aux, 0, 16) < SPIKE_PROBABILITY
-        low, high = SPIKE_SIZE
-        demand = demand + np.where(
-            spike, design * (low + (high - low) * hashing.bits_uniform(aux, 16, 16)), 0.0
-        )
+        # Spikes are rare: find them with an integer compare, then touch only those values.
+        spike = np.nonzero((aux & np.uint64(0xFFFF)) < np.uint64(round(SPIKE_PROBABILITY * 65536)))
+        if len(spike[0]):
+            low, high = SPIKE_SIZE
+            size = low + (high - low) * hashing.bits_uniform(aux[spike], 16, 16)
+            demand[spike] += np.broadcast_to(design, demand.shape)[spike] * size
 
         flags = np.zeros(demand.shape, dtype=np.uint8)
         volt_scale = np.ones(demand.shape)
@@ -475,16 +510,22 @@ class FleetArrays:
             flags |= np.where(hit, FLAG_BITS["reverse_rotation"], 0).astype(np.uint8)
 
         demand_kw = np.round(demand, 3)
-        kwh = np.round(demand * HOURS_PER_INTERVAL, 3)
-        kvarh = np.round(demand * HOURS_PER_INTERVAL * self.tan_phi[rows], 3)
-        phases = np.stack(
-            [hashing.bits_uniform(aux, 32 + 10 * p, 10) - 0.5 for p in range(3)], axis=-1
+        energy = demand * HOURS_PER_INTERVAL
+        kwh = np.round(energy, 3)
+        kvarh = np.round(energy * self.tan_phi[rows], 3)
+        # |bias| <= 1 %, load sag <= 1.2 %, noise <= 0.8 V: inside VOLTAGE_TOLERANCE at 120 V.
+        vbase = (
+            self.phase_volts[rows]
+            * (1.0 + self.volt_bias[rows] - LOAD_SAG * np.minimum(frac, 1.2))
+            * volt_scale
         )
-        rel = (self.volt_bias[rows] - LOAD_SAG * np.minimum(frac, 1.2))[
-            ..., None
-        ] + VOLTAGE_NOISE * phases
-        rel = np.clip(rel, -VOLTAGE_TOLERANCE, VOLTAGE_TOLERANCE)
-        volts = np.round(self.phase_volts[rows][..., None] * (1.0 + rel) * volt_scale[..., None], 1)
+        # Per-phase noise of -0.8..+0.7 V in whole decivolts from the top 4 bits of three
+        # 16-bit fields; dividing whole decivolts by 10 gives the shortest float repr.
+        decivolts = np.rint(vbase * 10.0) - 8.0
+        volts = ((_u16(aux)[..., 1:] >> np.uint16(12)) + decivolts[..., None]) / 10.0
+        if effects.outages:
+            # A dark interval reads 0 V, not the noise around zero.
+            volts = np.where((volt_scale > 0.0)[..., None], np.maximum(volts, 0.0), 0.0)
         return Block(
             interval=np.broadcast_to(t, demand.shape),
             rows=np.broadcast_to(rows, demand.shape),
@@ -493,14 +534,21 @@ class FleetArrays:
             demand_kw=demand_kw,
             voltage=volts,
             flags=flags,
-            temperature_c=temp[region, tcol],
+            temperature_c=temp[region, tcol] if temperature else np.empty(0),
         )
 
-    def block(self, first: int, count: int, rows: NDArray[np.intp] | None = None) -> Block:
+    def block(
+        self,
+        first: int,
+        count: int,
+        rows: NDArray[np.intp] | None = None,
+        *,
+        temperature: bool = False,
+    ) -> Block:
         """Return `count` consecutive intervals from `first` for `rows` (default all), rows x time."""
         rows = np.arange(len(self), dtype=np.intp) if rows is None else rows
         t = np.arange(first, first + count, dtype=np.int64)
-        return self.compute(t[None, :], rows[:, None])
+        return self.compute(t[None, :], rows[:, None], temperature=temperature)
 
     def readings_for(self, intervals: NDArray[np.int64], rows: NDArray[np.intp]) -> list[Reading]:
         """Return one Reading per (interval, row) pair."""

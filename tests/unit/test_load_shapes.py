@@ -188,7 +188,7 @@ def test_hot_weather_raises_cooling_load() -> None:
     spell = HeatSpell(region, start + 96, start + 192, 8.0)
     plain = FleetArrays.build(fleet, SEED)
     hot = FleetArrays.build(fleet, SEED, Effects(heat=(spell,)))
-    a, b = plain.block(start, 288), hot.block(start, 288)
+    a, b = plain.block(start, 288, temperature=True), hot.block(start, 288, temperature=True)
     midwest = np.array([model.UTILITY_BY_ID[m.utility_id].region == "Midwest" for m in fleet])
     assert midwest.any()
     assert np.array_equal(a.demand_kw[:, :96], b.demand_kw[:, :96])
