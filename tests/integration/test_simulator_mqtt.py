@@ -160,6 +160,10 @@ def test_publisher_streams_contiguous_intervals_and_answers_commands(
     mqtt_url: str, topic_prefix: str, fleet_publisher: FleetPublisher, watcher: Subscriber
 ) -> None:
     try:
+        # Once the broker has routed every "online", a new subscriber gets them as retained.
+        watcher.wait_for(
+            lambda ms: sum(m.topic.endswith("/status") for m in ms) >= METERS, "online statuses"
+        )
         _check_retained_status(mqtt_url, topic_prefix, fleet_publisher)
         intervals = of_kind("interval", topic_prefix)
         watcher.wait_for(lambda ms: len(intervals(ms)) >= METERS * 8, "some intervals")
