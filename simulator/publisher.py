@@ -190,6 +190,7 @@ class FleetPublisher:
         )
         self._links: list[_Link] = []
         self._step = 0
+        self._wall_start = 0.0
 
     # ------------------------------------------------------------ public
 
@@ -214,7 +215,7 @@ class FleetPublisher:
         except ConnectionError:
             self._close_links()
             raise
-        wall_start = self._wall()
+        wall_start = self._wall_start = self._wall()
         clock = SimClock(self.start, self.speed, wall_start)
         try:
             self._send(self.engine.start_messages())
@@ -271,6 +272,7 @@ class FleetPublisher:
         stats.first_interval = stats.first_interval or start
         stats.last_interval = start
         if stats.intervals % LOG_EVERY_INTERVALS == 0:
+            stats.wall_seconds = self._wall() - self._wall_start
             log.info("published through %s: %s", start, stats.summary())
 
     def _send(self, outs: Sequence[Out]) -> None:
