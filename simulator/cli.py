@@ -299,6 +299,15 @@ def cli(log_level: str) -> None:
     help="Fault: chance per interval that every connection drops at once and reconnects.",
 )
 @click.option(
+    "--backlog-days",
+    show_envvar=True,
+    envvar="SIM_BACKLOG_DAYS",
+    type=click.FloatRange(0, 60),
+    default=0.0,
+    show_default=True,
+    help="Start with this many days of undelivered intervals in every meter: the first calls upload them as a backlog (history over MQTT).",
+)
+@click.option(
     "--record",
     show_envvar=True,
     envvar="SIM_RECORD",
@@ -324,6 +333,7 @@ def run(
     corrupt_rate: float,
     clock_skew_rate: float,
     reconnect_rate: float,
+    backlog_days: float,
     record: Path | None,
 ) -> None:
     """Publish the fleet's intervals, events and statuses and answer commands until stopped."""
@@ -362,6 +372,7 @@ def run(
         faults=faults,
         connections=connections,  # type: ignore[arg-type]
         record=write if sink else None,
+        backlog_days=backlog_days,
     )
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

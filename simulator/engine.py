@@ -77,6 +77,7 @@ COMMANDS: Final = (
 )
 FIRMWARE: Final = {"Meridian": "4.2.0", "Apex Metering": "2.4.1", "Northstar": "1.9.3"}
 _CH_PHASE: Final = 301
+_MAX_BLOCK_VALUES: Final = 200_000
 _BACKFILL: Final = FLAG_BITS["backfill"]
 _CLOCK_ADJUSTED: Final = FLAG_BITS["clock_adjusted"]
 _KIND_ORDER: Final[dict[str, int]] = {"status": 0, "event": 1, "interval": 2, "reply": 3}
@@ -140,8 +141,13 @@ class Engine:
         start: datetime,
         incidents: Sequence[Incident] = (),
         clock_skew_s: NDArray[np.float64] | None = None,
+        backlog_days: float = 0.0,
     ) -> None:
-        """Prepare the fleet at `start` (on the 15-minute grid) with scripted incidents."""
+        """Prepare the fleet at `start` (on the 15-minute grid) with scripted incidents.
+
+        `backlog_days`: every meter starts with that much history not yet delivered, so its
+        first successful call uploads it (history over MQTT instead of a database backfill).
+        """
         self.meters = list(meters)
         self.seed = seed
         self.incidents = tuple(incidents)
@@ -170,7 +176,23 @@ class Engine:
         self.async_results: list[tuple[int, int, Command]] = []  # (due interval, row, command)
         self._event_seq = np.zeros(n, dtype=np.int64)
         self._gasp: list[int] = []  # meters sending a last-gasp alarm this step
+        backlog = round(backlog_days * SLOTS_PER_DAY)
+        if not 0 <= backlog <= MEMORY_INTERVALS:
+            raise ValueError(f"backlog_days must be between 0 and {MEMORY_INTERVALS // 96}")
+        if backlog:
+            self._preload(self.t0 - backlog, backlog)
         self.stats = EngineStats()
+
+    def _preload(self, first: int, count: int) -> None:
+        """Put intervals first .. first+count-1 in every meter's memory, registers included."""
+        self.unsent_from[:] = first
+        step = max(1, _MAX_BLOCK_VALUES // count)
+        for lo in range(0, len(self), step):
+            rows = np.arange(lo, min(lo + step, len(self)), dtype=np.intp)
+            past = self.arrays.block(first, count, rows)
+            self.reg_kwh[rows] += past.kwh.sum(axis=1)
+            self.reg_kvarh[rows] += past.kvarh.sum(axis=1)
+            self.max_demand[rows] = past.demand_kw.max(axis=1)
 
     # ------------------------------------------------------------ time
 
@@ -342,36 +364,48 @@ class Engine:
         for first in np.unique(firsts).tolist():
             group = sent[firsts == first]
             if first == t:
-                sub = _take(block, group)
-            else:
-                count = t - first + 1
-                sub = self.arrays.block(first, count, group)
+                out += self._messages(_take(block, group), group, t_end, lat)
+                continue
+            count = t - first + 1
+            # Bounded blocks: a long backlog for a big fleet would not fit in memory at once.
+            step = max(1, _MAX_BLOCK_VALUES // count)
+            for lo in range(0, len(group), step):
+                part = group[lo : lo + step]
+                sub = self.arrays.block(first, count, part)
                 self._adjust(sub)
-                period = np.array([SCHEDULE_PERIOD[SCHEDULES[s]] for s in self.schedule[group]])
+                period = np.array([SCHEDULE_PERIOD[SCHEDULES[s]] for s in self.schedule[part]])
                 late = sub.interval < (t + 1 - period)[:, None]
                 sub = _with_flags(sub, np.where(late, _BACKFILL, 0).astype(np.uint8))
-            readings_by_row = to_readings(sub)
-            width = 1 if sub.kwh.ndim == 1 else sub.kwh.shape[1]
-            for k, r in enumerate(group.tolist()):
-                readings = readings_by_row[k * width : (k + 1) * width]
-                sent_at = t_end + lat[r] + float(self.skew_s[r])
-                register = Register(
-                    at=EPOCH + timedelta(seconds=t_end),
-                    kwh=float(self.reg_kwh[r]),
-                    kvarh=float(self.reg_kvarh[r]),
-                )
-                for lo in range(0, len(readings), MAX_READINGS_PER_MESSAGE):
-                    chunk = tuple(readings[lo : lo + MAX_READINGS_PER_MESSAGE])
-                    message = IntervalMessage(
-                        self.meters[r].id,
-                        chunk,
-                        sent_at=EPOCH + timedelta(seconds=sent_at),
-                        register=register if lo + len(chunk) == len(readings) else None,
-                    )
-                    out.append(Out("interval", r, encode_interval(message)))
-                    self.stats.interval_messages += 1
-                self.stats.readings_sent += len(readings)
+                out += self._messages(sub, part, t_end, lat)
         self.unsent_from[sent] = t + 1
+        return out
+
+    def _messages(
+        self, sub: Block, rows: NDArray[np.intp], t_end: int, lat: dict[int, float]
+    ) -> list[Out]:
+        """Encode each row's readings of `sub` as interval messages (split at the size limit)."""
+        out: list[Out] = []
+        readings_by_row = to_readings(sub)
+        width = 1 if sub.kwh.ndim == 1 else sub.kwh.shape[1]
+        for k, r in enumerate(rows.tolist()):
+            readings = readings_by_row[k * width : (k + 1) * width]
+            sent_at = t_end + lat[r] + float(self.skew_s[r])
+            register = Register(
+                at=EPOCH + timedelta(seconds=t_end),
+                kwh=float(self.reg_kwh[r]),
+                kvarh=float(self.reg_kvarh[r]),
+            )
+            for lo in range(0, len(readings), MAX_READINGS_PER_MESSAGE):
+                chunk = tuple(readings[lo : lo + MAX_READINGS_PER_MESSAGE])
+                message = IntervalMessage(
+                    self.meters[r].id,
+                    chunk,
+                    sent_at=EPOCH + timedelta(seconds=sent_at),
+                    register=register if lo + len(chunk) == len(readings) else None,
+                )
+                out.append(Out("interval", r, encode_interval(message)))
+                self.stats.interval_messages += 1
+            self.stats.readings_sent += len(readings)
         return out
 
     # ------------------------------------------------------------ device state on readings

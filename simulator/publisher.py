@@ -150,6 +150,7 @@ class FleetPublisher:
         faults: FaultRates | None = None,
         connections: Connections = "shared",
         record: Recorder | None = None,
+        backlog_days: float = 0.0,
     ) -> None:
         """Prepare (but do not connect) a publisher for `meters` from simulated time `start`."""
         if connections not in CONNECTIONS:
@@ -170,7 +171,12 @@ class FleetPublisher:
             else None
         )
         self.engine = Engine(
-            self.meters, seed=seed, start=start, incidents=incidents, clock_skew_s=skew
+            self.meters,
+            seed=seed,
+            start=start,
+            incidents=incidents,
+            clock_skew_s=skew,
+            backlog_days=backlog_days,
         )
         self.injector = FaultInjector(self.faults, seed)
         self._record = record

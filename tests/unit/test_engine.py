@@ -146,6 +146,23 @@ def test_failed_calls_buffer_and_alarm_then_recover() -> None:
     assert "low_signal" in kinds
 
 
+def test_backlog_days_upload_history_on_the_first_call() -> None:
+    meters = fleet(5, "hourly")
+    engine = Engine(meters, seed=SEED, start=START, backlog_days=1)
+    got = intervals(run(engine, 8), engine)
+    for row in range(len(meters)):
+        seen = starts(got[row])
+        assert seen[0] == START - timedelta(days=1)
+        assert seen == [seen[0] + k * Q for k in range(len(seen))]
+        first = got[row][0]
+        late = [r for r in first.readings if "backfill" in r.flags]
+        assert len(late) >= 96 - 4  # all but the last hour are late for an hourly meter
+        assert first.register is not None
+        assert first.register.kwh == pytest.approx(sum(r.kwh for r in first.readings), abs=1e-6)
+    with pytest.raises(ValueError, match="backlog_days"):
+        Engine(meters, seed=SEED, start=START, backlog_days=61)
+
+
 # ---------------------------------------------------------------- incidents
 
 
