@@ -125,6 +125,9 @@ def main() -> None:
             "-m",
             "simulator",
             "run",
+            # The sales demo's scripted storm, tamper, tower outage and 3G sunset.
+            "--scenario",
+            "demo",
             "--meters",
             str(settings.demo_meters),
             "--seed",

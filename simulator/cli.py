@@ -1,4 +1,4 @@
-"""Command line: `python -m simulator run` publishes a fleet; `python -m simulator fleet` lists it."""
+"""Command line: `python -m simulator run | scenarios | fleet | backfill` (see --help of each)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,26 @@ import logging
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import click
 import orjson
 
 from app.config import ConfigError, parse_mqtt_url
 from app.domain.telemetry import DEFAULT_PREFIX, ContractError, floor_interval, parse_time
-from simulator.fleet import build_fleet
-from simulator.publisher import FleetPublisher
+from simulator.faults import FaultRates
+from simulator.fleet import Meter, build_fleet
+from simulator.incidents import Incident
+from simulator.publisher import CONNECTIONS, FleetPublisher
+from simulator.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
 
 log = logging.getLogger("simulator")
+
+DEFAULT_METERS = 200
+DEFAULT_SEED = 42
+DEFAULT_SPEED = 900.0
 
 
 class _Rfc3339(click.ParamType[datetime]):
@@ -35,6 +43,23 @@ class _Rfc3339(click.ParamType[datetime]):
             self.fail(str(exc), param, ctx)
 
 
+class _Shard(click.ParamType[tuple[int, int]]):
+    name = "I/N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            i, n = (int(part) for part in str(value).split("/"))
+        except ValueError:
+            self.fail(f"{value!r} is not I/N, e.g. 0/4", param, ctx)
+        if not (n >= 1 and 0 <= i < n):
+            self.fail(f"{value!r}: need N >= 1 and 0 <= I < N", param, ctx)
+        return i, n
+
+
 def _mqtt_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
         parse_mqtt_url(value)
@@ -43,75 +68,311 @@ def _mqtt_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def _scenario(ctx: click.Context, param: click.Parameter, value: str | None) -> Scenario | None:
+    if value is None or value == "":
+        return None
+    try:
+        return load_scenario(value)
+    except ScenarioError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_RATE = click.FloatRange(0.0, 1.0)
+
+
+def _common(func: Any) -> Any:
+    """Options shared by run, fleet and backfill: the fleet and its scenario."""
+    options = [
+        click.option(
+            "--scenario",
+            show_envvar=True,
+            envvar="SIM_SCENARIO",
+            default=None,
+            callback=_scenario,
+            help="Scenario name (see `scenarios`) or path to a YAML file: fleet + incidents.",
+        ),
+        click.option(
+            "--meters",
+            show_envvar=True,
+            envvar="SIM_METERS",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"Catalogue meters to build before filters/sharding  [default: scenario's or {DEFAULT_METERS}]",
+        ),
+        click.option(
+            "--seed",
+            show_envvar=True,
+            envvar="SIM_SEED",
+            type=int,
+            default=None,
+            help=f"Seed for the fleet, loads, radio and faults  [default: scenario's or {DEFAULT_SEED}]",
+        ),
+        click.option(
+            "--start",
+            show_envvar=True,
+            envvar="SIM_START",
+            type=_Rfc3339(),
+            default=None,
+            help="Simulated start (RFC 3339, floored to 15 min)  [default: scenario's, else now - 7 days]",
+        ),
+        click.option(
+            "--shard",
+            show_envvar=True,
+            envvar="SIM_SHARD",
+            type=_Shard(),
+            default="0/1",
+            show_default=True,
+            help="Simulate only meters with index % N == I (split a fleet over processes/hosts).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Setup:
+    """What a command simulates: meters, seed, start and bound incidents."""
+
+    meters: list[Meter]
+    seed: int
+    start: datetime
+    incidents: list[Incident]
+    scenario: Scenario | None
+
+
+def resolve(
+    scenario: Scenario | None,
+    meters: int | None,
+    seed: int | None,
+    start: datetime | None,
+    shard: tuple[int, int],
+    now: datetime,
+) -> Setup:
+    """Combine flags and scenario defaults into the fleet, seed, start and incidents."""
+    seed = (
+        seed
+        if seed is not None
+        else (scenario.seed if scenario and scenario.seed is not None else DEFAULT_SEED)
+    )
+    count = meters or (scenario.meters if scenario and scenario.meters else DEFAULT_METERS)
+    fleet = build_fleet(count, seed)
+    if scenario is not None:
+        fleet = scenario.select_fleet(fleet)
+    i, n = shard
+    fleet = [m for m in fleet if m.index % n == i]
+    begin = floor_interval(
+        start
+        or (scenario.start if scenario and scenario.start else None)
+        or now - timedelta(days=7)
+    )
+    incidents = scenario.bind(fleet, begin, seed) if scenario is not None else []
+    return Setup(fleet, seed, begin, incidents, scenario)
+
+
 @click.group()
 @click.option(
     "--log-level",
+    show_envvar=True,
     envvar="SIM_LOG_LEVEL",
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Logging threshold.",
 )
 def cli(log_level: str) -> None:
-    """Simulate wireless C&I meters speaking the Wattline MQTT contract."""
+    """Simulate wireless C&I meters speaking the Wattline MQTT contract (docs/protocol.md).
+
+    Every option can also be set with the environment variable shown in its help.
+    """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
 
 @cli.command()
-@click.option(
-    "--meters", envvar="SIM_METERS", default=200, show_default=True, type=click.IntRange(min=1)
-)
-@click.option("--seed", envvar="SIM_SEED", default=42, show_default=True, type=int)
+@_common
 @click.option(
     "--speed",
+    show_envvar=True,
     envvar="SIM_SPEED",
-    default=900.0,
-    show_default=True,
     type=click.FloatRange(min=0, min_open=True),
-    help="Simulated seconds per wall second.",
+    default=None,
+    help=f"Simulated seconds per wall second (1 = real time, 900 = an interval a second)  [default: scenario's or {DEFAULT_SPEED:g}]",
 )
 @click.option(
     "--mqtt-url",
+    show_envvar=True,
     envvar="MQTT_URL",
     default="mqtt://127.0.0.1:1883",
     show_default=True,
     callback=_mqtt_url,
+    help="Broker, mqtt://[user:password@]host:port (mqtts:// for TLS).",
 )
 @click.option(
     "--duration",
+    show_envvar=True,
     envvar="SIM_DURATION",
     default=0.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Wall seconds to run; 0 runs until Ctrl-C / SIGTERM.",
+    help="Wall seconds of simulated time to publish (duration x speed / 900 intervals); 0 runs until Ctrl-C / SIGTERM.",
 )
 @click.option(
-    "--start",
-    envvar="SIM_START",
-    type=_Rfc3339(),
-    default=None,
-    help="Simulated start (RFC 3339, floored to 15 min)  [default: now - 7 days]",
+    "--prefix",
+    show_envvar=True,
+    envvar="MQTT_TOPIC_PREFIX",
+    default=DEFAULT_PREFIX,
+    show_default=True,
+    help="Topic prefix.",
 )
-@click.option("--prefix", envvar="MQTT_TOPIC_PREFIX", default=DEFAULT_PREFIX, show_default=True)
+@click.option(
+    "--connections",
+    show_envvar=True,
+    envvar="SIM_CONNECTIONS",
+    type=click.Choice(CONNECTIONS),
+    default="shared",
+    show_default=True,
+    help="shared: one gateway connection; per-meter: one connection per meter with its own last will.",
+)
+@click.option(
+    "--drop-rate",
+    show_envvar=True,
+    envvar="SIM_DROP_RATE",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Fault: share of messages silently dropped.",
+)
+@click.option(
+    "--duplicate-rate",
+    show_envvar=True,
+    envvar="SIM_DUPLICATE_RATE",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Fault: share of messages sent twice.",
+)
+@click.option(
+    "--reorder-rate",
+    show_envvar=True,
+    envvar="SIM_REORDER_RATE",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Fault: share of messages swapped with the one before.",
+)
+@click.option(
+    "--delay-rate",
+    show_envvar=True,
+    envvar="SIM_DELAY_RATE",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Fault: share of messages held back 1-4 intervals.",
+)
+@click.option(
+    "--corrupt-rate",
+    show_envvar=True,
+    envvar="SIM_CORRUPT_RATE",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Fault: share of payloads damaged (truncated, not JSON, bad number, wrong meter).",
+)
+@click.option(
+    "--clock-skew-rate",
+    show_envvar=True,
+    envvar="SIM_CLOCK_SKEW_RATE",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Fault: share of meters whose clock is 90-900 s off (clock_drift events; fix with time_sync).",
+)
+@click.option(
+    "--reconnect-rate",
+    show_envvar=True,
+    envvar="SIM_RECONNECT_RATE",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Fault: chance per interval that every connection drops at once and reconnects.",
+)
+@click.option(
+    "--backlog-days",
+    show_envvar=True,
+    envvar="SIM_BACKLOG_DAYS",
+    type=click.FloatRange(0, 60),
+    default=0.0,
+    show_default=True,
+    help="Start with this many days of undelivered intervals in every meter: the first calls upload them as a backlog (history over MQTT).",
+)
+@click.option(
+    "--record",
+    show_envvar=True,
+    envvar="SIM_RECORD",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write every published message to this file as JSON lines (topic, retain, payload).",
+)
 def run(
-    meters: int,
-    seed: int,
-    speed: float,
+    scenario: Scenario | None,
+    meters: int | None,
+    seed: int | None,
+    start: datetime | None,
+    shard: tuple[int, int],
+    speed: float | None,
     mqtt_url: str,
     duration: float,
-    start: datetime | None,
     prefix: str,
+    connections: str,
+    drop_rate: float,
+    duplicate_rate: float,
+    reorder_rate: float,
+    delay_rate: float,
+    corrupt_rate: float,
+    clock_skew_rate: float,
+    reconnect_rate: float,
+    backlog_days: float,
+    record: Path | None,
 ) -> None:
-    """Publish every meter's 15-minute intervals and answer commands until stopped."""
-    begin = floor_interval(start or datetime.now(UTC) - timedelta(days=7))
+    """Publish the fleet's intervals, events and statuses and answer commands until stopped."""
+    setup = resolve(scenario, meters, seed, start, shard, datetime.now(UTC))
+    if not setup.meters:
+        raise click.ClickException("the scenario's filters and the shard leave no meters")
+    rate = speed or (scenario.speed if scenario and scenario.speed else DEFAULT_SPEED)
+    faults = FaultRates(
+        drop=drop_rate,
+        duplicate=duplicate_rate,
+        reorder=reorder_rate,
+        delay=delay_rate,
+        corrupt=corrupt_rate,
+        clock_skew=clock_skew_rate,
+        reconnect=reconnect_rate,
+    )
+    sink: IO[bytes] | None = record.open("wb") if record else None
+
+    def write(topic: str, payload: bytes, retain: bool) -> None:
+        assert sink is not None  # noqa: S101 - only installed when the file is open
+        sink.write(
+            orjson.dumps(
+                {"topic": topic, "retain": retain, "payload": payload.decode("utf-8", "replace")}
+            )
+            + b"\n"
+        )
+
     publisher = FleetPublisher(
-        build_fleet(meters, seed),
+        setup.meters,
         mqtt_url=mqtt_url,
-        seed=seed,
-        start=begin,
-        speed=speed,
+        seed=setup.seed,
+        start=setup.start,
+        speed=rate,
         prefix=prefix,
+        incidents=setup.incidents,
+        faults=faults,
+        connections=connections,  # type: ignore[arg-type]
+        record=write if sink else None,
+        backlog_days=backlog_days,
     )
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -122,21 +383,139 @@ def run(
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    if setup.incidents:
+        for inc in setup.incidents:
+            log.info(
+                "incident %s (%s) at %s on %d meters",
+                inc.name,
+                inc.kind,
+                inc.start,
+                int(inc.rows.sum()),
+            )
     try:
         stats = publisher.run(duration)
     except (OSError, ConnectionError) as exc:
         raise click.ClickException(f"cannot reach the MQTT broker at {mqtt_url}: {exc}") from None
+    finally:
+        if sink:
+            sink.close()
     log.info("simulator stopped: %s", stats.summary())
 
 
 @cli.command()
-@click.option(
-    "--meters", envvar="SIM_METERS", default=200, show_default=True, type=click.IntRange(min=0)
-)
-@click.option("--seed", envvar="SIM_SEED", default=42, show_default=True, type=int)
-def fleet(meters: int, seed: int) -> None:
-    """Print the fleet as JSON lines."""
+def scenarios() -> None:
+    """List the bundled scenarios (simulator/scenarios/*.yaml)."""
+    for name, _ in list_scenarios():
+        s = load_scenario(name)
+        kinds = ", ".join(sorted({i.kind for i in s.incidents})) or "none"
+        click.echo(f"{name:<16} {s.meters or DEFAULT_METERS:>6} meters  incidents: {kinds}")
+        click.echo(f"{'':<16} {s.description}")
+
+
+@cli.command()
+@_common
+def fleet(
+    scenario: Scenario | None,
+    meters: int | None,
+    seed: int | None,
+    start: datetime | None,
+    shard: tuple[int, int],
+) -> None:
+    """Print the fleet (after scenario filters and sharding) as JSON lines."""
+    setup = resolve(scenario, meters, seed, start, shard, datetime.now(UTC))
     out = sys.stdout.buffer
-    for meter in build_fleet(meters, seed):
+    for meter in setup.meters:
         out.write(orjson.dumps(dataclasses.asdict(meter)) + b"\n")
     out.flush()
+
+
+@cli.command()
+@_common
+@click.option(
+    "--days",
+    show_envvar=True,
+    envvar="SIM_BACKFILL_DAYS",
+    type=click.FloatRange(min=0, min_open=True),
+    required=True,
+    help="Days of history to write, ending where `run` starts (its --start: the scenario's, else now - 7 days).",
+)
+@click.option(
+    "--database-url",
+    show_envvar=True,
+    envvar="DATABASE_URL",
+    default=None,
+    help="SQLAlchemy URL  [default: sqlite:///instance/wattline.db, as the portal]",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Run the database migrations first.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def backfill(
+    scenario: Scenario | None,
+    meters: int | None,
+    seed: int | None,
+    start: datetime | None,
+    shard: tuple[int, int],
+    days: float,
+    database_url: str | None,
+    migrate: bool,
+    quiet: bool,
+) -> None:
+    """Write the fleet's interval history straight to the database (idempotent, resumable).
+
+    The scenario's incidents are replayed from the start of the backfilled period.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from app.config import Settings
+    from app.db import migrate as migrations
+    from app.db.session import make_engine
+    from simulator import backfill as writer
+
+    url = database_url or Settings.from_env().database_url
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    live = resolve(scenario, meters, seed, start, shard, datetime.now(UTC))
+    if not live.meters:
+        raise click.ClickException("the scenario's filters and the shard leave no meters")
+    begin = live.start - timedelta(days=days)
+    incidents = scenario.bind(live.meters, begin, live.seed) if scenario is not None else []
+    if migrate:
+        migrations.upgrade(url)
+    engine = make_engine(url)
+    total = len(live.meters) * round(days * 96)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("intervals"),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, disable=quiet) as bar:
+            task = bar.add_task(f"backfill {len(live.meters)} meters", total=total)
+            stats = writer.backfill(
+                engine,
+                live.meters,
+                live.seed,
+                begin,
+                days,
+                incidents,
+                progress=lambda n: bar.advance(task, n),
+            )
+    finally:
+        engine.dispose()
+    rate = stats.intervals / stats.generate_seconds if stats.generate_seconds else 0.0
+    click.echo(
+        f"{stats.intervals:,} intervals from {begin:%Y-%m-%d %H:%M}Z for {len(live.meters)} meters: "
+        f"{stats.written:,} new rows; generated at {rate:,.0f}/s, "
+        f"written in {stats.write_seconds:.1f} s"
+    )

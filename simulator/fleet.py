@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import date
 from typing import Final, Literal
 
 Segment = Literal["iou", "service_bureau", "security"]
@@ -18,7 +19,9 @@ SEGMENT_LABELS: Final[dict[Segment, str]] = {
     "service_bureau": "Municipal / co-op service bureau",
     "security": "Security (federal & municipal buildings)",
 }
-Network = Literal["lte", "3g", "private_nb"]
+Network = Literal["lte", "3g", "2g", "private_nb"]
+Schedule = Literal["live", "hourly", "daily"]
+SCHEDULES: Final[tuple[Schedule, ...]] = ("live", "hourly", "daily")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,9 @@ class BuildingType:
     peak_kw: tuple[float, float]
     load_factor: tuple[float, float]
     phase_volts: float
+    # Share of the design peak that is cooling and electric heating (the rest is occupancy).
+    cooling: float = 0.3
+    heating: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,33 @@ class Meter:
     signal_dbm: float
     lat: float
     lon: float
+    shifts: int = 0
+    vendor: str = ""
+    model: str = ""
+    form_factor: str = ""
+    service: str = ""
+    schedule: Schedule = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """A radio network an endpoint can call in over, with its sunset and delivery figures."""
+
+    code: Network
+    label: str
+    public: bool
+    sunset: date | None
+    success_rate: float
+    latency_s: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class MeterModel:
+    """A vendor's C&I meter with a wireless module (generic names)."""
+
+    vendor: str
+    model: str
+    form_factors: tuple[str, ...]
 
 
 DISTRIBUTORS: Final = (
@@ -83,31 +116,94 @@ DISTRIBUTORS: Final = (
     Distributor("prairiemeter", "Prairie Meter & Supply", "US Plains & West"),
 )
 
-# Peak kW and load factor follow DOMAIN.md's survey figures (small office 20-30 kW at
-# 40-60 %, hospital ~1 MW at 70-90 %, ...); 120 V or 277 V per phase is the usual service.
+# Design peak kW and load factor per type, inside DOMAIN.md's survey figures (small office
+# 20-30 kW at 40-60 %, large office 1.5-2.5 MW, hospital ~1 MW at 70-90 % ~ 7.7 GWh/yr, ...)
+# with room for weather and noise to push the measured annual peak a few percent higher.
+# 120 V per phase is a 120/208 V service, 277 V a 277/480 V one.
 BUILDING_TYPES: Final = {
     b.code: b
     for b in (
-        BuildingType("small_office", "Small office", "Office", (20, 30), (0.40, 0.60), 120),
-        BuildingType("large_office", "Large office", "Tower", (1500, 2500), (0.40, 0.60), 277),
-        BuildingType("retail", "Retail", "Plaza", (60, 250), (0.45, 0.60), 120),
-        BuildingType("supermarket", "Supermarket", "Market", (250, 500), (0.65, 0.80), 277),
-        BuildingType("hospital", "Hospital", "Medical Center", (950, 1150), (0.72, 0.88), 277),
-        BuildingType("school", "School", "High School", (150, 400), (0.30, 0.45), 277),
-        BuildingType("warehouse", "Warehouse", "Distribution Center", (80, 300), (0.35, 0.55), 277),
         BuildingType(
-            "manufacturing", "Manufacturing plant", "Works", (500, 3000), (0.50, 0.85), 277
+            "small_office", "Small office", "Office", (22.5, 27), (0.42, 0.55), 120, 0.35, 0.08
         ),
-        BuildingType("data_center", "Data center", "Data Center", (800, 2000), (0.80, 0.95), 277),
+        BuildingType(
+            "large_office", "Large office", "Tower", (1700, 2300), (0.42, 0.55), 277, 0.35, 0.05
+        ),
+        BuildingType("retail", "Retail", "Plaza", (60, 230), (0.42, 0.55), 120, 0.30, 0.06),
+        BuildingType(
+            "supermarket", "Supermarket", "Market", (250, 460), (0.65, 0.78), 277, 0.15, 0.03
+        ),
+        BuildingType(
+            "hospital", "Hospital", "Medical Center", (990, 1050), (0.82, 0.86), 277, 0.25, 0.04
+        ),
+        BuildingType("school", "School", "High School", (150, 370), (0.28, 0.40), 277, 0.35, 0.08),
+        BuildingType(
+            "warehouse",
+            "Warehouse",
+            "Distribution Center",
+            (80, 280),
+            (0.36, 0.50),
+            277,
+            0.20,
+            0.08,
+        ),
+        # Load factor here is for two shifts; make_meter picks 1-3 shifts and its own range.
+        BuildingType(
+            "manufacturing",
+            "Manufacturing plant",
+            "Works",
+            (500, 2800),
+            (0.50, 0.62),
+            277,
+            0.10,
+            0.03,
+        ),
+        BuildingType(
+            "data_center", "Data center", "Data Center", (800, 1850), (0.84, 0.92), 277, 0.12, 0.0
+        ),
         BuildingType(
             "federal_office",
             "Federal office building",
             "Federal Building",
-            (400, 1200),
-            (0.45, 0.65),
+            (400, 1100),
+            (0.42, 0.55),
             277,
+            0.35,
+            0.05,
         ),
     )
+}
+# Manufacturing load factor by number of shifts: one shift is peaky, three run continuously.
+SHIFT_LOAD_FACTOR: Final = {1: (0.34, 0.44), 2: (0.50, 0.62), 3: (0.74, 0.84)}
+_SHIFT_WEIGHTS: Final = ((1, 0.30), (2, 0.45), (3, 0.25))
+
+# Fictional carriers with announced sunsets (2G and 3G shutdowns stranded real meter fleets);
+# the distributor's private narrowband network has no sunset. Delivery success is per call,
+# before the signal-strength penalty; latency is from the end of a call to the broker.
+NETWORKS: Final = {
+    n.code: n
+    for n in (
+        NetworkSpec(
+            "lte", "Public cellular LTE Cat-M1", True, date(2033, 12, 31), 0.995, (0.3, 2.0)
+        ),
+        NetworkSpec("3g", "Public cellular 3G (UMTS)", True, date(2027, 6, 30), 0.98, (1.0, 6.0)),
+        NetworkSpec("2g", "Public cellular 2G (GPRS)", True, date(2026, 12, 31), 0.95, (3.0, 15.0)),
+        NetworkSpec("private_nb", "Distributor private narrowband", False, None, 0.99, (5.0, 40.0)),
+    )
+}
+# Below this a module reports low signal and its calls fail more often.
+LOW_SIGNAL_DBM: Final = -105.0
+METER_MODELS: Final = (
+    MeterModel("Meridian", "M-400 C&I", ("9S", "16S")),
+    MeterModel("Apex Metering", "AX-2 Polyphase", ("9S", "16S", "12S")),
+    MeterModel("Northstar", "NS-Commercial 5", ("9S", "45S")),
+)
+# Call-in schedule mix by network: slow or costly links call in less often.
+_SCHEDULE_WEIGHTS: Final[dict[Network, tuple[float, float, float]]] = {
+    "lte": (0.6, 0.3, 0.1),
+    "3g": (0.2, 0.5, 0.3),
+    "2g": (0.0, 0.4, 0.6),
+    "private_nb": (0.0, 0.3, 0.7),
 }
 
 UTILITIES: Final = (
@@ -260,8 +356,9 @@ _PLACES: Final = (
     "Franklin",
 )
 _NETWORKS: Final[tuple[tuple[Network, float], ...]] = (
-    ("lte", 0.70),
+    ("lte", 0.66),
     ("3g", 0.12),
+    ("2g", 0.04),
     ("private_nb", 0.18),
 )
 
@@ -275,21 +372,45 @@ def make_meter(index: int, seed: int) -> Meter:
     # Rural co-op sites sit on the distributor's private network far more often.
     if utility.id == "prec" and rng.random() < 0.6:
         network = "private_nb"
+    site_name = f"{rng.choice(_PLACES)} {btype.noun} {index:03d}"
+    peak_kw = round(rng.uniform(*btype.peak_kw), 1)
+    load_factor = round(rng.uniform(*btype.load_factor), 3)
+    # About a third of sites sit below 0.90 so power-factor penalties show up.
+    power_factor = round(rng.uniform(0.80, 0.99), 3)
+    signal_dbm = round(rng.uniform(-110, -65), 1)
+    lat = round(utility.lat + rng.uniform(-0.35, 0.35), 5)
+    lon = round(utility.lon + rng.uniform(-0.45, 0.45), 5)
+    # Draws added later come last, so the attributes above stay what earlier fleets had.
+    shifts = 0
+    if btype.code == "manufacturing":
+        shifts = rng.choices([s for s, _ in _SHIFT_WEIGHTS], [w for _, w in _SHIFT_WEIGHTS])[0]
+        load_factor = round(rng.uniform(*SHIFT_LOAD_FACTOR[shifts]), 3)
+    meter_model = rng.choice(METER_MODELS)
+    # Small services are self-contained (16S/12S); large ones transformer-rated (9S/45S).
+    small = peak_kw < 150
+    forms = [f for f in meter_model.form_factors if (f in ("16S", "12S")) == small]
+    form_factor = rng.choice(forms or list(meter_model.form_factors))
+    schedule = rng.choices(SCHEDULES, _SCHEDULE_WEIGHTS[network])[0]
     return Meter(
         id=f"{utility.id}-{index:05d}",
         index=index,
         utility_id=utility.id,
-        site_name=f"{rng.choice(_PLACES)} {btype.noun} {index:03d}",
+        site_name=site_name,
         building_type=btype.code,
-        peak_kw=round(rng.uniform(*btype.peak_kw), 1),
-        load_factor=round(rng.uniform(*btype.load_factor), 3),
-        # About a third of sites sit below 0.90 so power-factor penalties show up.
-        power_factor=round(rng.uniform(0.80, 0.99), 3),
+        peak_kw=peak_kw,
+        load_factor=load_factor,
+        power_factor=power_factor,
         phase_volts=btype.phase_volts,
         network=network,
-        signal_dbm=round(rng.uniform(-110, -65), 1),
-        lat=round(utility.lat + rng.uniform(-0.35, 0.35), 5),
-        lon=round(utility.lon + rng.uniform(-0.45, 0.45), 5),
+        signal_dbm=signal_dbm,
+        lat=lat,
+        lon=lon,
+        shifts=shifts,
+        vendor=meter_model.vendor,
+        model=meter_model.model,
+        form_factor=form_factor,
+        service="120/208" if btype.phase_volts == 120 else "277/480",
+        schedule=schedule,
     )
 
 

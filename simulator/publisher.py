@@ -1,33 +1,40 @@
 """Publish a simulated fleet over MQTT and answer its commands (the simulator's only paho user).
 
-One paho client serves the whole fleet: each meter's messages still go to its own
-`{prefix}/{utility}/{meter}/{kind}` topics, but thousands of meters cost one connection.
+The device engine (`simulator.engine`) decides what every meter sends; this module only
+paces it against the wall clock and moves it to a broker, through one of two transports:
 
-Status and the last will: the contract makes `status` retained and also each meter's MQTT
-last will, but a connection has only one will, so a shared client cannot carry thousands.
-This publisher therefore sets no will: it publishes retained "online" for every meter at
-start and retained "offline" for every meter on a clean stop (duration over, SIGINT,
-SIGTERM). A crash or a kill -9 leaves the meters "online" until the next run; consumers
-should also judge liveness by the age of the last interval.
+- ``shared`` (default): one paho client for the whole fleet, like a gateway. Each meter's
+  messages still go to its own `{prefix}/{utility}/{meter}/{kind}` topics. A connection has
+  only one last will, so the gateway publishes every meter's retained "offline" itself on a
+  clean stop; a crash leaves them "online" (judge liveness by the last interval too).
+- ``per-meter``: one paho client per meter, each with its own last will ("offline",
+  retained) and its own `cmd` subscription, as real endpoints connect. Costs a socket per
+  meter: meant for fleets of up to a few thousand.
 
-The paho network loop is driven from the publishing thread itself (`client.loop()`), not
-by `loop_start()`: publishes are then written straight to the socket (measured 2-2.5x
-faster), and commands arrive through `on_message` in the same thread, where they are only
-queued; they are answered between intervals, so nothing ever blocks inside a callback.
+The paho network loops are driven from the publishing thread itself (`client.loop()`), not
+by `loop_start()` (measured 2-2.5x faster for a publisher); commands arrive through
+`on_message` in the same thread, where they are only queued and answered between intervals.
+
+Determinism: with a `duration`, the publisher completes exactly floor(duration x speed /
+900) intervals (catching up rather than skipping if it falls behind), so the same
+scenario, seed, speed and duration publish the same payloads in the same order.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
+import math
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import orjson
@@ -37,13 +44,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from app.domain.telemetry import (
     DEFAULT_PREFIX,
+    INTERVAL_SECONDS,
     Command,
     ContractError,
-    IntervalMessage,
     Kind,
+    Reply,
     StatusMessage,
     decode_command,
-    encode_interval,
     encode_reply,
     encode_status,
     parse_topic,
@@ -52,12 +59,16 @@ from app.domain.telemetry import (
 )
 from app.mqtt import CONNECT_TIMEOUT_S, PublishWindow, connect, make_client
 from simulator.clock import SimClock
-from simulator.device import error_reply, handle_command
+from simulator.engine import Engine, Out
+from simulator.faults import FaultInjector, FaultRates, clock_skews
 from simulator.fleet import Meter
-from simulator.model import INTERVAL, FleetArrays
+from simulator.incidents import Incident
+from simulator.model import INTERVAL
 
 log = logging.getLogger(__name__)
 
+Connections = Literal["shared", "per-meter"]
+CONNECTIONS: Final[tuple[Connections, ...]] = ("shared", "per-meter")
 # Module-level timing constants so tests (or a slow broker) can change them.
 DRAIN_TIMEOUT_S = 30.0
 IDLE_POLL_S = 0.1
@@ -66,7 +77,10 @@ LOG_EVERY_INTERVALS = 96
 # paho rescans every unacknowledged message on each PUBACK (Client._update_inflight), so a
 # smaller window is cheaper per ack: 200 measured ~20 % faster than 500 on loopback Mosquitto.
 DEFAULT_WINDOW = 200
-_KINDS_PUBLISHED: Final[tuple[Kind, ...]] = ("interval", "status", "reply")
+PER_METER_WINDOW = 20
+_KINDS_PUBLISHED: Final[tuple[Kind, ...]] = ("interval", "event", "status", "reply", "cmd")
+
+Recorder = Callable[[str, bytes, bool], None]
 
 
 @dataclass(slots=True)
@@ -75,9 +89,12 @@ class PublisherStats:
 
     intervals: int = 0
     interval_messages: int = 0
+    event_messages: int = 0
     status_messages: int = 0
+    published: int = 0
     commands_answered: int = 0
     commands_rejected: int = 0
+    reconnect_bursts: int = 0
     first_interval: datetime | None = None
     last_interval: datetime | None = None
     sim_time: datetime | None = None
@@ -86,17 +103,18 @@ class PublisherStats:
 
     def summary(self) -> str:
         """Render a one-line summary for logs."""
-        rate = self.interval_messages / self.wall_seconds if self.wall_seconds else 0.0
+        rate = self.published / self.wall_seconds if self.wall_seconds else 0.0
         span = (
             f"{self.first_interval:%Y-%m-%d %H:%M}..{self.last_interval:%Y-%m-%d %H:%M}Z"
             if self.first_interval and self.last_interval
             else "none"
         )
         return (
-            f"{self.intervals} intervals ({span}), {self.interval_messages} interval messages "
-            f"in {self.wall_seconds:.1f} s ({rate:,.0f} msg/s), {self.status_messages} status, "
+            f"{self.intervals} intervals ({span}), {self.interval_messages} interval messages, "
+            f"{self.event_messages} events, {self.status_messages} status, "
+            f"{self.published} published in {self.wall_seconds:.1f} s ({rate:,.0f} msg/s), "
             f"{self.commands_answered} commands answered, {self.commands_rejected} rejected, "
-            f"lag {self.lag_seconds:,.0f} sim s"
+            f"{self.reconnect_bursts} reconnect bursts, lag {self.lag_seconds:,.0f} sim s"
         )
 
 
@@ -104,8 +122,17 @@ class _Aborted(Exception):
     """Stop requested while the broker is unreachable: give up on the current interval."""
 
 
+@dataclass(slots=True)
+class _Link:
+    """One paho client and its publish window (the gateway's, or one meter's)."""
+
+    client: mqtt.Client
+    window: PublishWindow
+    connected: bool = False
+
+
 class FleetPublisher:
-    """Run the simulated clock, publish every interval of every meter, and answer commands."""
+    """Run the simulated clock, publish what the device engine says, and answer commands."""
 
     def __init__(
         self,
@@ -119,38 +146,57 @@ class FleetPublisher:
         client_id: str | None = None,
         window: int = DEFAULT_WINDOW,
         wall: Callable[[], float] = time.monotonic,
+        incidents: Sequence[Incident] = (),
+        faults: FaultRates | None = None,
+        connections: Connections = "shared",
+        record: Recorder | None = None,
+        backlog_days: float = 0.0,
     ) -> None:
         """Prepare (but do not connect) a publisher for `meters` from simulated time `start`."""
+        if connections not in CONNECTIONS:
+            raise ValueError(f"connections must be one of {', '.join(CONNECTIONS)}")
         self.meters = list(meters)
         self.seed = seed
         self.start = start
         self.speed = speed
         self.prefix = prefix
+        self.connections = connections
         self.ready = threading.Event()
         SimClock(start, speed, 0.0)  # validate start and speed before anything connects
+        self.faults = faults or FaultRates()
+        index = np.array([m.index for m in self.meters], dtype=np.uint64)
+        skew = (
+            clock_skews(len(self.meters), self.faults.clock_skew, seed, index)
+            if self.faults.clock_skew
+            else None
+        )
+        self.engine = Engine(
+            self.meters,
+            seed=seed,
+            start=start,
+            incidents=incidents,
+            clock_skew_s=skew,
+            backlog_days=backlog_days,
+        )
+        self.injector = FaultInjector(self.faults, seed)
+        self._record = record
         self._url = mqtt_url
         self._client_id = client_id or f"wattline-sim-{uuid.uuid4().hex[:12]}"
         self._window_limit = window
         self._wall = wall
         self._stop = threading.Event()
         self._stats = PublisherStats()
-        self._arrays = FleetArrays.build(self.meters, seed)
         self._row = {m.id: i for i, m in enumerate(self.meters)}
         self._topics = {
             kind: [topic_for(m.utility_id, m.id, kind, prefix) for m in self.meters]
             for kind in _KINDS_PUBLISHED
         }
-        n = len(self.meters)
-        self._kwh = np.zeros(n)
-        self._kvarh = np.zeros(n)
-        self._max_kw = np.zeros(n)
         self._commands: collections.deque[tuple[int, Command | str, str | None]] = (
             collections.deque()
         )
-        self._connected = False
-        self._client: mqtt.Client | None = None
-        self._publish_window: PublishWindow | None = None
-        self._next = start
+        self._links: list[_Link] = []
+        self._step = 0
+        self._wall_start = 0.0
 
     # ------------------------------------------------------------ public
 
@@ -163,85 +209,87 @@ class FleetPublisher:
         """Ask the run loop to finish the current interval, mark meters offline and return."""
         self._stop.set()
 
+    def intervals_for(self, duration: float) -> int:
+        """Return how many intervals a run of `duration` wall seconds completes."""
+        return math.floor(duration * self.speed / INTERVAL_SECONDS + 1e-9)
+
     def run(self, duration: float = 0.0) -> PublisherStats:
-        """Publish until `duration` wall seconds pass (0 = until stop()); return the counters."""
-        client = make_client(self._url, self._client_id)
-        self._client = client
-        self._publish_window = PublishWindow(client, self._window_limit)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        connect(client)
+        """Publish until `duration` wall seconds' worth of intervals are done (0 = until stop())."""
+        self._open_links()
         try:
             self._wait_connected()
         except ConnectionError:
-            client.disconnect()
+            self._close_links()
             raise
-        wall_start = self._wall()
+        wall_start = self._wall_start = self._wall()
         clock = SimClock(self.start, self.speed, wall_start)
         try:
-            self._publish_statuses("online", self.start)
+            self._send(self.engine.start_messages())
             self.ready.set()
             log.info(
-                "simulating %d meters from %s at %gx", len(self.meters), self.start, self.speed
+                "simulating %d meters from %s at %gx over %s connection(s)",
+                len(self.meters),
+                self.start,
+                self.speed,
+                self.connections,
             )
-            self._loop(clock, wall_start, duration)
-            self._publish_statuses("offline", clock.now(self._wall()))
+            self._loop(clock, self.intervals_for(duration) if duration else None)
+            self._send(self.injector.flush())
+            self._send(self.engine.stop_messages())
         except _Aborted:
             log.error(
                 "stop requested while disconnected from the broker; statuses left as they are"
             )
         finally:
             self._drain()
-            client.disconnect()
+            self._close_links()
             self._stats.wall_seconds = self._wall() - wall_start
             self.ready.set()
         return self.stats
 
     # ------------------------------------------------------------ the sim loop
 
-    def _loop(self, clock: SimClock, wall_start: float, duration: float) -> None:
+    def _loop(self, clock: SimClock, limit: int | None) -> None:
         while not self._stop.is_set():
-            now_wall = self._wall()
-            if duration and now_wall - wall_start >= duration:
+            if limit is not None and self._stats.intervals >= limit:
                 break
+            now_wall = self._wall()
             self._serve_commands(clock)
-            due = self._next + INTERVAL
+            due = self.engine.now + INTERVAL
             sim_now = clock.now(now_wall)
             self._stats.sim_time = sim_now
             if sim_now >= due:
                 # Behind schedule is fine: publish the next interval, never skip one.
                 self._stats.lag_seconds = (sim_now - due).total_seconds()
-                self._publish_interval(self._next, sent_at=sim_now)
-                self._next = due
+                self._publish_step()
+                if self.injector.burst(self._step):
+                    self._burst()
             else:
                 self._stats.lag_seconds = 0.0
                 self._pump(min(IDLE_POLL_S, max(0.0, clock.wall_at(due) - now_wall)))
 
-    def _publish_interval(self, start: datetime, sent_at: datetime) -> None:
-        readings = self._arrays.interval(start)
-        topics = self._topics["interval"]
-        for meter, topic, reading in zip(self.meters, topics, readings, strict=True):
-            payload = encode_interval(IntervalMessage(meter.id, (reading,), sent_at=sent_at))
-            self._publish(topic, payload, retain=False)
-        kwh = np.fromiter((r.kwh for r in readings), dtype=np.float64, count=len(readings))
-        self._kwh += kwh
-        self._kvarh += np.fromiter(
-            (r.kvarh for r in readings), dtype=np.float64, count=len(readings)
-        )
-        self._max_kw = np.maximum(self._max_kw, kwh / INTERVAL.total_seconds() * 3600)
+    def _publish_step(self) -> None:
+        start = self.engine.now
+        outs = self.engine.step()
+        self._step += 1
+        self._send(self.injector.apply(self._step, outs))
         stats = self._stats
         stats.intervals += 1
-        stats.interval_messages += len(readings)
         stats.first_interval = stats.first_interval or start
         stats.last_interval = start
         if stats.intervals % LOG_EVERY_INTERVALS == 0:
+            stats.wall_seconds = self._wall() - self._wall_start
             log.info("published through %s: %s", start, stats.summary())
 
-    def _publish_statuses(self, state: str, at: datetime) -> None:
-        for meter, topic in zip(self.meters, self._topics["status"], strict=True):
-            self._publish(topic, encode_status(StatusMessage(meter.id, state, at=at)), retain=True)
-            self._stats.status_messages += 1
+    def _send(self, outs: Sequence[Out]) -> None:
+        for o in outs:
+            self._publish(o.row, self._topics[o.kind][o.row], o.payload, retain=o.retain)
+            if o.kind == "interval":
+                self._stats.interval_messages += 1
+            elif o.kind == "event":
+                self._stats.event_messages += 1
+            elif o.kind == "status":
+                self._stats.status_messages += 1
 
     # ------------------------------------------------------------ commands
 
@@ -269,76 +317,90 @@ class FleetPublisher:
                 log.warning("bad command for %s: %s", meter.id, cmd)
                 if bad_id is None:
                     continue  # no id to answer to
-                reply = error_reply(bad_id, cmd)
-            else:
-                reply = handle_command(
-                    meter,
-                    cmd,
-                    now=clock.now(self._wall()),
-                    seed=self.seed,
-                    last_complete_interval=self._next - INTERVAL,
-                    registers={
-                        "kwh": float(self._kwh[row]),
-                        "kvarh": float(self._kvarh[row]),
-                        "max_demand_kw": float(self._max_kw[row]),
-                    },
-                )
-                self._stats.commands_answered += 1
-            self._publish(self._topics["reply"][row], encode_reply(reply), retain=False)
+                payload = encode_reply(Reply(bad_id, "error", {"error": cmd}))
+                self._publish(row, self._topics["reply"][row], payload, retain=False)
+                continue
+            if not self.engine.reachable[row]:
+                # The command cannot reach a meter whose network is down: the head-end times out.
+                log.info("command %s for unreachable %s dropped", cmd.id, meter.id)
+                continue
+            self._send(self.engine.command(row, cmd, clock.now(self._wall())))
+            self._stats.commands_answered += 1
 
     # ------------------------------------------------------------ paho plumbing
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
-            return
-        self._connected = True
-        # (Re)subscribe here so a reconnect restores the command subscription.
-        client.subscribe(subscription("cmd", self.prefix), qos=1)
+    def _open_links(self) -> None:
+        if self.connections == "shared":
+            client = make_client(self._url, self._client_id)
+            self._links = [_Link(client, PublishWindow(client, self._window_limit))]
+            self._wire(client, 0, subscription("cmd", self.prefix))
+        else:
+            for row, meter in enumerate(self.meters):
+                will = encode_status(StatusMessage(meter.id, "offline", details={"reason": "will"}))
+                client = make_client(
+                    self._url,
+                    f"{self._client_id}-{meter.id}",
+                    will=(self._topics["status"][row], will),
+                )
+                self._links.append(_Link(client, PublishWindow(client, PER_METER_WINDOW)))
+                self._wire(client, row, self._topics["cmd"][row])
+        for link in self._links:
+            connect(link.client)
 
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._connected = False
-        if reason_code.is_failure:
-            log.warning("disconnected from the broker: %s", reason_code)
+    def _wire(self, client: mqtt.Client, link_index: int, command_filter: str) -> None:
+        def on_connect(
+            client: mqtt.Client,
+            userdata: Any,
+            flags: mqtt.ConnectFlags,
+            reason_code: ReasonCode,
+            properties: Properties | None,
+        ) -> None:
+            if reason_code.is_failure:
+                log.error("broker refused the connection: %s", reason_code)
+                return
+            self._links[link_index].connected = True
+            # (Re)subscribe here so a reconnect restores the command subscription.
+            client.subscribe(command_filter, qos=1)
+
+        def on_disconnect(
+            client: mqtt.Client,
+            userdata: Any,
+            flags: mqtt.DisconnectFlags,
+            reason_code: ReasonCode,
+            properties: Properties | None,
+        ) -> None:
+            self._links[link_index].connected = False
+            if reason_code.is_failure:
+                log.warning("disconnected from the broker: %s", reason_code)
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = self._on_message
+
+    def _link(self, row: int) -> _Link:
+        return self._links[0] if self.connections == "shared" else self._links[row]
 
     def _wait_connected(self) -> None:
-        deadline = self._wall() + CONNECT_TIMEOUT_S
-        while not self._connected:
+        deadline = self._wall() + CONNECT_TIMEOUT_S * max(1, len(self._links) // 500)
+        while not all(link.connected for link in self._links):
             if self._wall() >= deadline:
-                raise ConnectionError(f"no CONNACK from {self._url} within {CONNECT_TIMEOUT_S} s")
+                raise ConnectionError(f"no CONNACK from {self._url} within the timeout")
             self._pump(0.05)
 
-    def _require(self) -> tuple[mqtt.Client, PublishWindow]:
-        if self._client is None or self._publish_window is None:
-            raise RuntimeError("FleetPublisher.run() has not connected a client yet")
-        return self._client, self._publish_window
-
     def _pump(self, timeout: float) -> None:
-        """Run paho's network loop once (acks, commands, keepalive), reconnecting if needed."""
-        client, _ = self._require()
-        rc = client.loop(timeout)
-        if rc != mqtt.MQTT_ERR_SUCCESS:
-            self._reconnect()
+        """Run paho's network loops once (acks, commands, keepalive), reconnecting if needed."""
+        per = timeout if len(self._links) == 1 else 0.0
+        for link in self._links:
+            rc = link.client.loop(per)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                self._reconnect(link)
+        if len(self._links) > 1 and timeout:
+            time.sleep(min(timeout, 0.01))
 
-    def _reconnect(self) -> None:
-        client, _ = self._require()
+    def _reconnect(self, link: _Link) -> None:
         for delay in RECONNECT_DELAYS_S:
             try:
-                client.reconnect()
+                link.client.reconnect()
             except OSError as exc:
                 log.warning("reconnect to %s failed: %s; retrying in %s s", self._url, exc, delay)
                 if self._stop.wait(delay):
@@ -347,29 +409,54 @@ class FleetPublisher:
                 return
         # Still down: the caller's next pump tries again, with the stop flag checked each time.
 
-    def _publish(self, topic: str, payload: bytes, *, retain: bool) -> None:
-        client, window = self._require()
+    def _burst(self) -> None:
+        """Drop every connection at once (no clean DISCONNECT) and let them all reconnect."""
+        self._stats.reconnect_bursts += 1
+        log.info("fault: reconnect burst across %d connection(s)", len(self._links))
+        for link in self._links:
+            sock = link.client.socket()
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        self._wait_connected()
+        if self.connections == "per-meter":
+            # Each broker published the meter's will; the meter says it is back.
+            self._send(self.engine.status_messages(self.engine.reachable))
+
+    def _publish(self, row: int, topic: str, payload: bytes, *, retain: bool) -> None:
+        link = self._link(row)
         # The window frees slots from on_publish, which only runs inside our own loop() calls.
-        while not window.acquire(timeout=0):
+        while not link.window.acquire(timeout=0):
             self._pump(0.05)
-            if self._stop.is_set() and not self._connected:
+            if self._stop.is_set() and not link.connected:
                 raise _Aborted
-        info = client.publish(topic, payload, qos=1, retain=retain)
+        info = link.client.publish(topic, payload, qos=1, retain=retain)
+        self._stats.published += 1
+        if self._record is not None:
+            self._record(topic, payload, retain)
         # NO_CONN / CONN_LOST keep a QoS 1 message queued for the reconnect; only a refused
         # message gives its slot back.
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            window.release_unsent()
+            link.window.release_unsent()
             log.error("paho refused a publish to %s (queue full)", topic)
 
     def _drain(self) -> None:
-        window = self._publish_window
-        if window is None:
-            return
         deadline = self._wall() + DRAIN_TIMEOUT_S
-        while window.outstanding and self._connected and self._wall() < deadline:
+        while (
+            any(link.window.outstanding for link in self._links)
+            and all(link.connected for link in self._links)
+            and self._wall() < deadline
+        ):
             self._pump(0.05)
-        if window.outstanding:
-            log.warning("%d publishes unacknowledged at shutdown", window.outstanding)
+        left = sum(link.window.outstanding for link in self._links)
+        if left:
+            log.warning("%d publishes unacknowledged at shutdown", left)
+
+    def _close_links(self) -> None:
+        for link in self._links:
+            link.client.disconnect()
+            # Let the DISCONNECT packet out so the broker does not publish the will.
+            link.client.loop(0.01)
 
 
 def _command_id(payload: bytes) -> str | None:

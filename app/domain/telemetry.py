@@ -125,12 +125,22 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class Register:
+    """Cumulative energy registers at an instant (optional on interval messages)."""
+
+    at: datetime
+    kwh: float
+    kvarh: float
+
+
+@dataclass(frozen=True, slots=True)
 class IntervalMessage:
     """One or more interval readings from one meter (a backlog travels as one message)."""
 
     meter_id: str
     readings: tuple[Reading, ...]
     sent_at: datetime | None = None
+    register: Register | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +259,12 @@ def encode_interval(message: IntervalMessage) -> bytes:
     }
     if message.sent_at is not None:
         body["sent_at"] = format_time(message.sent_at)
+    if message.register is not None:
+        body["register"] = {
+            "at": format_time(message.register.at),
+            "kwh": _num(message.register.kwh),
+            "kvarh": _num(message.register.kvarh),
+        }
     return orjson.dumps(body)
 
 
@@ -375,6 +391,17 @@ def decode_interval(payload: bytes, meter_id: str | None = None) -> IntervalMess
         meter_id=found,
         readings=tuple(_reading(raw, i) for i, raw in enumerate(readings)),
         sent_at=sent_at,
+        register=_register(body["register"]) if "register" in body else None,
+    )
+
+
+def _register(raw: Any) -> Register:
+    if not isinstance(raw, dict):
+        raise ContractError("register must be an object")
+    return Register(
+        at=parse_time(raw.get("at"), "register.at"),
+        kwh=_finite(raw.get("kwh"), "register.kwh", minimum=0.0),
+        kvarh=_finite(raw.get("kvarh"), "register.kvarh"),
     )
 
 

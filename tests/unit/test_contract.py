@@ -215,6 +215,13 @@ BACKLOG = tuple(
             ),
             id="interval-single-phase-flags",
         ),
+        pytest.param(
+            "interval",
+            make_interval_message(
+                register=t.Register(at=T0 + timedelta(minutes=15), kwh=182734.125, kvarh=-6.5)
+            ),
+            id="interval-register",
+        ),
         pytest.param("event", make_event_message(), id="event"),
         pytest.param(
             "event",
@@ -486,6 +493,22 @@ INVALID: dict[str, Bad] = {
     ),
     "sent-at-naive": bad("interval", make_interval_body(sent_at="2025-03-10T14:15:00"), "sent_at"),
     "sent-at-null": bad("interval", make_interval_body(sent_at=None), "sent_at"),
+    "register-list": bad("interval", make_interval_body(register=[1.0]), "register"),
+    "register-kwh-negative": bad(
+        "interval",
+        make_interval_body(register={"at": "2025-03-10T14:15:00Z", "kwh": -1, "kvarh": 0}),
+        "register.kwh",
+    ),
+    "register-kvarh-missing": bad(
+        "interval",
+        make_interval_body(register={"at": "2025-03-10T14:15:00Z", "kwh": 1}),
+        "register.kvarh",
+    ),
+    "register-at-naive": bad(
+        "interval",
+        make_interval_body(register={"at": "2025-03-10T14:15:00", "kwh": 1, "kvarh": 0}),
+        "register.at",
+    ),
     # event
     "event-type-unknown": bad("event", make_event_body(type="meltdown"), "type"),
     "event-type-missing": bad("event", make_event_body(type=MISSING), "type"),

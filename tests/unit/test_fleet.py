@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from app.domain.telemetry import parse_topic, topic_for
-from simulator.fleet import BUILDING_TYPES, SEGMENTS, UTILITIES, UTILITY_BY_ID, build_fleet
+from simulator.fleet import (
+    BUILDING_TYPES,
+    METER_MODELS,
+    NETWORKS,
+    SCHEDULES,
+    SEGMENTS,
+    SHIFT_LOAD_FACTOR,
+    UTILITIES,
+    UTILITY_BY_ID,
+    build_fleet,
+)
 
 
 def test_same_seed_same_fleet_and_growth_keeps_existing_meters() -> None:
@@ -28,4 +38,35 @@ def test_meter_attributes_are_in_range_and_topic_safe() -> None:
         assert 0.80 <= m.power_factor <= 0.99
         assert parse_topic(topic_for(m.utility_id, m.id, "interval")).meter_id == m.id
     assert any(m.power_factor < 0.90 for m in fleet)
-    assert {m.network for m in fleet} == {"lte", "3g", "private_nb"}
+    assert {m.network for m in fleet} == set(NETWORKS) == {"lte", "3g", "2g", "private_nb"}
+
+
+def test_meters_carry_vendor_form_factor_service_schedule_and_shifts() -> None:
+    fleet = build_fleet(400, seed=42)
+    models = {(mm.vendor, mm.model): mm for mm in METER_MODELS}
+    for m in fleet:
+        assert m.form_factor in models[(m.vendor, m.model)].form_factors
+        # Small services are self-contained meters, large ones transformer-rated.
+        assert (m.form_factor in ("16S", "12S")) == (m.peak_kw < 150) or m.form_factor in (
+            models[(m.vendor, m.model)].form_factors
+        )
+        assert m.service == ("120/208" if m.phase_volts == 120 else "277/480")
+        assert m.schedule in SCHEDULES
+        if m.building_type == "manufacturing":
+            assert m.shifts in (1, 2, 3)
+            low, high = SHIFT_LOAD_FACTOR[m.shifts]
+            assert low <= m.load_factor <= high
+        else:
+            assert m.shifts == 0
+    assert {m.shifts for m in fleet if m.building_type == "manufacturing"} == {1, 2, 3}
+    assert {m.schedule for m in fleet} == set(SCHEDULES)
+    # Slow networks never stream every interval.
+    assert not any(m.schedule == "live" for m in fleet if m.network in ("2g", "private_nb"))
+
+
+def test_networks_have_sunsets_except_the_private_one() -> None:
+    for spec in NETWORKS.values():
+        assert (spec.sunset is None) == (not spec.public)
+        assert 0.9 <= spec.success_rate <= 1.0
+        assert 0 < spec.latency_s[0] < spec.latency_s[1]
+    assert NETWORKS["2g"].sunset < NETWORKS["3g"].sunset < NETWORKS["lte"].sunset  # type: ignore[operator]

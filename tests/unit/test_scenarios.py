@@ -1,0 +1,186 @@
+"""Scenario files: the bundled ones load and bind; bad files are refused naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from simulator.cli import cli, resolve
+from simulator.fleet import UTILITY_BY_ID, build_fleet
+from simulator.scenario import (
+    ScenarioError,
+    list_scenarios,
+    load_scenario,
+    parse_scenario,
+    parse_span,
+)
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def test_bundled_scenarios_cover_the_sales_stories() -> None:
+    names = {name for name, _ in list_scenarios()}
+    assert {"demo", "storm", "federal-tamper", "heat-wave", "3g-sunset"} <= names
+    kinds = {i.kind for name in names for i in load_scenario(name).incidents}
+    assert {"outage", "tamper", "heat_wave", "network_sunset"} <= kinds
+
+
+@pytest.mark.parametrize("name", [n for n, _ in list_scenarios()])
+def test_every_bundled_scenario_binds_to_its_fleet(name: str) -> None:
+    scenario = load_scenario(name)
+    assert scenario.description
+    setup = resolve(scenario, None, None, None, (0, 1), START)
+    assert setup.meters
+    for incident in setup.incidents:
+        assert incident.rows.shape == (len(setup.meters),)
+        if incident.kind != "heat_wave":
+            assert incident.rows.any(), f"{name}: {incident.name} selects no meter"
+        assert incident.end is None or incident.end > incident.start
+
+
+def test_storm_selects_a_reproducible_share_of_the_region() -> None:
+    scenario = load_scenario("storm")
+    setup = resolve(scenario, None, None, None, (0, 1), START)
+    derecho = setup.incidents[0]
+    assert derecho.start == datetime(2026, 7, 14, 22, tzinfo=UTC)
+    assert derecho.end == derecho.start + timedelta(hours=5)
+    hit = [m for m, on in zip(setup.meters, derecho.rows, strict=True) if on]
+    midwest = [m for m in setup.meters if UTILITY_BY_ID[m.utility_id].region == "Midwest"]
+    assert {UTILITY_BY_ID[m.utility_id].region for m in hit} == {"Midwest"}
+    assert 0.4 < len(hit) / len(midwest) < 0.8
+    again = resolve(scenario, None, None, None, (0, 1), START).incidents[0]
+    assert (again.rows == derecho.rows).all()
+
+
+def test_federal_tamper_hits_one_federal_building() -> None:
+    setup = resolve(load_scenario("federal-tamper"), None, None, None, (0, 1), START)
+    tamper = setup.incidents[0]
+    (row,) = tamper.rows.nonzero()[0].tolist()
+    meter = setup.meters[row]
+    assert (meter.utility_id, meter.building_type) == ("fedcenter", "federal_office")
+    assert {UTILITY_BY_ID[m.utility_id].segment for m in setup.meters} == {"security"}
+
+
+def test_shards_partition_the_fleet() -> None:
+    scenario = load_scenario("demo")
+    whole = resolve(scenario, None, None, None, (0, 1), START).meters
+    parts = [resolve(scenario, None, None, None, (i, 3), START).meters for i in range(3)]
+    assert sorted(m.id for p in parts for m in p) == sorted(m.id for m in whole)
+    assert all(p for p in parts)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2d", timedelta(days=2)),
+        ("90m", timedelta(minutes=90)),
+        ("1d6h30m", timedelta(days=1, hours=6, minutes=30)),
+    ],
+)
+def test_spans(text: str, expected: timedelta) -> None:
+    assert parse_span(text, "x") == expected
+
+
+def _doc(**incident: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"kind": "outage", "at": "+1h", "duration": "2h"}
+    base.update(incident)
+    return {"name": "t", "incidents": [base]}
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ([1, 2], "mapping"),
+        ({"name": "t", "bogus": 1}, "bogus"),
+        ({"meters": 0}, "meters"),
+        ({"speed": -1}, "speed"),
+        ({"start": "+1d"}, "start"),
+        ({"fleet": {"region": "Atlantis"}}, "fleet.region"),
+        (_doc(kind="meteor"), "incidents[0].kind"),
+        (_doc(at="tomorrow"), "incidents[0].at"),
+        (_doc(at="2026-03-02T00:00:00"), "incidents[0].at"),
+        (_doc(duration="forever"), "incidents[0].duration"),
+        (_doc(select={"colour": "red"}), "incidents[0].select.colour"),
+        (_doc(select={"network": "5g"}), "incidents[0].select.network"),
+        (_doc(select={"share": 2}), "incidents[0].select.share"),
+        (_doc(select={"count": -1}), "incidents[0].select.count"),
+        (_doc(kind="heat_wave", region="Moon", delta_c=5), "incidents[0].region"),
+        (_doc(kind="heat_wave", region="Midwest", delta_c="hot"), "incidents[0].delta_c"),
+        ({"incidents": [{"kind": "outage"}]}, "incidents[0].at"),
+    ],
+)
+def test_bad_scenarios_name_the_field(doc: Any, field: str) -> None:
+    with pytest.raises(ScenarioError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        parse_scenario(doc, "t")
+
+
+def test_absolute_times_and_open_ended_incidents() -> None:
+    scenario = parse_scenario(
+        {
+            "incidents": [
+                {
+                    "kind": "network_sunset",
+                    "at": "2026-03-05T12:00:00Z",
+                    "select": {"network": "3g"},
+                }
+            ]
+        },
+        "t",
+    )
+    meters = build_fleet(50, 1)
+    (sunset,) = scenario.bind(meters, START, 1)
+    assert sunset.start == datetime(2026, 3, 5, 12, tzinfo=UTC)
+    assert sunset.end is None
+    assert [m.network for m, on in zip(meters, sunset.rows, strict=True) if on] == ["3g"] * int(
+        sunset.rows.sum()
+    )
+
+
+def test_unknown_scenario_lists_the_available_ones() -> None:
+    with pytest.raises(ScenarioError, match=r"available: .*demo"):
+        load_scenario("nope")
+
+
+def test_cli_lists_scenarios_and_prints_a_sharded_fleet() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["scenarios"])
+    assert listed.exit_code == 0, listed.output
+    for name, _ in list_scenarios():
+        assert name in listed.output
+    shown = runner.invoke(cli, ["fleet", "--scenario", "federal-tamper", "--shard", "1/2"])
+    assert shown.exit_code == 0, shown.output
+    rows = [orjson.loads(line) for line in shown.output.splitlines()]
+    assert rows
+    assert all(r["index"] % 2 == 1 for r in rows)
+    assert {r["utility_id"] for r in rows} <= {"fedcenter", "riverton"}
+    bad = runner.invoke(cli, ["fleet", "--shard", "3/2"])
+    assert bad.exit_code == 2
+    assert "I < N" in bad.output
+    missing = runner.invoke(cli, ["run", "--scenario", "nope"])
+    assert missing.exit_code == 2
+    assert "no scenario 'nope'" in missing.output
+
+
+def test_help_documents_every_flag() -> None:
+    runner = CliRunner()
+    for command in ("run", "fleet", "scenarios"):
+        result = runner.invoke(cli, [command, "--help"])
+        assert result.exit_code == 0
+        ctx = cli.make_context("simulator", [command, "--help"], resilient_parsing=True)
+        sub = cli.get_command(ctx, command)
+        assert sub is not None
+        for param in sub.params:
+            if param.param_type_name == "option":
+                assert getattr(param, "help", None), f"{command} {param.name} has no help"
+
+
+def test_meter_dataclass_fields_all_reach_the_fleet_command() -> None:
+    result = CliRunner().invoke(cli, ["fleet", "--meters", "3"])
+    assert result.exit_code == 0
+    for field in dataclasses.fields(build_fleet(1, 1)[0]):
+        assert f'"{field.name}"' in result.output
