@@ -1,4 +1,4 @@
-"""Versioned JSON API under /api/v1: health, tokens, meters, readings, fleet summary."""
+"""Versioned JSON API under /api/v1: health, OpenAPI document, tokens, meters, readings, fleet summary."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from app.db import models, queries
 from app.domain import telemetry
 from app.web.auth import TOKEN_MAX_AGE_S, authenticate, issue_token, user
 from app.web.db import db
+from app.web.openapi import build_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_RANGE = timedelta(days=31)
@@ -36,6 +37,39 @@ def csrf_for_cookie_writes() -> None:
             )
 
 
+def reject_nul_characters() -> None:
+    """Answer 400 when an API path, query or JSON body string holds a NUL character.
+
+    PostgreSQL text cannot hold NUL, so such a value would otherwise reach the database and
+    fail there (a 500); no meter id, e-mail or name ever contains one.
+    """
+    if not request.path.startswith("/api/"):
+        return
+    fields: list[tuple[str, Any]] = [*(request.view_args or {}).items(), *request.args.items()]
+    if request.is_json:
+        fields.append(("body", request.get_json(silent=True)))
+    for name, value in fields:
+        where = _nul_at(name, value)
+        if where is not None:
+            abort(400, description=f"{where}: must not contain NUL characters")
+
+
+def _nul_at(where: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_at(f"{where}.{key}", key) or _nul_at(f"{where}.{key}", item)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_at(f"{where}[{i}]", item)
+            if found is not None:
+                return found
+    return None
+
+
 @bp.get("/health")
 def health() -> Any:
     """Report liveness and counts; no login, no tenant data."""
@@ -51,6 +85,12 @@ def health() -> Any:
         if found.ingest_seen_at
         else None,
     )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """Serve the OpenAPI 3.1 document of this API; no login, like the docs it describes."""
+    return jsonify(build_document())
 
 
 @bp.post("/auth/token")
