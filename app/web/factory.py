@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.exempt(api.bp)
     csrf.exempt(alarms.api_bp)
     csrf.exempt(roi.api_bp)
-    app.before_request(api.reject_nul_characters)
+    app.before_request(api.check_api_input)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:

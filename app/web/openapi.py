@@ -147,7 +147,7 @@ def operation(
     if body is not None:
         op["requestBody"] = {"required": body_required, "content": json_body(body)}
         responses = {**responses, **errors(413)}
-    # Any operation answers 400 to a NUL character in its path or query (api.py says why).
+    # Any operation answers 400 to a NUL character in its path or query (api.check_api_input).
     responses = {**errors(400), **responses}
     if public:
         op["security"] = []
@@ -158,7 +158,7 @@ def operation(
 
 
 METER_ID: Final = path_param("meter_id", STRING, "Meter id", "glpl-00000")
-MAX_ID: Final = 2**31 - 1  # ids are 32-bit INTEGER columns; larger ones answer 404
+MAX_ID: Final = 2**31 - 1  # ids are 32-bit INTEGER columns; larger ones answer 404 (api.py)
 ID: Final[JsonObject] = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
 SCENARIO_ID: Final = path_param("scenario_id", ID, "Scenario id", 1)
 VERSION: Final = path_param("version", ID, "Version number", 1)
@@ -1039,7 +1039,16 @@ def _pending_schemas() -> JsonObject:
             },
             ("utility", "segment"),
             closed=True,
-        ),
+        )
+        | {
+            "example": {
+                "utility": "Lakeshore Electric Cooperative",
+                "segment": "service_bureau",
+                "region": "US-MI",
+                "partner": "northgrid",
+                "endpoints": 400,
+            }
+        },
         "DealPatch": obj(
             {
                 "status": status,
@@ -1058,8 +1067,8 @@ def _pending_paths() -> JsonObject:
     deal_id = path_param("deal_id", ID, "Deal id", 1)
     tz = query("tz", STRING, "IANA time zone for local days (default: the meter's)")
     day_or_time = f"{TIME_NOTE}, or a date YYYY-MM-DD (midnight UTC)"
-    start = query("start", STRING, f"Range start (inclusive), {day_or_time}")
-    end = query("end", STRING, f"Range end (exclusive), {day_or_time}")
+    start = query("start", STRING, f"Range start (inclusive), {day_or_time}", example="2026-03-02")
+    end = query("end", STRING, f"Range end (exclusive), {day_or_time}", example="2026-03-03")
     channel = "For vendor and distributor staff; utility viewers and building managers get 403."
     return {
         # mdm: readings gain format=csv and tz (replaces this branch's operation on merge).

@@ -57,8 +57,17 @@ EXAMPLE_METER = "glpl-00000"  # the document's example meter; it gets the tamper
 # Enough generated requests per operation to exercise each parameter and body field's edge
 # cases, few enough that the whole file runs in well under two minutes on two cores.
 MAX_EXAMPLES = 20
+
+
+def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Fail on a 5xx, except a 503 the operation documents (the broker is not wired in here)."""
+    if response.status_code == 503 and "503" in case.operation.definition.raw["responses"]:
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
 CHECKS = [
-    not_a_server_error,
+    no_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
@@ -225,18 +234,27 @@ def test_api_matches_its_document(app: Flask, bearer: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "url", "body", "field"),
+    ("method", "url", "body", "status", "message"),
     [
-        ("POST", "/api/v1/auth/token", {"email": "a\x00@b.example", "password": "x"}, "body.email"),
-        ("GET", "/api/v1/meters?utility=glpl%00", None, "utility"),
-        ("GET", "/api/v1/meters/glpl-00000%00", None, "meter_id"),
-        ("POST", "/api/v1/roi/scenarios", {"name": ["ok", "n\x00"]}, "body.name[1]"),
+        (
+            "POST",
+            "/api/v1/auth/token",
+            {"email": "a\x00@b.example", "password": "x"},
+            400,
+            "body.email: ",
+        ),
+        ("GET", "/api/v1/meters?utility=glpl%00", None, 400, "utility: "),
+        ("GET", "/api/v1/meters/glpl-00000%00", None, 400, "meter_id: "),
+        ("POST", "/api/v1/roi/scenarios", {"name": ["ok", "n\x00"]}, 400, "body.name[1]: "),
+        ("GET", f"/api/v1/roi/scenarios/{2**31}", None, 404, "no scenario_id "),
+        ("GET", f"/api/v1/roi/scenarios/1/versions/{10**30}/report?format=csv", None, 404, "no "),
     ],
 )
-def test_nul_characters_answer_400_naming_the_field(
-    app: Flask, bearer: dict[str, str], method: str, url: str, body: Any, field: str
+def test_input_the_database_cannot_hold_is_refused_by_name(
+    app: Flask, bearer: dict[str, str], method: str, url: str, body: Any, status: int, message: str
 ) -> None:
-    # PostgreSQL cannot store NUL: before this check these reached the database and failed.
+    # NUL (PostgreSQL text cannot hold it) and ids past 32 bits (the drivers raise) reached
+    # the database and answered 500 before app.web.api.check_api_input.
     response = app.test_client().open(url, method=method, json=body, headers=bearer)
-    assert response.status_code == 400
-    assert response.get_json()["message"].startswith(f"{field}: ")
+    assert response.status_code == status
+    assert response.get_json()["message"].startswith(message)
