@@ -883,7 +883,10 @@ def _paths() -> JsonObject:
 
 # --- Pending: routes added on other branches (partners, mdm, commands) ------------------------
 # Kept apart so the lead can see what is documented ahead of a merge; the route-coverage test
-# lists the same paths in PENDING_FROM_OTHER_BRANCHES until they exist in the app.
+# lists the same paths in PENDING_FROM_OTHER_BRANCHES until they exist in the app. Read from
+# the partners branch (app/web/partners.py, app/db/channel.py) and from main (app/web/
+# exports.py, app/web/commands.py). Once merged, these can move into _paths(), where this
+# one's readings operation is then replaced by the mdm version below.
 
 
 def _pending_schemas() -> JsonObject:
