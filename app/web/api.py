@@ -1,4 +1,4 @@
-"""Versioned JSON API under /api/v1: health, tokens, meters, fleet summary (readings: exports.py)."""
+"""Versioned JSON API under /api/v1: health, OpenAPI document, tokens, meters, fleet summary."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from app.db import models, queries
 from app.domain import telemetry
 from app.web.auth import TOKEN_MAX_AGE_S, authenticate, issue_token, user
 from app.web.db import db
+from app.web.openapi import MAX_ID, build_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -35,6 +36,43 @@ def csrf_for_cookie_writes() -> None:
             )
 
 
+def check_api_input() -> None:
+    """Refuse API input the database cannot hold before any view passes it on.
+
+    A number in a URL beyond a 32-bit INTEGER id answers 404 (PostgreSQL and SQLite drivers
+    raise on it instead of finding no row), and a NUL character in a path, query or JSON body
+    string answers 400 (PostgreSQL text cannot hold NUL); both were 500s before.
+    """
+    if not request.path.startswith("/api/"):
+        return
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, int) and value > MAX_ID:
+            abort(404, description=f"no {name} {value}")
+    fields: list[tuple[str, Any]] = [*(request.view_args or {}).items(), *request.args.items()]
+    if request.is_json:
+        fields.append(("body", request.get_json(silent=True)))
+    for name, value in fields:
+        where = _nul_at(name, value)
+        if where is not None:
+            abort(400, description=f"{where}: must not contain NUL characters")
+
+
+def _nul_at(where: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_at(f"{where}.{key}", key) or _nul_at(f"{where}.{key}", item)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_at(f"{where}[{i}]", item)
+            if found is not None:
+                return found
+    return None
+
+
 @bp.get("/health")
 def health() -> Any:
     """Report liveness and counts; no login, no tenant data."""
@@ -50,6 +88,12 @@ def health() -> Any:
         if found.ingest_seen_at
         else None,
     )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """Serve the OpenAPI 3.1 document of this API; no login, like the docs it describes."""
+    return jsonify(build_document())
 
 
 @bp.post("/auth/token")

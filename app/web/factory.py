@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.exempt(roi.api_bp)
     csrf.exempt(exports_api.bp)
     csrf.exempt(partners.api_bp)
+    app.before_request(api.check_api_input)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js() -> Response:
