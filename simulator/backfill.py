@@ -23,6 +23,8 @@ from sqlalchemy.dialects import sqlite
 from app.db import models
 from app.db.seed import seed_fleet
 from app.db.session import make_sessionmaker
+from app.domain.localtime import zone_for
+from app.ingest import rollups
 from simulator.fleet import Meter
 from simulator.incidents import Incident, effects_of
 from simulator.model import FLAG_LISTS, Block, FleetArrays, interval_index, interval_start
@@ -197,7 +199,25 @@ def backfill(
                     )
                     .values(last_interval_start=newest)
                 )
+        _refresh_rollups(engine, meters, interval_start(first), newest)
     return stats
+
+
+def _refresh_rollups(
+    engine: Engine, meters: Sequence[Meter], first: datetime, last: datetime
+) -> None:
+    # The portal's fleet charts, meter summaries and exports read the hourly and daily
+    # rollups the ingest keeps; history written around the ingest must update them too.
+    hour = first.replace(minute=0, second=0, microsecond=0)
+    hours = []
+    while hour <= last:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    zones = {m.id: zone_for(m.lon) for m in meters}
+    for lo in range(0, len(meters), rollups.METERS_PER_QUERY):
+        chunk = meters[lo : lo + rollups.METERS_PER_QUERY]
+        with make_sessionmaker(engine).begin() as session:
+            rollups.refresh(session, {m.id: hours for m in chunk}, zones)
 
 
 def default_start(days: float, now: datetime) -> datetime:

@@ -72,6 +72,16 @@ def test_backfill_writes_the_model_once_with_flags(database_url: str) -> None:
         row = session.get(models.Meter, meter.id)
         assert row is not None
         assert row.last_interval_start == START + timedelta(days=2) - timedelta(minutes=15)
+        # The hourly rollups the portal reads sum exactly the backfilled intervals.
+        hourly = session.scalars(
+            select(models.HourlyRollup)
+            .where(models.HourlyRollup.meter_id == meter.id)
+            .order_by(models.HourlyRollup.start)
+        ).all()
+        assert len(hourly) == 48
+        assert [h.intervals for h in hourly] == [4] * 48
+        for h, k in zip(hourly, range(0, 192, 4), strict=True):
+            assert h.kwh == pytest.approx(sum(e.kwh for e in expected[k : k + 4]))
     engine.dispose()
 
 
