@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || true)
 
-.PHONY: demo test lint typecheck unit integration e2e browser bench clean help
+.PHONY: demo test lint typecheck unit integration e2e browser bench screenshots clean help
 
 help:
 	@echo "make demo   - set up and run the whole demo (embedded broker + SQLite)"
@@ -56,6 +56,10 @@ unit: $(DEV)
 
 bench: $(DEV)
 	$(BIN)/python -m benchmarks
+
+# Rebuild docs/screenshots/*.png from a throwaway demo database (Debian chromium).
+screenshots: $(DEV) browser
+	$(BIN)/python -m scripts.screenshots
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
