@@ -248,3 +248,26 @@ def recent_daily_rollups(
             .limit(limit)
         )
     )
+
+
+def meter_events(session: Session, meter_id: str, limit: int = 20) -> list[models.Event]:
+    """Return a meter's newest events (by the meter's own time), newest first."""
+    return list(
+        session.scalars(
+            select(models.Event)
+            .where(models.Event.meter_id == meter_id)
+            .order_by(models.Event.at.desc(), models.Event.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def recent_hourly_rollups(
+    session: Session, meter: models.Meter, days: int = 28
+) -> list[models.HourlyRollup]:
+    """Return a meter's hourly rollups over the `days` before its newest interval."""
+    if meter.last_interval_start is None:
+        return []
+    end = meter.last_interval_start + timedelta(minutes=15)
+    found = rollups_between(session, meter.id, "hourly", end - timedelta(days=days), end)
+    return [r for r in found if isinstance(r, models.HourlyRollup)]

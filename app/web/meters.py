@@ -1,4 +1,4 @@
-"""Meter page: site details and a chart of recent intervals."""
+"""Meter page: site, intervals with VEE quality, power quality, load profile, events, commands."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import Blueprint, abort, render_template
 from flask_login import login_required
 
 from app.analytics.charts import meter_figure
+from app.analytics.meter_charts import power_quality_figure, weekday_profile_figure
 from app.db import queries
 from app.domain.commands import allowed_commands
 from app.domain.localtime import zone_for
@@ -28,6 +29,7 @@ def detail(meter_id: str) -> Any:
     readings = queries.recent_readings(db(), meter.id)
     tz = zone_for(meter.lon)
     days = queries.recent_daily_rollups(db(), meter.id)
+    hours = queries.recent_hourly_rollups(db(), meter)
     btype = BUILDING_TYPES.get(meter.building_type)
     return render_template(
         "meter.html",
@@ -38,6 +40,9 @@ def detail(meter_id: str) -> Any:
         readings=readings,
         latest=readings[-1] if readings else None,
         chart_json=meter_figure(readings).to_json() if readings else None,
+        quality_json=power_quality_figure(readings).to_json() if readings else None,
+        profile_json=weekday_profile_figure(hours, tz).to_json() if hours else None,
+        events=queries.meter_events(db(), meter.id),
         commands=allowed_commands(user().role),
         days=[(d, d.start.astimezone(tz), d.peak_at.astimezone(tz)) for d in days],
         zone=tz,
