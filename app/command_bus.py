@@ -61,18 +61,22 @@ class CommandBus:
     def send(self, utility_id: str, meter_id: str, command: telemetry.Command) -> None:
         """Publish `command` on the meter's cmd topic; raise CommandBusError if not accepted."""
         topic = telemetry.topic_for(utility_id, meter_id, "cmd", self.prefix)
+        self.publish(topic, telemetry.encode_command(command))
+        log.info("sent %s %s to %s", command.command, command.id, meter_id)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK; raise CommandBusError if not."""
         with self._lock:
             client = self._ensure_client()
         if not self._connected.wait(CONNECT_TIMEOUT_S):
             raise CommandBusError("the MQTT broker did not accept the connection in time")
-        info = client.publish(topic, telemetry.encode_command(command), qos=1)
+        info = client.publish(topic, payload, qos=1)
         try:
             info.wait_for_publish(PUBACK_TIMEOUT_S)
         except (RuntimeError, ValueError) as exc:
             raise CommandBusError(f"the broker did not take the command: {exc}") from exc
         if not info.is_published():
             raise CommandBusError("the broker did not acknowledge the command in time")
-        log.info("sent %s %s to %s", command.command, command.id, meter_id)
 
     def close(self) -> None:
         """Disconnect, if connected."""

@@ -15,6 +15,7 @@ delivery: nothing is lost, and nothing is sent twice by the meter itself.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -237,6 +238,12 @@ class Engine:
         return [self._status(r, "offline", at_s, reason="shutdown") for r in range(len(self))]
 
     # ------------------------------------------------------------ one interval
+
+    def add_incidents(self, incidents: Sequence[Incident]) -> None:
+        """Add incidents while running (a presenter's "now"); readings follow from here on."""
+        self.incidents = (*self.incidents, *incidents)
+        # Only the effects change; the per-meter parameters and shape tables stay as built.
+        self.arrays = dataclasses.replace(self.arrays, effects=effects_of(self.incidents))
 
     def step(self) -> list[Out]:
         """Complete interval `t` for every meter and return the messages that causes."""

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -59,11 +59,13 @@ from app.domain.telemetry import (
 )
 from app.mqtt import CONNECT_TIMEOUT_S, PublishWindow, connect, make_client
 from simulator.clock import SimClock
+from simulator.control import ControlError, ControlRequest, control_topic, parse_control
 from simulator.engine import Engine, Out
 from simulator.faults import FaultInjector, FaultRates, clock_skews
 from simulator.fleet import Meter
 from simulator.incidents import Incident
 from simulator.model import INTERVAL
+from simulator.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,8 @@ class FleetPublisher:
             kind: [topic_for(m.utility_id, m.id, kind, prefix) for m in self.meters]
             for kind in _KINDS_PUBLISHED
         }
+        self._control: collections.deque[ControlRequest] = collections.deque()
+        self._control_topic = control_topic(prefix)
         self._commands: collections.deque[tuple[int, Command | str, str | None]] = (
             collections.deque()
         )
@@ -253,6 +257,7 @@ class FleetPublisher:
         while not self._stop.is_set():
             if limit is not None and self._stats.intervals >= limit:
                 break
+            clock = self._serve_control(clock)
             now_wall = self._wall()
             self._serve_commands(clock)
             due = self.engine.now + INTERVAL
@@ -295,6 +300,12 @@ class FleetPublisher:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # Called inside client.loop(): decode and queue only; replies are published later.
+        if msg.topic == self._control_topic:
+            try:
+                self._control.append(parse_control(bytes(msg.payload)))
+            except ControlError as exc:
+                log.warning("ignoring control message: %s", exc)
+            return
         try:
             topic = parse_topic(msg.topic, self.prefix)
         except ContractError as exc:
@@ -307,6 +318,26 @@ class FleetPublisher:
             self._commands.append((row, decode_command(bytes(msg.payload)), None))
         except ContractError as exc:
             self._commands.append((row, str(exc), _command_id(bytes(msg.payload))))
+
+    def _serve_control(self, clock: SimClock) -> SimClock:
+        while self._control:
+            request = self._control.popleft()
+            if request.speed is not None:
+                wall = self._wall()
+                # Re-anchor the clock so simulated time continues from where it is now.
+                clock = SimClock(max(clock.now(wall), self.engine.now), request.speed, wall)
+                self.speed = request.speed
+                log.info("speed changed to %gx", request.speed)
+            elif request.incident is not None:
+                live = Scenario("live", "", None, None, None, None, {}, (request.incident,))
+                # One second into the interval being simulated: an edge exactly on the
+                # boundary belongs to the interval already published, and would be lost.
+                begin = self.engine.now + timedelta(seconds=1)
+                incidents = live.bind(self.meters, begin, self.seed)
+                self.engine.add_incidents(incidents)
+                hit = int(sum(int(i.rows.sum()) for i in incidents))
+                log.info("incident %r started now on %d meters", request.incident.name, hit)
+        return clock
 
     def _serve_commands(self, clock: SimClock) -> None:
         while self._commands:
@@ -361,6 +392,8 @@ class FleetPublisher:
             self._links[link_index].connected = True
             # (Re)subscribe here so a reconnect restores the command subscription.
             client.subscribe(command_filter, qos=1)
+            if link_index == 0:
+                client.subscribe(self._control_topic, qos=1)
 
         def on_disconnect(
             client: mqtt.Client,

@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api,
         commands,
         deadletters,
+        demo_control,
         fleet,
         meters,
         partners,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(alarms.bp)
     app.register_blueprint(alarms.api_bp)
     app.register_blueprint(presenter.bp)
+    app.register_blueprint(demo_control.bp)
     app.register_blueprint(commands.api_bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(roi.bp)

@@ -21,6 +21,7 @@ PAGES: dict[str, set[str]] = {
     "/segments/service-bureau": CHANNEL | {"utility_viewer"},
     "/segments/security": CHANNEL | {"building_manager"},
     "/roi": CHANNEL,
+    "/demo/": {"vendor_admin", "vendor_se"},
 }
 DISTRIBUTOR = {"glpl": "northgrid", "atlantic": "northgrid", "cascade": "prairiemeter",
                "millbrook": "northgrid", "prec": "prairiemeter", "fedcenter": "northgrid",

@@ -1,0 +1,146 @@
+"""Presenter controls for sales engineers: simulator speed, incidents now, reset the demo."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from sqlalchemy import delete, select
+
+from app.command_bus import CommandBusError
+from app.db import models
+from app.domain.access import Role
+from app.web.auth import user
+from app.web.commands import bus
+from app.web.db import db, settings
+from simulator.control import (
+    MAX_SPEED,
+    MIN_SPEED,
+    PRESETS,
+    ControlError,
+    control_topic,
+    encode_incident,
+    encode_speed,
+    preset,
+)
+from simulator.weather import REGIONS
+
+bp = Blueprint("demo", __name__, url_prefix="/demo")
+PRESENTERS = frozenset({Role.VENDOR_ADMIN, Role.VENDOR_SE})
+SPEEDS = (60, 900, 3600)
+INCIDENT_LABELS = {
+    "storm": "Storm outage across a region",
+    "tamper": "Tamper at a federal building",
+    "heat_wave": "Heat-wave demand peak in a region",
+    "sunset": "3G network sunset",
+}
+
+
+@bp.before_request
+def presenters_only() -> None:
+    """Refuse everyone but the vendor's own staff."""
+    if user().role not in PRESENTERS:
+        abort(403, description="Demo controls are for the vendor's sales engineers.")
+
+
+def _audit(action: str, target: str, details: dict[str, Any]) -> None:
+    current = user()
+    db().add(
+        models.AuditEntry(
+            at=datetime.now(UTC),
+            user_id=current.id,
+            actor=current.email,
+            action=action,
+            target=target,
+            utility_id=None,
+            details=details,
+        )
+    )
+
+
+def _publish(payload: bytes) -> bool:
+    try:
+        bus().publish(control_topic(settings().topic_prefix), payload)
+    except CommandBusError as exc:
+        flash(f"The simulator could not be reached: {exc}", "error")
+        return False
+    return True
+
+
+@bp.get("/")
+@login_required
+def index() -> Any:
+    """Show the presenter controls and what was done recently."""
+    recent = db().scalars(
+        select(models.AuditEntry)
+        .where(models.AuditEntry.action.startswith("demo."))
+        .order_by(models.AuditEntry.at.desc())
+        .limit(15)
+    )
+    return render_template(
+        "demo.html",
+        speeds=SPEEDS,
+        incidents=[(k, INCIDENT_LABELS[k], "{region}" in str(PRESETS[k])) for k in PRESETS],
+        regions=REGIONS,
+        recent=list(recent),
+        min_speed=MIN_SPEED,
+        max_speed=MAX_SPEED,
+    )
+
+
+@bp.post("/speed")
+@login_required
+def speed() -> Any:
+    """Change the running simulator's speed."""
+    try:
+        value = float(request.form.get("speed", ""))
+    except ValueError:
+        abort(400, description="speed must be a number")
+    if not MIN_SPEED <= value <= MAX_SPEED:
+        abort(400, description=f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}")
+    if _publish(encode_speed(value)):
+        _audit("demo.speed", f"{value:g}x", {"speed": value})
+        db().commit()
+        flash(f"Simulator speed set to {value:g}x.", "ok")
+    return redirect(url_for("demo.index"))
+
+
+@bp.post("/incident")
+@login_required
+def incident() -> Any:
+    """Start an incident in the simulator now."""
+    name = request.form.get("incident", "")
+    region = request.form.get("region") or None
+    if region is not None and region not in REGIONS:
+        abort(400, description=f"region must be one of {', '.join(REGIONS)}")
+    try:
+        spec = preset(name, region)
+    except ControlError as exc:
+        abort(400, description=str(exc))
+    if _publish(encode_incident(spec)):
+        _audit("demo.incident", spec["name"], {"incident": name, "region": region})
+        db().commit()
+        flash(f"{spec['name']} started; watch the fleet page.", "ok")
+    return redirect(url_for("demo.index"))
+
+
+@bp.post("/reset")
+@login_required
+def reset() -> Any:
+    """Clear events, alarm acknowledgements, commands and dead letters (history stays)."""
+    session = db()
+    counts = {}
+    for model in (models.AlarmAck, models.MeterCommand, models.Event, models.DeadLetter):
+        result = session.execute(delete(model))
+        counts[model.__tablename__] = int(getattr(result, "rowcount", 0) or 0)
+    _audit("demo.reset", "demo", counts)
+    session.commit()
+    flash(
+        "Demo reset: "
+        + ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in counts.items())
+        + " cleared; interval history kept.",
+        "ok",
+    )
+    return redirect(url_for("demo.index"))
