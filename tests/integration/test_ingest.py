@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import mqtt as mqtt_adapter
 from app.db import models
@@ -310,3 +311,65 @@ def test_a_late_actual_replaces_an_estimate_once_and_is_audited(
     assert [a.old_kwh for a in audit] == pytest.approx([80.0, 85.0])
     assert [a.new_kwh for a in audit] == [12.5, 12.5]
     assert worker.stats.dead_letters == 0
+
+
+def test_database_outage_mid_stream_loses_and_duplicates_nothing(
+    fleet: list[Meter],
+    publisher: Callable[[str, bytes], None],
+    start_worker: Callable[[], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
+) -> None:
+    """While the database is away the worker retries without acking; afterwards counts are exact."""
+    worker = start_worker()
+    meter = fleet[3]
+    first = telemetry.interval_range(T0, 96)
+    publisher(topic(topic_prefix, meter), interval_payload(meter, first[:48]))
+    assert wait_for_count(database_url, models.Reading, 48) == 48
+
+    engine = make_engine(database_url)
+    postgres = engine.dialect.name == "postgresql"
+
+    def outage() -> None:
+        # PostgreSQL: refuse new connections and kill the open ones for two seconds (a real
+        # outage: writes fail, the worker retries). SQLite: hold the write lock for two
+        # seconds (writes stall behind it).
+        if not postgres:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("BEGIN EXCLUSIVE")
+                time.sleep(2.0)
+                conn.exec_driver_sql("COMMIT")
+            return
+        name = engine.url.database
+        admin = make_engine(engine.url.set(database="postgres").render_as_string(False))
+        # Autocommit: ALTER DATABASE cannot run inside a transaction, nor on its own database.
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            try:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :name"
+                        ),
+                        {"name": name},
+                    )
+                    time.sleep(0.05)
+            finally:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.dispose()
+
+    fault = threading.Thread(target=outage)
+    fault.start()
+    time.sleep(0.2)
+    # Published during the outage, plus one redelivery-like duplicate of stored readings.
+    publisher(topic(topic_prefix, meter), interval_payload(meter, first[48:]))
+    publisher(topic(topic_prefix, meter), interval_payload(meter, first[:48]))
+    fault.join()
+    engine.dispose()
+    assert wait_for_count(database_url, models.Reading, 96, timeout=30) == 96
+    assert worker.flush()
+    assert count(database_url, models.Reading) == 96
+    if postgres:
+        assert worker.stats.db_errors >= 1, "the outage never reached the worker"
