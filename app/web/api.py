@@ -167,7 +167,7 @@ def meters() -> Any:
 @login_required
 def meter(meter_id: str) -> Any:
     """Return one meter; another tenant's meter answers 404."""
-    return jsonify(meter_json(_visible_meter(meter_id)))
+    return jsonify(meter_json(visible_meter(meter_id)))
 
 
 @bp.get("/fleet/summary")
@@ -192,7 +192,8 @@ def fleet_summary() -> Any:
     )
 
 
-def _visible_meter(meter_id: str) -> models.Meter:
+def visible_meter(meter_id: str) -> models.Meter:
+    """Return a meter in the caller's tenants, or abort 404 (never 403: no existence leak)."""
     found = queries.get_meter(db(), user().scope, meter_id)
     if found is None:
         abort(404, description=f"no meter {meter_id!r} in your fleet")

@@ -14,7 +14,7 @@ from app.command_bus import CommandBus, CommandBusError
 from app.db import models, queries
 from app.domain import commands as rules
 from app.domain import telemetry
-from app.web.api import csrf_for_cookie_writes
+from app.web.api import csrf_for_cookie_writes, visible_meter
 from app.web.auth import user
 from app.web.db import db
 
@@ -43,18 +43,11 @@ def command_json(row: models.MeterCommand, now: datetime) -> dict[str, Any]:
     }
 
 
-def _visible_meter(meter_id: str) -> models.Meter:
-    found = queries.get_meter(db(), user().scope, meter_id)
-    if found is None:
-        abort(404, description=f"no meter {meter_id!r} in your fleet")
-    return found
-
-
 @api_bp.post("/meters/<meter_id>/commands")
 @login_required
 def send(meter_id: str) -> Any:
     """Send {"command", "args"} to a meter; 202 with the command's id and URL to follow."""
-    meter = _visible_meter(meter_id)
+    meter = visible_meter(meter_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         abort(400, description='send a JSON object, e.g. {"command": "ping", "args": {}}')
@@ -114,7 +107,7 @@ def get_command(command_id: str) -> Any:
 @login_required
 def history(meter_id: str) -> Any:
     """Return a meter's most recent commands, newest first."""
-    meter = _visible_meter(meter_id)
+    meter = visible_meter(meter_id)
     rows = db().scalars(
         select(models.MeterCommand)
         .where(models.MeterCommand.meter_id == meter.id)

@@ -14,8 +14,7 @@ from app.domain import telemetry
 from app.domain.localtime import zone_for
 from app.exports import csvio, greenbutton
 from app.exports.series import MeterSeries, interval_from_row
-from app.web.api import reading_json
-from app.web.auth import user
+from app.web.api import reading_json, visible_meter
 from app.web.db import db
 
 bp = Blueprint("exports", __name__, url_prefix="/api/v1")
@@ -29,7 +28,7 @@ ROLLUP_RANGE = {"hourly": timedelta(days=31), "daily": timedelta(days=366)}
 @login_required
 def readings(meter_id: str) -> Any:
     """Return a meter's intervals in [start, end) as JSON or CSV; default: the newest 192."""
-    found = _visible_meter(meter_id)
+    found = visible_meter(meter_id)
     fmt = request.args.get("format", "json")
     if fmt not in FORMATS:
         abort(400, description=f"format must be one of {', '.join(FORMATS)}")
@@ -55,7 +54,7 @@ def readings(meter_id: str) -> Any:
 @login_required
 def greenbutton_feed(meter_id: str) -> Any:
     """Return a meter's intervals in [start, end) as a Green Button (ESPI Atom) feed."""
-    found = _visible_meter(meter_id)
+    found = visible_meter(meter_id)
     tz = _zone_arg(found)
     start_raw, end_raw = request.args.get("start"), request.args.get("end")
     if start_raw is None and end_raw is None:
@@ -89,7 +88,7 @@ def greenbutton_feed(meter_id: str) -> Any:
 @login_required
 def rollups(meter_id: str) -> Any:
     """Return hourly (UTC hours) or daily (local days) rollups over [start, end)."""
-    found = _visible_meter(meter_id)
+    found = visible_meter(meter_id)
     period = request.args.get("period", "daily")
     if period not in ROLLUP_RANGE:
         abort(400, description=f"period must be one of {', '.join(ROLLUP_RANGE)}")
@@ -119,13 +118,6 @@ def rollups(meter_id: str) -> Any:
             for r in rows
         ],
     )
-
-
-def _visible_meter(meter_id: str) -> models.Meter:
-    found = queries.get_meter(db(), user().scope, meter_id)
-    if found is None:
-        abort(404, description=f"no meter {meter_id!r} in your fleet")
-    return found
 
 
 def _zone_arg(meter: models.Meter) -> tzinfo:
