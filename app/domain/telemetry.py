@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
@@ -111,9 +111,11 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> Topic:
 # ---------------------------------------------------------------- payload types
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One 15-minute interval: energy, reactive energy, demand and per-phase voltage."""
+
+    # A NamedTuple, not a frozen dataclass: immutable all the same, and it builds in a
+    # quarter of the time, which matters at a hundred thousand readings a second.
 
     start: datetime
     kwh: float
@@ -345,13 +347,65 @@ def _finite(value: Any, name: str, *, minimum: float | None = None) -> float:
     return number
 
 
-def _reading(raw: Any, index: int) -> Reading:
-    where = f"readings[{index}]"
-    if not isinstance(raw, dict):
-        raise ContractError(f"{where} must be an object")
-    start = parse_time(raw.get("start"), f"{where}.start")
+# Every meter reports the same interval starts, so a backlog of a whole fleet names only a
+# few hundred distinct timestamps: each is checked and parsed once, then looked up.
+_START_CACHE: dict[str, datetime] = {}
+_START_CACHE_MAX: Final = 50_000
+_NO_FLAGS: Final[frozenset[str]] = frozenset()
+_INF: Final = math.inf
+
+
+def _grid_start(value: Any, where: str) -> datetime:
+    cached = _START_CACHE.get(value) if type(value) is str else None
+    if cached is not None:
+        return cached
+    start = parse_time(value, f"{where}.start")
     if int(start.timestamp()) % INTERVAL_SECONDS or start.microsecond:
-        raise ContractError(f"{where}.start {raw.get('start')!r} is not on the 15-minute grid")
+        raise ContractError(f"{where}.start {value!r} is not on the 15-minute grid")
+    if len(_START_CACHE) >= _START_CACHE_MAX:
+        _START_CACHE.clear()
+    _START_CACHE[value] = start
+    return start
+
+
+def _reading(raw: Any, index: int) -> Reading:
+    # The common, well-formed shape is checked inline (exact types, finite, in range); any
+    # doubt falls through to the general checks, which give the precise reason.
+    if type(raw) is not dict:
+        raise ContractError(f"readings[{index}] must be an object")
+    get = raw.get
+    voltage = get("voltage")
+    flags = get("flags")
+    kwh, kvarh, kw = get("kwh"), get("kvarh"), get("demand_kw")
+    if (
+        type(kwh) is float
+        and type(kvarh) is float
+        and type(kw) is float
+        and 0.0 <= kwh < _INF
+        and -_INF < kvarh < _INF
+        and 0.0 <= kw < _INF
+        and get("seconds") == INTERVAL_SECONDS
+        and type(get("seconds")) is int
+        and type(voltage) is list
+        and 1 <= len(voltage) <= 3
+        and all(type(v) is float and 0.0 <= v < _INF for v in voltage)
+        and (flags is None or flags == [])
+    ):
+        return Reading(
+            _grid_start(get("start"), f"readings[{index}]"),
+            kwh,
+            kvarh,
+            kw,
+            tuple(voltage),
+            _NO_FLAGS,
+            INTERVAL_SECONDS,
+        )
+    return _reading_checked(raw, index)
+
+
+def _reading_checked(raw: dict[str, Any], index: int) -> Reading:
+    where = f"readings[{index}]"
+    start = _grid_start(raw.get("start"), where)
     seconds = raw.get("seconds")
     if seconds != INTERVAL_SECONDS or isinstance(seconds, bool):
         raise ContractError(f"{where}.seconds must be {INTERVAL_SECONDS}")

@@ -147,7 +147,7 @@ def with_reading(**overrides: Any) -> dict[str, Any]:
 def make_reading(**overrides: Any) -> Reading:
     """Return a valid Reading."""
     base = Reading(start=T0, kwh=12.5, kvarh=4.1, demand_kw=50.0, voltage=(231.2, 230.8, 232.0))
-    return replace(base, **overrides)
+    return base._replace(**overrides)
 
 
 def make_interval_message(**overrides: Any) -> IntervalMessage:
