@@ -106,3 +106,24 @@ def aggregate(intervals: Iterable[vee.Interval], bucket: datetime) -> Rollup | N
     for i in intervals:
         acc.add(i.start, i.kwh, i.kvarh, i.demand_kw, i.quality)
     return acc.result(bucket)
+
+
+def combine(parts: Iterable[Rollup], bucket: datetime) -> Rollup | None:
+    """Roll up smaller buckets (hours into a day, or old and new parts of one bucket)."""
+    kwh = kvarh = 0.0
+    peak: Rollup | None = None
+    counts = [0, 0, 0, 0, 0]
+    for p in parts:
+        kwh += p.kwh
+        kvarh += p.kvarh
+        if (
+            peak is None
+            or p.peak_kw > peak.peak_kw
+            or (p.peak_kw == peak.peak_kw and p.peak_at < peak.peak_at)
+        ):
+            peak = p
+        for k, value in enumerate((p.intervals, p.valid, p.estimated, p.questionable, p.edited)):
+            counts[k] += value
+    if peak is None:
+        return None
+    return Rollup(bucket, kwh, kvarh, peak.peak_kw, peak.peak_at, *counts)

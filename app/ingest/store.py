@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.db import models
 from app.domain import telemetry, vee
 from app.domain.localtime import zone_for
-from app.ingest import rollups
+from app.ingest import bulk, rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,7 @@ def write_batch(
     if any(isinstance(i, Accepted) and i.topic.meter_id not in meters for i in batch):
         meters.refresh(session)
 
-    readings: dict[tuple[str, datetime], dict[str, Any]] = {}
+    readings: dict[tuple[str, datetime], tuple[Any, ...]] = {}
     events: dict[tuple[str, str], dict[str, Any]] = {}
     latest: dict[str, tuple[datetime, datetime]] = {}
     dead: list[dict[str, Any]] = []
@@ -286,16 +287,9 @@ def write_batch(
     # Core executemany on the session's connection: the ORM bulk path costs ~3x per row.
     conn = session.connection()
     if readings:
-        replaced = stored_estimates(session, list(readings))
-        conn.execute(upsert_readings(session), list(readings.values()))
-        if replaced:
-            now = max(i.received_at for i in batch)
-            conn.execute(insert(models.ReadingAudit), audit_rows(replaced, readings, "ingest", now))
-            result.estimates_replaced = len(replaced)
-        touched: dict[str, list[datetime]] = defaultdict(list)
-        for meter_id, start in readings:
-            touched[meter_id].append(start)
-        rollups.refresh(session, touched, meters.zones)
+        result.estimates_replaced = _write_readings(
+            session, readings, meters, max(i.received_at for i in batch)
+        )
     if events:
         conn.execute(_insert_ignore(session, _EVENTS), list(events.values()))
     if dead:
@@ -311,6 +305,41 @@ def write_batch(
     result.dead_letters = len(dead)
     result.reasons = [d["reason"] for d in dead]
     return result
+
+
+def _write_readings(
+    session: Session,
+    readings: dict[tuple[str, datetime], tuple[Any, ...]],
+    meters: MeterDirectory,
+    now: datetime,
+) -> int:
+    """Store readings exactly once and keep their rollups; return estimates replaced."""
+    rows = list(readings.values())
+    # Fast path: a stream of new readings (the normal case) is one COPY, and its rollups
+    # are the batch's own sums added to the stored buckets; nothing is read back.
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and bulk.copy_if_all_new(session, _READINGS.name, READING_COLUMNS, rows):
+        rollups.add_new(session, map(_ROLLUP_FIELDS, rows), meters.zones)
+        return 0
+    replaced = stored_estimates(session, list(readings))
+    written = session.connection().execute(
+        upsert_readings(session), [dict(zip(READING_COLUMNS, r, strict=True)) for r in rows]
+    )
+    if not replaced and written.rowcount == len(rows):
+        # Every row was inserted (none existed), so adding is exact here too.
+        rollups.add_new(session, map(_ROLLUP_FIELDS, rows), meters.zones)
+        return 0
+    if replaced:
+        new = {k: dict(zip(READING_COLUMNS, r, strict=True)) for k, r in readings.items()}
+        session.connection().execute(
+            insert(models.ReadingAudit), audit_rows(replaced, new, "ingest", now)
+        )
+    # Redelivery or estimates replaced: recompute the touched buckets from what is stored.
+    touched: dict[str, list[datetime]] = defaultdict(list)
+    for meter_id, start in readings:
+        touched[meter_id].append(start)
+    rollups.refresh(session, touched, meters.zones)
+    return len(replaced)
 
 
 def _apply_reply(
@@ -330,21 +359,43 @@ def _apply_reply(
     )
 
 
-def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> dict[str, Any]:
-    volts = [*r.voltage, None, None, None]
-    return {
-        "meter_id": meter_id,
-        "start": r.start,
-        "kwh": r.kwh,
-        "kvarh": r.kvarh,
-        "demand_kw": r.demand_kw,
-        "voltage_a": volts[0],
-        "voltage_b": volts[1],
-        "voltage_c": volts[2],
-        "flags": ",".join(sorted(r.flags)),
-        "quality": vee.ingest_quality(r.flags),
-        "received_at": received_at,
-    }
+READING_COLUMNS: tuple[str, ...] = (
+    "meter_id",
+    "start",
+    "kwh",
+    "kvarh",
+    "demand_kw",
+    "voltage_a",
+    "voltage_b",
+    "voltage_c",
+    "flags",
+    "quality",
+    "received_at",
+)
+# (meter_id, start, kWh, kVArh, kW, quality) out of a row in READING_COLUMNS order.
+_ROLLUP_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 9)
+
+
+def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> tuple[Any, ...]:
+    volts = r.voltage
+    n = len(volts)
+    if not r.flags:
+        flags, quality = "", vee.VALID
+    else:
+        flags, quality = ",".join(sorted(r.flags)), vee.ingest_quality(r.flags)
+    return (
+        meter_id,
+        r.start,
+        r.kwh,
+        r.kvarh,
+        r.demand_kw,
+        volts[0],
+        volts[1] if n > 1 else None,
+        volts[2] if n > 2 else None,
+        flags,
+        quality,
+        received_at,
+    )
 
 
 def _implausible(
