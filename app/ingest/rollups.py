@@ -79,34 +79,30 @@ def add_new(
     none of `intervals` was stored before (the caller proved it); an upsert that adds is
     also safe when two workers add to one bucket at once, as the row lock orders them.
     """
-    hour_of: dict[datetime, datetime] = {}
-    by_hour: dict[tuple[str, datetime], rollups.Accumulator] = defaultdict(rollups.Accumulator)
-    for meter_id, start, kwh, kvarh, kw, quality in intervals:
-        bucket = hour_of.get(start)
-        if bucket is None:
-            bucket = hour_of[start] = rollups.hour_start(start)
-        by_hour[(meter_id, bucket)].add(start, kwh, kvarh, kw, quality)
     day_of: dict[tuple[tzinfo, datetime], datetime] = {}
     by_day: dict[tuple[str, datetime], list[rollups.Rollup]] = defaultdict(list)
     hourly = []
-    for (meter_id, bucket), acc in by_hour.items():
-        r = acc.result(bucket)
-        if r is None:
-            continue
-        hourly.append(_row(meter_id, r))
+    for meter_id, hour in sorted(rollups.by_hour(intervals), key=_bucket_key):
+        hourly.append(_row(meter_id, hour))
         tz = zones.get(meter_id, UTC)
-        day = day_of.get((tz, bucket))
+        day = day_of.get((tz, hour.start))
         if day is None:
-            day = day_of[(tz, bucket)] = rollups.day_start(bucket, tz)
-        by_day[(meter_id, day)].append(r)
+            day = day_of[(tz, hour.start)] = rollups.day_start(hour.start, tz)
+        by_day[(meter_id, day)].append(hour)
     daily = [
         _row(m, r)
-        for (m, day), parts in by_day.items()
+        for (m, day), parts in sorted(by_day.items())
         if (r := rollups.combine(parts, day)) is not None
     ]
     _add(session, _HOURLY, hourly)
     _add(session, _DAILY, daily)
     return len(hourly), len(daily)
+
+
+def _bucket_key(item: tuple[str, rollups.Rollup]) -> tuple[str, datetime]:
+    # One order for every writer: two workers adding to the same buckets lock them in the
+    # same order, so they wait for each other instead of deadlocking.
+    return item[0], item[1].start
 
 
 def _power_factor(kwh: ColumnElement[float], kvarh: ColumnElement[float]) -> ColumnElement[Any]:
@@ -135,27 +131,39 @@ def _additive(stmt: postgresql.Insert | sqlite.Insert, table: Table) -> Insert:
     )
 
 
+_PG_TYPES = {"meter_id": "varchar", "start": "timestamptz", "peak_at": "timestamptz"}
+_COUNTS = ("intervals", "valid", "estimated", "questionable", "edited")
+
+
 def _add(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
         session.connection().execute(_additive(sqlite.insert(table), table), rows)
         return
-    # PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT that adds; a
-    # quarter as many rows as readings, too many for executemany at full rate.
+    # PostgreSQL: buckets nobody has yet (a day's backlog makes new hours) go in with one
+    # COPY; otherwise COPY to a temporary table and add with one INSERT ... SELECT. A
+    # quarter as many rows as readings: too many for executemany at full rate.
+    columns = [
+        (c.name, _PG_TYPES.get(c.name, "int4" if c.name in _COUNTS else "float8"))
+        for c in table.columns
+    ]
+    values = [tuple(r[c] for c, _ in columns) for r in rows]
+    if bulk.copy_if_all_new(session, table.name, columns, values):
+        return
     stage = f"{table.name}_stage"
-    columns = [c.name for c in table.columns]
     bulk.copy_rows(
         session,
         stage,
         columns,
-        [tuple(r[c] for c in columns) for r in rows],
+        values,
         create=f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
         f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
     )
-    picked: list[ColumnElement[Any]] = [literal_column(c) for c in columns]
+    names = [c for c, _ in columns]
+    picked: list[ColumnElement[Any]] = [literal_column(c) for c in names]
     statement = postgresql.insert(table).from_select(
-        columns, select(*picked).select_from(text(stage))
+        names, select(*picked).select_from(text(stage))
     )
     session.connection().execute(_additive(statement, table))
 

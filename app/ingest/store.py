@@ -71,6 +71,22 @@ def _insert_ignore(session: Session, table: Table) -> Insert:
 
 _READINGS: Table = models.Reading.__table__  # type: ignore[assignment]
 
+READING_COLUMNS: tuple[str, ...] = (
+    "meter_id",
+    "start",
+    "kwh",
+    "kvarh",
+    "demand_kw",
+    "voltage_a",
+    "voltage_b",
+    "voltage_c",
+    "flags",
+    "quality",
+    "received_at",
+)
+# (meter_id, start, kWh, kVArh, kW, quality) out of a row in READING_COLUMNS order.
+_ROLLUP_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 9)
+
 
 _STORED_IS_ESTIMATE = text(
     "readings.quality IN ({})".format(", ".join(f"'{q}'" for q in sorted(vee.ESTIMATED)))
@@ -318,7 +334,7 @@ def _write_readings(
     # Fast path: a stream of new readings (the normal case) is one COPY, and its rollups
     # are the batch's own sums added to the stored buckets; nothing is read back.
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres and bulk.copy_if_all_new(session, _READINGS.name, READING_COLUMNS, rows):
+    if postgres and bulk.copy_if_all_new(session, _READINGS.name, PG_COLUMNS, rows):
         rollups.add_new(session, map(_ROLLUP_FIELDS, rows), meters.zones)
         return 0
     replaced = stored_estimates(session, list(readings))
@@ -342,6 +358,16 @@ def _write_readings(
     return len(replaced)
 
 
+_PG_TYPES = {
+    "meter_id": "varchar",
+    "start": "timestamptz",
+    "flags": "varchar",
+    "quality": "varchar",
+    "received_at": "timestamptz",
+}
+PG_COLUMNS = [(c, _PG_TYPES.get(c, "float8")) for c in READING_COLUMNS]
+
+
 def _apply_reply(
     session: Session, meter_id: str, reply: telemetry.Reply, received_at: datetime
 ) -> None:
@@ -357,23 +383,6 @@ def _apply_reply(
         )
         .values(status=reply.status, result=reply.result, replied_at=received_at)
     )
-
-
-READING_COLUMNS: tuple[str, ...] = (
-    "meter_id",
-    "start",
-    "kwh",
-    "kvarh",
-    "demand_kw",
-    "voltage_a",
-    "voltage_b",
-    "voltage_c",
-    "flags",
-    "quality",
-    "received_at",
-)
-# (meter_id, start, kWh, kVArh, kW, quality) out of a row in READING_COLUMNS order.
-_ROLLUP_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 9)
 
 
 def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.domain.localtime import zone_for
 from app.ingest import bulk, rollups
-from app.ingest.store import READING_COLUMNS, Accepted, MeterDirectory, write_batch
+from app.ingest.store import PG_COLUMNS, Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter, build_fleet
 from tests.factories import make_reading
 
@@ -142,12 +142,11 @@ def test_copy_if_all_new_writes_all_or_nothing(postgres_url: str) -> None:
             for k in range(n)
         ]
 
-    assert len(READING_COLUMNS) == len(rows(0, 1)[0])
     with sessions.begin() as session:
-        assert bulk.copy_if_all_new(session, "readings", READING_COLUMNS, rows(0, 10))
+        assert bulk.copy_if_all_new(session, "readings", PG_COLUMNS, rows(0, 10))
         # One key already there: nothing of this COPY stays, and the transaction goes on.
-        assert not bulk.copy_if_all_new(session, "readings", READING_COLUMNS, rows(5, 10))
-        assert bulk.copy_if_all_new(session, "readings", READING_COLUMNS, rows(10, 5))
+        assert not bulk.copy_if_all_new(session, "readings", PG_COLUMNS, rows(5, 10))
+        assert bulk.copy_if_all_new(session, "readings", PG_COLUMNS, rows(10, 5))
     with sessions() as session:
         stored = select(func.count()).where(models.Reading.meter_id == meter)
         assert session.scalar(stored) == 15

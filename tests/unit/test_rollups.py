@@ -47,3 +47,45 @@ def test_buckets_are_utc_hours_and_local_days() -> None:
     fall = rollups.day_start(datetime(2026, 11, 1, 12, tzinfo=UTC), CHICAGO)
     start, end = rollups.day_span(fall, CHICAGO)
     assert end - start == timedelta(hours=25)
+
+
+def test_by_hour_and_combine_agree_with_the_accumulator() -> None:
+    t0 = datetime(2026, 3, 8, 5, tzinfo=UTC)
+    qualities = [vee.VALID, vee.ESTIMATED_LINEAR, "mystery", vee.EDITED, vee.QUESTIONABLE]
+    rows = [
+        (
+            meter,
+            t0 + timedelta(minutes=15 * k),
+            float(k % 7),
+            float(k % 3) - 1,
+            float((k * 5) % 11),  # ties for the peak inside some hours
+            qualities[k % len(qualities)],
+        )
+        for meter in ("m-1", "m-2")
+        for k in reversed(range(24))  # arrival order must not matter
+    ]
+    hourly = {(m, r.start): r for m, r in rollups.by_hour(rows)}
+    for (meter, hour), got in hourly.items():
+        acc = rollups.Accumulator()
+        for m, start, kwh, kvarh, kw, quality in rows:
+            if m == meter and rollups.hour_start(start) == hour:
+                acc.add(start, kwh, kvarh, kw, quality)
+        assert got == acc.result(hour)
+    assert len(hourly) == 2 * 6
+    # A day combined from its hours equals the day aggregated from its intervals.
+    day = rollups.combine([r for (m, _), r in hourly.items() if m == "m-1"], t0)
+    whole = rollups.Accumulator()
+    for m, start, kwh, kvarh, kw, quality in rows:
+        if m == "m-1":
+            whole.add(start, kwh, kvarh, kw, quality)
+    expected = whole.result(t0)
+    assert day is not None
+    assert expected is not None
+    assert (day.peak_kw, day.peak_at, day.intervals, day.estimated, day.questionable) == (
+        expected.peak_kw,
+        expected.peak_at,
+        expected.intervals,
+        expected.estimated,
+        expected.questionable,
+    )
+    assert day.kwh == pytest.approx(expected.kwh)
