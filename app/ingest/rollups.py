@@ -79,10 +79,19 @@ def add_new(
     none of `intervals` was stored before (the caller proved it); an upsert that adds is
     also safe when two workers add to one bucket at once, as the row lock orders them.
     """
+    return add_hourly(session, rollups.by_hour(intervals), zones)
+
+
+def add_hourly(
+    session: Session,
+    hours: list[tuple[str, rollups.Rollup]],
+    zones: Mapping[str, tzinfo],
+) -> tuple[int, int]:
+    """Add new intervals' (meter, hourly rollup) pairs to the hourly and daily rollups."""
     day_of: dict[tuple[tzinfo, datetime], datetime] = {}
     by_day: dict[tuple[str, datetime], list[rollups.Rollup]] = defaultdict(list)
     hourly = []
-    for meter_id, hour in sorted(rollups.by_hour(intervals), key=_bucket_key):
+    for meter_id, hour in sorted(hours, key=_bucket_key):
         hourly.append(_row(meter_id, hour))
         tz = zones.get(meter_id, UTC)
         day = day_of.get((tz, hour.start))

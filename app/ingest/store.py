@@ -85,7 +85,7 @@ READING_COLUMNS: tuple[str, ...] = (
     "received_at",
 )
 # (meter_id, start, kWh, kVArh, kW, quality) out of a row in READING_COLUMNS order.
-_ROLLUP_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 9)
+ROLLUP_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 9)
 
 
 _STORED_IS_ESTIMATE = text(
@@ -275,7 +275,7 @@ def write_batch(
                 )
                 continue
             for r in msg.readings:
-                readings[(meter_id, r.start)] = _reading_row(meter_id, r, item.received_at)
+                readings[(meter_id, r.start)] = reading_row(meter_id, r, item.received_at)
             newest = max(r.start for r in msg.readings)
             prev = latest.get(meter_id)
             latest[meter_id] = (max(newest, prev[0]) if prev else newest, item.received_at)
@@ -313,7 +313,10 @@ def write_batch(
     if latest:
         conn.execute(
             _TOUCH_METER,
-            [{"meter": m, "newest": newest, "seen": seen} for m, (newest, seen) in latest.items()],
+            [
+                {"meter": m, "newest": newest, "seen": seen}
+                for m, (newest, seen) in sorted(latest.items())
+            ],
         )
 
     result.readings_offered = len(readings)
@@ -330,12 +333,13 @@ def _write_readings(
     now: datetime,
 ) -> int:
     """Store readings exactly once and keep their rollups; return estimates replaced."""
-    rows = list(readings.values())
+    # Key order: concurrent writers then take row locks in the same order, never a cycle.
+    rows = sorted(readings.values())
     # Fast path: a stream of new readings (the normal case) is one COPY, and its rollups
     # are the batch's own sums added to the stored buckets; nothing is read back.
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres and bulk.copy_if_all_new(session, _READINGS.name, PG_COLUMNS, rows):
-        rollups.add_new(session, map(_ROLLUP_FIELDS, rows), meters.zones)
+        rollups.add_new(session, map(ROLLUP_FIELDS, rows), meters.zones)
         return 0
     replaced = stored_estimates(session, list(readings))
     written = session.connection().execute(
@@ -343,7 +347,7 @@ def _write_readings(
     )
     if not replaced and written.rowcount == len(rows):
         # Every row was inserted (none existed), so adding is exact here too.
-        rollups.add_new(session, map(_ROLLUP_FIELDS, rows), meters.zones)
+        rollups.add_new(session, map(ROLLUP_FIELDS, rows), meters.zones)
         return 0
     if replaced:
         new = {k: dict(zip(READING_COLUMNS, r, strict=True)) for k, r in readings.items()}
@@ -385,7 +389,8 @@ def _apply_reply(
     )
 
 
-def _reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> tuple[Any, ...]:
+def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> tuple[Any, ...]:
+    """Return a reading as a `readings` row in READING_COLUMNS order."""
     volts = r.voltage
     n = len(volts)
     if not r.flags:

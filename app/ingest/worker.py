@@ -66,8 +66,13 @@ class IngestWorker:
         client_id: str = "wattline-ingest",
         heartbeat_name: str = "ingest",
         limits: vee.Plausibility | None = None,
+        writers: int | None = None,
     ) -> None:
-        """Configure the worker; nothing connects until start()."""
+        """Configure the worker; nothing connects until start().
+
+        `writers` is how many batches are written at once (default: 2 on PostgreSQL, so one
+        batch is prepared while the database writes the other; 1 on SQLite, one writer).
+        """
         self.prefix = prefix
         self.client_id = client_id
         self.heartbeat_name = heartbeat_name
@@ -82,7 +87,15 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._generation = 0
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        if writers is None:
+            writers = 2 if self._engine.dialect.name == "postgresql" else 1
+        self._writers = [
+            threading.Thread(
+                target=self._write_loop, args=(n,), name=f"ingest-writer-{n}", daemon=True
+            )
+            for n in range(max(1, writers))
+        ]
+        self._stats_lock = threading.Lock()
         self._client = mqtt_adapter.make_client(
             mqtt_url, client_id, clean_session=False, manual_ack=True
         )
@@ -101,7 +114,8 @@ class IngestWorker:
         with self._sessions() as session:
             self._meters.refresh(session)
         self._accepting.set()
-        self._writer.start()
+        for writer in self._writers:
+            writer.start()
         mqtt_adapter.connect(self._client)
         self._client.loop_start()
         if not self._connected.wait(connect_timeout):
@@ -115,7 +129,9 @@ class IngestWorker:
         """Stop taking messages, flush and acknowledge what was taken, then disconnect."""
         self._accepting.clear()
         self._stopping.set()
-        self._writer.join(timeout)
+        deadline = time.monotonic() + timeout
+        for writer in self._writers:
+            writer.join(max(0.0, deadline - time.monotonic()))
         self._write_heartbeat(connected=False)
         self._client.disconnect()
         self._client.loop_stop()
@@ -231,14 +247,14 @@ class IngestWorker:
             rows += _rows(item)
         return batch
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, index: int) -> None:
         last_beat = 0.0
         while True:
             batch = self._take_batch()
             if batch:
                 self._commit_with_retry(batch)
             now = time.monotonic()
-            if now - last_beat >= HEARTBEAT_S:
+            if index == 0 and now - last_beat >= HEARTBEAT_S:
                 self._write_heartbeat(connected=self.broker_connected)
                 last_beat = now
             if self._stopping.is_set() and self._queue.empty():
@@ -252,7 +268,8 @@ class IngestWorker:
                     result = write_batch(session, batch, self._meters, self.limits)
                 break
             except SQLAlchemyError as exc:
-                self.stats.db_errors += 1
+                with self._stats_lock:
+                    self.stats.db_errors += 1
                 if self._stopping.is_set():
                     # Unacknowledged, so the broker keeps them for the next run.
                     log.error(
@@ -266,9 +283,10 @@ class IngestWorker:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
-        self.stats.batches += 1
-        self.stats.readings_offered += result.readings_offered
-        self.stats.dead_letters += result.dead_letters
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.readings_offered += result.readings_offered
+            self.stats.dead_letters += result.dead_letters
         for item in batch:
             # A packet id is only meaningful on the connection that received it: after a
             # reconnect the broker redelivers (same id) or has forgotten, and a stale id

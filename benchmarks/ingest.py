@@ -1,0 +1,397 @@
+"""Ingest benchmarks: MQTT → worker → database against two ceilings measured in the same run.
+
+- the raw broker: a bare paho subscriber draining the same stream (no decoding, no database);
+- the bulk load: a binary COPY of the same rows into the same, empty `readings` table
+  (SQLite: plain `executemany` into it), i.e. the cheapest way those rows get stored at all.
+
+The publisher runs in its own process, as meters do: it builds its payloads first and
+starts on a signal, so the timed part is publishing, delivery and storing only.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from app import mqtt as mqtt_adapter
+from app.db import models
+from app.db.seed import seed_fleet
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import rollups as domain_rollups
+from app.domain import telemetry
+from app.ingest import bulk, rollups, store, worker
+from simulator.fleet import build_fleet
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """`meters` x `messages` interval messages of `per_message` readings, all distinct."""
+
+    meters: int
+    per_message: int
+    messages: int
+
+    @property
+    def readings(self) -> int:
+        """Readings in the whole stream."""
+        return self.meters * self.per_message * self.messages
+
+    @property
+    def count(self) -> int:
+        """Messages in the whole stream."""
+        return self.meters * self.messages
+
+    def describe(self) -> str:
+        """One line for the document."""
+        return (
+            f"{self.meters:,} meters x {self.messages} messages x {self.per_message} "
+            f"readings ({self.readings:,} readings)"
+        )
+
+
+def payloads(w: Workload, first: datetime = T0) -> list[tuple[str, str, bytes]]:
+    """Return (utility, meter, body) for the stream, in publishing order."""
+    fleet = build_fleet(w.meters, seed=1)
+    out = []
+    for k in range(w.messages):
+        start = first + timedelta(minutes=15 * w.per_message * k)
+        starts = telemetry.interval_range(start, w.per_message)
+        for m in fleet:
+            readings = tuple(
+                telemetry.Reading(s, 1.0 + i % 9, 0.4, 4.0 + i % 9, (120.0, 120.1, 119.9))
+                for i, s in enumerate(starts)
+            )
+            body = telemetry.encode_interval(telemetry.IntervalMessage(m.id, readings))
+            out.append((m.utility_id, m.id, body))
+    return out
+
+
+def _publish(url: str, prefix: str, w: Workload, ready: EventType, go: EventType) -> None:
+    items = payloads(w)
+    client = mqtt_adapter.make_client(url, f"bench-pub-{uuid.uuid4().hex[:6]}")
+    window = mqtt_adapter.PublishWindow(client)
+    mqtt_adapter.connect(client)
+    client.loop_start()
+    ready.set()
+    go.wait()
+    for utility, meter, body in items:
+        window.acquire()
+        client.publish(telemetry.topic_for(utility, meter, "interval", prefix), body, qos=1)
+    window.drain(300)
+    client.disconnect()
+    client.loop_stop()
+
+
+class Publisher:
+    """A publishing process: ready once its payloads are built, publishing after go()."""
+
+    def __init__(self, url: str, prefix: str, w: Workload) -> None:
+        """Start the process and wait until it is ready to publish."""
+        ctx = mp.get_context("spawn")
+        self._ready, self._go = ctx.Event(), ctx.Event()
+        self._process = ctx.Process(
+            target=_publish, args=(url, prefix, w, self._ready, self._go), daemon=True
+        )
+        self._process.start()
+        if not self._ready.wait(300):
+            raise RuntimeError("the publisher never got ready")
+
+    def go(self) -> float:
+        """Start publishing; return the start time (perf_counter)."""
+        self._go.set()
+        return time.perf_counter()
+
+    def join(self) -> None:
+        """Wait for the publisher to finish."""
+        self._process.join(600)
+
+
+@dataclass
+class Rate:
+    """One measured case."""
+
+    name: str
+    items: int
+    seconds: float
+
+    @property
+    def per_s(self) -> float:
+        """Items per second."""
+        return self.items / self.seconds
+
+
+def raw_broker(url: str, w: Workload) -> Rate:
+    """Ceiling: a bare paho subscriber (QoS 1) counting the stream; readings per second."""
+    prefix = f"bench/{uuid.uuid4().hex[:6]}"
+    done = threading.Event()
+    got = 0
+
+    def on_message(client: object, userdata: object, msg: object) -> None:
+        nonlocal got
+        got += 1
+        if got == w.count:
+            done.set()
+
+    sub = mqtt_adapter.make_client(url, f"bench-sub-{uuid.uuid4().hex[:6]}")
+    subscribed = threading.Event()
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    mqtt_adapter.connect(sub)
+    sub.loop_start()
+    sub.subscribe(telemetry.subscription("interval", prefix), qos=1)
+    subscribed.wait(10)
+    publisher = Publisher(url, prefix, w)
+    start = publisher.go()
+    done.wait(600)
+    elapsed = time.perf_counter() - start
+    publisher.join()
+    sub.disconnect()
+    sub.loop_stop()
+    if got != w.count:
+        raise RuntimeError(f"raw subscriber got {got} of {w.count} messages")
+    return Rate("raw broker", w.readings, elapsed)
+
+
+def seeded(database_url: str, w: Workload) -> None:
+    """Seed the workload's fleet into a migrated, empty database."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        seed_fleet(session, build_fleet(w.meters, seed=1))
+    engine.dispose()
+
+
+def reading_rows(w: Workload) -> list[list[tuple[Any, ...]]]:
+    """The stream's readings as `readings` rows, in batches the size the worker writes."""
+    now = datetime.now(UTC)
+    rows: list[tuple[Any, ...]] = []
+    for _, meter, body in payloads(w):
+        message = telemetry.decode_interval(body)
+        rows.extend(store.reading_row(meter, r, now) for r in message.readings)
+    size = worker.BATCH_MAX_ROWS
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def bulk_load(database_url: str, w: Workload) -> Rate:
+    """Ceiling: the same rows loaded into the empty `readings` table, batch by batch."""
+    seeded(database_url, w)
+    batches = reading_rows(w)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    start = time.perf_counter()
+    if engine.dialect.name == "postgresql":
+        for rows in batches:
+            with sessions.begin() as session:
+                bulk.copy_rows(session, "readings", store.PG_COLUMNS, rows)
+        name = "binary COPY into readings"
+    else:
+        engine.dispose()
+        conn = sqlite3.connect(make_url(database_url).database or "")
+        marks = ", ".join("?" * len(store.READING_COLUMNS))
+        columns = ", ".join(store.READING_COLUMNS)
+        for rows in batches:
+            with conn:
+                conn.executemany(
+                    f"INSERT INTO readings ({columns}) VALUES ({marks})",  # noqa: S608 - fixed names
+                    [(*r[:-1], r[-1].replace(tzinfo=None)) for r in rows],
+                )
+        conn.close()
+        name = "executemany into readings"
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return Rate(name, w.readings, elapsed)
+
+
+def stored(database_url: str) -> int:
+    """Readings stored."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        n = session.scalar(select(func.count()).select_from(models.Reading)) or 0
+    engine.dispose()
+    return n
+
+
+def ingest(url: str, database_url: str, w: Workload) -> Rate:
+    """Publisher process → broker → ingest worker → database, until every reading is stored."""
+    seeded(database_url, w)
+    prefix = f"bench/{uuid.uuid4().hex[:6]}"
+    engine = make_engine(database_url)
+    ingest_worker = worker.IngestWorker(
+        url, engine, prefix=prefix, client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    )
+    ingest_worker.start()
+    ingest_worker.wait_connected(10)
+    publisher = Publisher(url, prefix, w)
+    start = publisher.go()
+    deadline = time.monotonic() + 900
+    while ingest_worker.stats.readings_offered < w.readings and time.monotonic() < deadline:
+        time.sleep(0.005)
+    ingest_worker.flush(60)
+    elapsed = time.perf_counter() - start
+    publisher.join()
+    ingest_worker.stop()
+    engine.dispose()
+    found = stored(database_url)
+    if found != w.readings:
+        raise RuntimeError(f"ingest stored {found} readings, expected {w.readings}")
+    return Rate(f"ingest → {make_url(database_url).get_backend_name()}", w.readings, elapsed)
+
+
+# ---------------------------------------------------------------- where the time goes
+
+
+@dataclass
+class Profile:
+    """CPU microseconds per reading, by step, in the worker and in the database backend."""
+
+    steps: list[tuple[str, float, float]]
+
+    def rows(self) -> list[str]:
+        """Markdown table rows."""
+        out = [f"| {name} | {py:.2f} | {pg:.2f} |" for name, py, pg in self.steps]
+        py = sum(s[1] for s in self.steps)
+        pg = sum(s[2] for s in self.steps)
+        out.append(f"| **total** | **{py:.2f}** | **{pg:.2f}** |")
+        return out
+
+
+def profile(database_url: str, w: Workload) -> Profile | None:
+    """Run the worker's steps in this thread and charge CPU time to each (Linux only)."""
+    if not os.path.exists("/proc/self/stat") or not database_url.startswith("postgresql"):
+        return None
+    seeded(database_url, w)
+    from sqlalchemy.pool import StaticPool
+
+    engine = make_engine(database_url, poolclass=StaticPool)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def backend_cpu() -> float:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    directory = store.MeterDirectory()
+    with sessions() as session:
+        directory.refresh(session)
+    items = payloads(w)
+    per_batch = max(1, worker.BATCH_MAX_ROWS // w.per_message)
+    spent: dict[str, list[float]] = {}
+
+    def charge(name: str, since: tuple[float, float]) -> tuple[float, float]:
+        now = (time.thread_time(), backend_cpu())
+        acc = spent.setdefault(name, [0.0, 0.0])
+        acc[0] += now[0] - since[0]
+        acc[1] += now[1] - since[1]
+        return now
+
+    received = datetime.now(UTC)
+    for lo in range(0, len(items), per_batch):
+        mark = (time.thread_time(), backend_cpu())
+        decoded = [
+            telemetry.decode(telemetry.topic_for(u, m, "interval"), body)
+            for u, m, body in items[lo : lo + per_batch]
+        ]
+        mark = charge("decode and validate (paho thread)", mark)
+        rows = sorted(
+            store.reading_row(topic.meter_id, r, received)
+            for topic, message in decoded
+            if isinstance(message, telemetry.IntervalMessage)
+            for r in message.readings
+        )
+        mark = charge("build rows", mark)
+        with sessions.begin() as session:
+            bulk.copy_if_all_new(session, "readings", store.PG_COLUMNS, rows)
+            mark = charge("COPY into readings", mark)
+            hourly = domain_rollups.by_hour(map(store.ROLLUP_FIELDS, rows))
+            mark = charge("roll up the batch in Python", mark)
+            rollups.add_hourly(session, hourly, directory.zones)
+            mark = charge("write hourly and daily rollups", mark)
+        charge("commit", mark)
+    engine.dispose()
+    n = w.readings
+    return Profile([(k, v[0] / n * 1e6, v[1] / n * 1e6) for k, v in spent.items()])
+
+
+# ---------------------------------------------------------------- memory over time
+
+
+def rss_mb() -> float:
+    """This process's resident set size in MB (Linux), 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except OSError:
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def soak(
+    url: str, database_url: str, seconds: float, progress: Callable[[str], None]
+) -> list[tuple[float, float, int]]:
+    """Stream for `seconds` at a steady rate; return (elapsed s, RSS MB, readings stored)."""
+    w = Workload(meters=200, per_message=96, messages=1)
+    seeded(database_url, w)
+    prefix = f"bench/{uuid.uuid4().hex[:6]}"
+    engine = make_engine(database_url)
+    ingest_worker = worker.IngestWorker(
+        url, engine, prefix=prefix, client_id=f"bench-soak-{uuid.uuid4().hex[:6]}"
+    )
+    ingest_worker.start()
+    ingest_worker.wait_connected(10)
+    client = mqtt_adapter.make_client(url, f"bench-soak-pub-{uuid.uuid4().hex[:6]}")
+    window = mqtt_adapter.PublishWindow(client)
+    mqtt_adapter.connect(client)
+    client.loop_start()
+    fleet = build_fleet(w.meters, seed=1)
+    samples: list[tuple[float, float, int]] = []
+    start = time.monotonic()
+    published = 0
+    day = 0
+    next_sample = 0.0
+    # A day of readings per meter every half second: ~38,000 readings/s, well inside
+    # what one worker stores, so memory is measured at a steady state, not a backlog.
+    while (elapsed := time.monotonic() - start) < seconds:
+        first = T0 + timedelta(days=day)
+        starts = telemetry.interval_range(first, 96)
+        for m in fleet:
+            readings = tuple(
+                telemetry.Reading(s, 1.0 + i % 9, 0.4, 4.0 + i % 9, (120.0,))
+                for i, s in enumerate(starts)
+            )
+            body = telemetry.encode_interval(telemetry.IntervalMessage(m.id, readings))
+            window.acquire()
+            client.publish(telemetry.topic_for(m.utility_id, m.id, "interval", prefix), body, 1)
+        published += w.meters * 96
+        day += 1
+        if elapsed >= next_sample:
+            samples.append((elapsed, rss_mb(), ingest_worker.stats.readings_offered))
+            progress(f"soak {elapsed:5.0f} s: RSS {samples[-1][1]:.1f} MB")
+            next_sample += max(seconds / 20, 1.0)
+        time.sleep(max(0.0, start + day * 0.5 - time.monotonic()))
+    window.drain(120)
+    client.disconnect()
+    client.loop_stop()
+    ingest_worker.flush(120)
+    samples.append((time.monotonic() - start, rss_mb(), ingest_worker.stats.readings_offered))
+    ingest_worker.stop()
+    engine.dispose()
+    found = stored(database_url)
+    if found != published:
+        raise RuntimeError(f"soak stored {found} readings, published {published}")
+    return samples
