@@ -396,5 +396,6 @@
     }).catch(showError);
   }
 
-  loadDefaults($("segment").value);
+  // A page opened with ?utility= (the presenter's story) starts prefilled from that fleet.
+  if ($("calibrate").value) { calibrate($("calibrate").value); } else { loadDefaults($("segment").value); }
 })();
