@@ -8,7 +8,7 @@ import pytest
 
 from app.db.seed import DEMO_LOGINS, DemoLogin
 from simulator.fleet import Meter
-from tests.e2e.conftest import log_in, watch
+from tests.e2e.conftest import accessibility_problems, log_in, watch
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,13 @@ PAGES: dict[str, set[str]] = {
     "/segments/security": CHANNEL | {"building_manager"},
     "/roi": CHANNEL,
     "/demo/": {"vendor_admin", "vendor_se"},
+    "/dead-letters/": {"vendor_admin", "vendor_se", "distributor_manager", "utility_viewer"},
+    "/partners/deals": CHANNEL,
+    "/partners/prospects": CHANNEL,
+    "/partners/rfx": CHANNEL,
+    "/partners/prices": CHANNEL,
+    "/partners/kpis": CHANNEL,
+    "/partners/registry": {"vendor_admin", "vendor_se"},
 }
 DISTRIBUTOR = {"glpl": "northgrid", "atlantic": "northgrid", "cascade": "prairiemeter",
                "millbrook": "northgrid", "prec": "prairiemeter", "fedcenter": "northgrid",
@@ -49,6 +56,8 @@ def test_role_walks_its_pages(
     context = browser.new_context()
     page = context.new_page()
     problems = watch(page, base)
+    page.goto(f"{base}/login")
+    barriers = accessibility_problems(page)
     log_in(page, base, login.email)
 
     for path, roles in PAGES.items():
@@ -60,6 +69,7 @@ def test_role_walks_its_pages(
             # Every chart on the page has rendered (plotly draws an svg in each).
             for chart in page.locator("[data-plotly]").all():
                 chart.locator(".main-svg").first.wait_for(timeout=15_000)
+            barriers += accessibility_problems(page)
         else:
             assert "Traceback" not in page.content()
             # A refused page is a friendly page, and its console noise is the 403 itself.
@@ -67,8 +77,10 @@ def test_role_walks_its_pages(
     own, foreign = own_and_foreign_meter(login, fleet)
     assert page.goto(f"{base}/meters/{own.id}").status == 200  # type: ignore[union-attr]
     page.locator("#meter-chart .main-svg").first.wait_for(timeout=15_000)
+    barriers += accessibility_problems(page)
     if foreign is not own:
         assert page.goto(f"{base}/meters/{foreign.id}").status == 404  # type: ignore[union-attr]
         problems[:] = [p for p in problems if "404" not in p]
     context.close()
     assert problems == [], (login.email, problems)
+    assert barriers == [], (login.email, barriers)

@@ -219,7 +219,7 @@
     var t = $(id);
     t.textContent = "";
     var head = make("tr");
-    cols.forEach(function (c) { head.appendChild(make("th", c[0] === "year" ? null : "num", c[1])); });
+    cols.forEach(function (c) { var th = make("th", c[0] === "year" ? null : "num", c[1]); th.scope = "col"; head.appendChild(th); });
     t.appendChild(make("thead")).appendChild(head);
     var body = t.appendChild(make("tbody"));
     rows.forEach(function (row) {
