@@ -84,3 +84,59 @@ def test_role_walks_its_pages(
     context.close()
     assert problems == [], (login.email, problems)
     assert barriers == [], (login.email, barriers)
+
+
+@pytest.mark.parametrize("email", ["se@wattline.example", "admin@wattline.example"])
+def test_presenter_clicks_through_a_story_by_mouse_and_keyboard(
+    browser: Any, live_portal: tuple[str, list[Meter]], email: str
+) -> None:
+    base, _fleet = live_portal
+    context = browser.new_context()
+    page = context.new_page()
+    problems = watch(page, base)
+    log_in(page, base, email)
+    page.goto(f"{base}/demo/")
+    page.click("#story-iou")
+    banner = page.locator("#story-banner")
+    banner.wait_for()
+    assert "IOU story · step 1 of 4: The live fleet" in banner.inner_text()
+    page.locator("#fleet-chart .main-svg").first.wait_for(timeout=15_000)
+    barriers = accessibility_problems(page)
+    # A presenter's clicker or the arrow keys step through without touching the mouse.
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(f"{base}/?utility=glpl")
+    assert "step 2 of 4" in banner.inner_text()
+    assert page.locator("#story-incident").is_visible()
+    page.click("#story-next")
+    page.wait_for_url(f"{base}/meters/**")
+    assert "step 3 of 4: A two-way command" in banner.inner_text()
+    assert "Send: Ping" in page.inner_text("#story-command")
+    page.locator("#meter-chart .main-svg").first.wait_for(timeout=15_000)
+    barriers += accessibility_problems(page)
+    page.click("#story-back")
+    page.wait_for_url(f"{base}/?utility=glpl")
+    page.locator("#story-next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/meters/**")
+    page.click("#story-next")
+    page.wait_for_url(f"{base}/roi?segment=iou&utility=glpl")
+    assert "step 4 of 4: The ROI" in banner.inner_text()
+    # The ROI arrives prefilled from the featured utility's fleet.
+    page.locator("#calibration-note").wait_for(state="visible", timeout=15_000)
+    assert page.input_value("#customer-name") == "Great Lakes Power & Light"
+    page.locator("#chart-cumulative .main-svg").first.wait_for(timeout=15_000)
+    barriers += accessibility_problems(page)
+    page.click("#story-exit")
+    page.wait_for_url(f"{base}/demo/")
+    assert page.locator("#story-banner").count() == 0
+
+    # In presenter mode the story buttons sit under the top bar on every page.
+    page.click("#presenter-toggle")
+    page.click("#presenter-story-security")
+    banner.wait_for()
+    assert "Security story · step 1 of 4" in banner.inner_text()
+    barriers += accessibility_problems(page)
+    page.click("#story-exit")
+    context.close()
+    assert problems == [], problems
+    assert barriers == [], barriers
