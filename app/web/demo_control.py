@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from app.command_bus import CommandBusError
 from app.db import models
 from app.domain.access import Role
+from app.domain.story import STORIES
 from app.web.auth import user
 from app.web.commands import bus
 from app.web.db import db, settings
@@ -45,7 +46,8 @@ def presenters_only() -> None:
         abort(403, description="Demo controls are for the vendor's sales engineers.")
 
 
-def _audit(action: str, target: str, details: dict[str, Any]) -> None:
+def audit(action: str, target: str, details: dict[str, Any]) -> None:
+    """Record a presenter action in the audit log (the caller commits)."""
     current = user()
     db().add(
         models.AuditEntry(
@@ -60,7 +62,8 @@ def _audit(action: str, target: str, details: dict[str, Any]) -> None:
     )
 
 
-def _publish(payload: bytes) -> bool:
+def publish(payload: bytes) -> bool:
+    """Send a control message to the simulator; flash why and return False if it failed."""
     try:
         bus().publish(control_topic(settings().topic_prefix), payload)
     except CommandBusError as exc:
@@ -87,6 +90,7 @@ def index() -> Any:
         recent=list(recent),
         min_speed=MIN_SPEED,
         max_speed=MAX_SPEED,
+        stories=STORIES,
     )
 
 
@@ -100,8 +104,8 @@ def speed() -> Any:
         abort(400, description="speed must be a number")
     if not MIN_SPEED <= value <= MAX_SPEED:
         abort(400, description=f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}")
-    if _publish(encode_speed(value)):
-        _audit("demo.speed", f"{value:g}x", {"speed": value})
+    if publish(encode_speed(value)):
+        audit("demo.speed", f"{value:g}x", {"speed": value})
         db().commit()
         flash(f"Simulator speed set to {value:g}x.", "ok")
     return redirect(url_for("demo.index"))
@@ -119,8 +123,8 @@ def incident() -> Any:
         spec = preset(name, region)
     except ControlError as exc:
         abort(400, description=str(exc))
-    if _publish(encode_incident(spec)):
-        _audit("demo.incident", spec["name"], {"incident": name, "region": region})
+    if publish(encode_incident(spec)):
+        audit("demo.incident", spec["name"], {"incident": name, "region": region})
         db().commit()
         flash(f"{spec['name']} started; watch the fleet page.", "ok")
     return redirect(url_for("demo.index"))
@@ -135,7 +139,7 @@ def reset() -> Any:
     for model in (models.AlarmAck, models.MeterCommand, models.Event, models.DeadLetter):
         result = session.execute(delete(model))
         counts[model.__tablename__] = int(getattr(result, "rowcount", 0) or 0)
-    _audit("demo.reset", "demo", counts)
+    audit("demo.reset", "demo", counts)
     session.commit()
     flash(
         "Demo reset: "

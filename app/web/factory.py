@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         presenter,
         roi,
         segments,
+        story,
     )
     from app.web import exports as exports_api
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(alarms.api_bp)
     app.register_blueprint(presenter.bp)
     app.register_blueprint(demo_control.bp)
+    app.register_blueprint(story.bp)
     app.register_blueprint(commands.api_bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(roi.bp)

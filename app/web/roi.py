@@ -476,9 +476,15 @@ def version_report_view(scenario_id: int, version: int) -> Any:
 def page() -> Any:
     """Render the interactive ROI page."""
     who = roi_user()
+    utilities = roi_store.visible_utilities(db(), who.scope)
+    # ?utility= (a visible one) prefills from its fleet, as the presenter's story does.
+    chosen = next((u for u in utilities if u.id == request.args.get("utility")), None)
+    segment = chosen.segment if chosen else request.args.get("segment", "")
     return render_template(
         "roi.html",
         segments=[(s, SEGMENT_LABELS[s]) for s in SEGMENTS],
-        utilities=roi_store.visible_utilities(db(), who.scope),
+        utilities=utilities,
         scenarios=roi_store.list_scenarios(db(), who.scope),
+        selected_segment=segment if segment in SEGMENTS else None,
+        selected_utility=chosen.id if chosen else None,
     )

@@ -99,6 +99,23 @@ def watch(page: Any, base: str) -> list[str]:
     return problems
 
 
+# axe-core impacts that fail a page; "moderate" and "minor" are reported by axe but tolerated.
+BLOCKING_IMPACTS = frozenset({"serious", "critical"})
+
+
+def accessibility_problems(page: Any) -> list[str]:
+    """Run axe-core (bundled by axe-playwright-python, offline) on the page; list serious/critical violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(", ".join(n["target"]) for n in v["nodes"][:3])
+        for v in results.response["violations"]
+        if v.get("impact") in BLOCKING_IMPACTS
+    ]
+
+
 def log_in(page: Any, base: str, email: str) -> None:
     """Log in through the real form and wait for the fleet page."""
     page.goto(f"{base}/login")

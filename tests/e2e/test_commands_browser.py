@@ -93,3 +93,46 @@ def test_ping_and_register_read_from_the_meter_page(
         assert expected in row.inner_text()
     context.close()
     assert problems == []
+
+
+def test_security_story_tamper_now_then_a_read_of_the_meter_it_hit(
+    browser: Any, live_stack: tuple[str, list[Meter]]
+) -> None:
+    base, fleet = live_stack
+    security = {m.id for m in fleet if m.utility_id in ("fedcenter", "riverton")}
+    context = browser.new_context()
+    page = context.new_page()
+    problems = watch(page, base)
+    log_in(page, base, "se@wattline.example")
+    page.goto(f"{base}/demo/")
+    page.click("#story-security")
+    page.locator("#story-banner").wait_for()
+    page.click("#story-next")
+    page.click("#story-incident")
+    page.wait_for_url(f"{base}/?utility=*")
+    assert "Started at" in page.inner_text("#story-incident-state")
+    # The simulator starts the tamper now; the live feed shows it without a reload.
+    page.locator("#event-feed li", has_text="tamper").first.wait_for(timeout=60_000)
+    page.click("#story-next")
+    page.wait_for_url(f"{base}/meters/**")
+    meter_id = page.url.split("/meters/")[1].split("#")[0]
+    assert meter_id in security
+    assert "reported tamper" in page.inner_text("#story-banner")
+    answered = False
+    for _attempt in range(3):  # a wireless call can fail like a real one
+        page.click("#story-command")
+        row = page.locator("#command-log tbody tr").first
+        row.locator(".cmd-status.ok, .cmd-status.error, .cmd-status.timeout").wait_for(
+            timeout=45_000
+        )
+        if row.locator(".cmd-status.ok").count():
+            answered = True
+            break
+    assert answered, "the tampered meter never answered the read"
+    assert "kWh" in row.inner_text()
+    assert "On-demand read: ok" in page.inner_text("#command-announce")
+    page.click("#story-next")
+    page.wait_for_url(f"{base}/roi?segment=security&utility=*")
+    page.locator("#calibration-note").wait_for(state="visible", timeout=15_000)
+    context.close()
+    assert problems == [], problems

@@ -8,7 +8,7 @@ import pytest
 
 from app.db.seed import DEMO_LOGINS, DemoLogin
 from simulator.fleet import Meter
-from tests.e2e.conftest import log_in, watch
+from tests.e2e.conftest import accessibility_problems, log_in, watch
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,13 @@ PAGES: dict[str, set[str]] = {
     "/segments/security": CHANNEL | {"building_manager"},
     "/roi": CHANNEL,
     "/demo/": {"vendor_admin", "vendor_se"},
+    "/dead-letters/": {"vendor_admin", "vendor_se", "distributor_manager", "utility_viewer"},
+    "/partners/deals": CHANNEL,
+    "/partners/prospects": CHANNEL,
+    "/partners/rfx": CHANNEL,
+    "/partners/prices": CHANNEL,
+    "/partners/kpis": CHANNEL,
+    "/partners/registry": {"vendor_admin", "vendor_se"},
 }
 DISTRIBUTOR = {"glpl": "northgrid", "atlantic": "northgrid", "cascade": "prairiemeter",
                "millbrook": "northgrid", "prec": "prairiemeter", "fedcenter": "northgrid",
@@ -49,6 +56,8 @@ def test_role_walks_its_pages(
     context = browser.new_context()
     page = context.new_page()
     problems = watch(page, base)
+    page.goto(f"{base}/login")
+    barriers = accessibility_problems(page)
     log_in(page, base, login.email)
 
     for path, roles in PAGES.items():
@@ -60,6 +69,7 @@ def test_role_walks_its_pages(
             # Every chart on the page has rendered (plotly draws an svg in each).
             for chart in page.locator("[data-plotly]").all():
                 chart.locator(".main-svg").first.wait_for(timeout=15_000)
+            barriers += accessibility_problems(page)
         else:
             assert "Traceback" not in page.content()
             # A refused page is a friendly page, and its console noise is the 403 itself.
@@ -67,8 +77,66 @@ def test_role_walks_its_pages(
     own, foreign = own_and_foreign_meter(login, fleet)
     assert page.goto(f"{base}/meters/{own.id}").status == 200  # type: ignore[union-attr]
     page.locator("#meter-chart .main-svg").first.wait_for(timeout=15_000)
+    barriers += accessibility_problems(page)
     if foreign is not own:
         assert page.goto(f"{base}/meters/{foreign.id}").status == 404  # type: ignore[union-attr]
         problems[:] = [p for p in problems if "404" not in p]
     context.close()
     assert problems == [], (login.email, problems)
+    assert barriers == [], (login.email, barriers)
+
+
+@pytest.mark.parametrize("email", ["se@wattline.example", "admin@wattline.example"])
+def test_presenter_clicks_through_a_story_by_mouse_and_keyboard(
+    browser: Any, live_portal: tuple[str, list[Meter]], email: str
+) -> None:
+    base, _fleet = live_portal
+    context = browser.new_context()
+    page = context.new_page()
+    problems = watch(page, base)
+    log_in(page, base, email)
+    page.goto(f"{base}/demo/")
+    page.click("#story-iou")
+    banner = page.locator("#story-banner")
+    banner.wait_for()
+    assert "IOU story · step 1 of 4: The live fleet" in banner.inner_text()
+    page.locator("#fleet-chart .main-svg").first.wait_for(timeout=15_000)
+    barriers = accessibility_problems(page)
+    # A presenter's clicker or the arrow keys step through without touching the mouse.
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(f"{base}/?utility=glpl")
+    assert "step 2 of 4" in banner.inner_text()
+    assert page.locator("#story-incident").is_visible()
+    page.click("#story-next")
+    page.wait_for_url(f"{base}/meters/**")
+    assert "step 3 of 4: A two-way command" in banner.inner_text()
+    assert "Send: Ping" in page.inner_text("#story-command")
+    page.locator("#meter-chart .main-svg").first.wait_for(timeout=15_000)
+    barriers += accessibility_problems(page)
+    page.click("#story-back")
+    page.wait_for_url(f"{base}/?utility=glpl")
+    page.locator("#story-next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/meters/**")
+    page.click("#story-next")
+    page.wait_for_url(f"{base}/roi?segment=iou&utility=glpl")
+    assert "step 4 of 4: The ROI" in banner.inner_text()
+    # The ROI arrives prefilled from the featured utility's fleet.
+    page.locator("#calibration-note").wait_for(state="visible", timeout=15_000)
+    assert page.input_value("#customer-name") == "Great Lakes Power & Light"
+    page.locator("#chart-cumulative .main-svg").first.wait_for(timeout=15_000)
+    barriers += accessibility_problems(page)
+    page.click("#story-exit")
+    page.wait_for_url(f"{base}/demo/")
+    assert page.locator("#story-banner").count() == 0
+
+    # In presenter mode the story buttons sit under the top bar on every page.
+    page.click("#presenter-toggle")
+    page.click("#presenter-story-security")
+    banner.wait_for()
+    assert "Security story · step 1 of 4" in banner.inner_text()
+    barriers += accessibility_problems(page)
+    page.click("#story-exit")
+    context.close()
+    assert problems == [], problems
+    assert barriers == [], barriers

@@ -3,6 +3,8 @@
   var box = document.getElementById("commands");
   if (!box) { return; }
   var log = document.querySelector("#command-log tbody");
+  // Screen readers hear each command's outcome once, not every poll.
+  var announce = document.getElementById("command-announce");
   var FINAL = { ok: true, error: true, timeout: true };
 
   function json(url, options) {
@@ -32,6 +34,10 @@
     badge.textContent = cmd.status;
     row.cells[2].appendChild(badge);
     row.cells[3].textContent = describe(cmd.result);
+    if (announce && FINAL[cmd.status] && row.dataset.announced !== cmd.status) {
+      row.dataset.announced = cmd.status;
+      announce.textContent = row.cells[1].textContent + ": " + cmd.status + (row.cells[3].textContent ? " · " + row.cells[3].textContent : "");
+    }
   }
 
   function follow(row, url, started) {

@@ -219,7 +219,7 @@
     var t = $(id);
     t.textContent = "";
     var head = make("tr");
-    cols.forEach(function (c) { head.appendChild(make("th", c[0] === "year" ? null : "num", c[1])); });
+    cols.forEach(function (c) { var th = make("th", c[0] === "year" ? null : "num", c[1]); th.scope = "col"; head.appendChild(th); });
     t.appendChild(make("thead")).appendChild(head);
     var body = t.appendChild(make("tbody"));
     rows.forEach(function (row) {
@@ -396,5 +396,6 @@
     }).catch(showError);
   }
 
-  loadDefaults($("segment").value);
+  // A page opened with ?utility= (the presenter's story) starts prefilled from that fleet.
+  if ($("calibrate").value) { calibrate($("calibrate").value); } else { loadDefaults($("segment").value); }
 })();
