@@ -40,6 +40,10 @@ HEARTBEAT_S = 5.0
 RETRY_MAX_S = 10.0
 KINDS_CONSUMED: tuple[telemetry.Kind, ...] = ("interval", "event", "status", "reply")
 
+# Leaving a share group: after the UNSUBACK, wait this long without a message before
+# disconnecting (the broker still sends what it had already routed to this worker).
+SHARE_DRAIN_QUIET_S = 1.0
+
 
 @dataclass
 class IngestStats:
@@ -66,9 +70,14 @@ class IngestWorker:
         client_id: str = "wattline-ingest",
         heartbeat_name: str = "ingest",
         limits: vee.Plausibility | None = None,
+        share_group: str | None = None,
     ) -> None:
-        """Configure the worker; nothing connects until start()."""
+        """Configure the worker; nothing connects until start(); share_group splits the load."""
         self.prefix = prefix
+        self.share_group = share_group
+        self.filters = [telemetry.subscription(k, prefix) for k in KINDS_CONSUMED]
+        if share_group:
+            self.filters = [mqtt_adapter.shared_filter(share_group, f) for f in self.filters]
         self.client_id = client_id
         self.heartbeat_name = heartbeat_name
         self.limits = limits or vee.Plausibility()
@@ -81,6 +90,9 @@ class IngestWorker:
         self._accepting = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._leaving = threading.Event()
+        self._unsubscribed = threading.Event()
+        self._last_message = 0.0
         self._generation = 0
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._client = mqtt_adapter.make_client(
@@ -89,6 +101,7 @@ class IngestWorker:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._client.on_message = self._on_message
 
     @property
@@ -113,6 +126,8 @@ class IngestWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking messages, flush and acknowledge what was taken, then disconnect."""
+        if self.share_group:
+            self._leave_share_group(timeout)
         self._accepting.clear()
         self._stopping.set()
         self._writer.join(timeout)
@@ -122,6 +137,27 @@ class IngestWorker:
         if self._owns_engine:
             self._engine.dispose()
         log.info("ingest stopped: %s", self.stats)
+
+    def _leave_share_group(self, timeout: float) -> None:
+        # A broker keeps giving a persistent session that is merely disconnected its turn
+        # of the shared stream (Mosquitto queues it until that client id returns), so a
+        # worker leaving for good unsubscribes first: new messages then go to the others.
+        self._leaving.set()
+        if not self._connected.is_set():
+            log.warning("leaving share group while disconnected: this session keeps its share")
+            return
+        self._client.unsubscribe(self.filters)
+        if not self._unsubscribed.wait(min(timeout, mqtt_adapter.CONNECT_TIMEOUT_S)):
+            log.warning("no UNSUBACK from the broker: this session may keep its share")
+            return
+        # What the broker routed here before the UNSUBACK still arrives: take and ack it.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            quiet = time.monotonic() - self._last_message >= SHARE_DRAIN_QUIET_S
+            if quiet and self._queue.unfinished_tasks == 0:
+                return
+            time.sleep(0.05)
+        log.warning("messages still arriving after %.0f s; the rest stay in this session", timeout)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (for tests and shutdown)."""
@@ -146,8 +182,10 @@ class IngestWorker:
             log.error("broker refused the connection: %s", reason_code)
             return
         self._generation += 1
+        if self._leaving.is_set():
+            return
         # Resubscribe on every connect: a broker restart may have lost the session.
-        client.subscribe([(telemetry.subscription(k, self.prefix), 1) for k in KINDS_CONSUMED])
+        client.subscribe([(f, 1) for f in self.filters])
         log.info("connected to broker (session present: %s)", flags.session_present)
 
     def _on_subscribe(
@@ -165,6 +203,16 @@ class IngestWorker:
         # Only now is every published reading guaranteed to reach us.
         self._connected.set()
 
+    def _on_unsubscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        self._unsubscribed.set()
+
     def _on_disconnect(
         self,
         client: mqtt.Client,
@@ -181,6 +229,7 @@ class IngestWorker:
         if not self._accepting.is_set():
             # Not acknowledged: the persistent session redelivers it to the next worker.
             return
+        self._last_message = time.monotonic()
         received_at = datetime.now(UTC)
         payload = bytes(msg.payload)
         mid = msg.mid if msg.qos else 0
@@ -291,6 +340,7 @@ class IngestWorker:
                         updated_at=datetime.now(UTC),
                         details={
                             "client_id": self.client_id,
+                            "share_group": self.share_group,
                             "received": self.stats.received,
                             "dead_letters": self.stats.dead_letters,
                             "queue": self._queue.qsize(),
