@@ -150,14 +150,14 @@ def test_one_worker_leaving_mid_stream_loses_nothing(
 ) -> None:
     """Stop one worker while the stream runs; the other stores everything, with no restart."""
     a, b = start_member("a"), start_member("b")
-    messages, unique = stream(topic_prefix, fleet, messages_per_meter=12)
+    messages, unique = stream(topic_prefix, fleet, messages_per_meter=16)
     sent = [0]
 
     def producer() -> None:
         for t, payload in messages:
             publish(t, payload)
             sent[0] += 1
-            time.sleep(0.01)
+            time.sleep(0.02)
 
     thread = threading.Thread(target=producer)
     thread.start()
@@ -168,7 +168,8 @@ def test_one_worker_leaving_mid_stream_loses_nothing(
     b.stop()
     stopped_at = sent[0]
     thread.join(30)
-    assert stopped_at < len(messages), "the stream ended before the worker stopped"
+    # Some of the stream went out after b had left: a alone must have taken all of that.
+    assert stopped_at < len(messages), "the stream ended before the worker had stopped"
 
     # Also a redelivery-like duplicate of what b had already stored.
     for t, payload in messages[:5]:
@@ -177,6 +178,6 @@ def test_one_worker_leaving_mid_stream_loses_nothing(
     assert a.flush()
     time.sleep(0.5)
     assert count(database_url, models.Reading) == unique
-    assert set(readings_per_meter(database_url).values()) == {16 * 12}
+    assert set(readings_per_meter(database_url).values()) == {16 * 16}
     # Every message went to exactly one of them: nothing stranded in b's session, no copies.
     assert a.stats.received + b.stats.received == len(messages) + 5
