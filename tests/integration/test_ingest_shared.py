@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import mqtt as mqtt_adapter
 from app.db import models
@@ -109,6 +109,22 @@ def readings_per_meter(database_url: str) -> dict[str, int]:
     return counts
 
 
+def rollup_totals(database_url: str) -> dict[str, tuple[tuple[int, float], ...]]:
+    """Return per meter (intervals, kWh) summed over readings, hourly and daily rollups."""
+    engine = make_engine(database_url)
+    totals: dict[str, list[tuple[int, float]]] = {}
+    with make_sessionmaker(engine)() as session:
+        for table in (models.Reading, models.HourlyRollup, models.DailyRollup):
+            n = func.count() if table is models.Reading else func.sum(table.intervals)
+            rows = session.execute(
+                select(table.meter_id, n, func.sum(table.kwh)).group_by(table.meter_id)
+            )
+            for meter_id, intervals, kwh in rows:
+                totals.setdefault(meter_id, []).append((int(intervals), round(kwh, 6)))
+    engine.dispose()
+    return {meter_id: tuple(t) for meter_id, t in totals.items()}
+
+
 def test_two_workers_in_a_share_group_split_the_stream_and_store_it_once(
     fleet: list[Meter],
     publish: Callable[[str, bytes], None],
@@ -181,3 +197,45 @@ def test_one_worker_leaving_mid_stream_loses_nothing(
     assert set(readings_per_meter(database_url).values()) == {16 * 16}
     # Every message went to exactly one of them: nothing stranded in b's session, no copies.
     assert a.stats.received + b.stats.received == len(messages) + 5
+
+
+def test_two_workers_writing_one_meters_day_keep_its_rollups_exact(
+    fleet: list[Meter],
+    mosquitto_url: str,
+    start_member: Callable[[str], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
+) -> None:
+    """Hour-long messages of the same meters' days go to both workers and commit side by side."""
+    a, b = start_member("a"), start_member("b")
+    meters = fleet[:3]
+    # A burst, not one message per PUBACK: both workers' batches fill and commit together.
+    client = mqtt_adapter.make_client(mosquitto_url, f"test-pub-{uuid.uuid4().hex[:8]}")
+    mqtt_adapter.connect(client)
+    client.loop_start()
+    try:
+        infos = [
+            client.publish(
+                topic(topic_prefix, meter),
+                interval_payload(meter, telemetry.interval_range(T0 + timedelta(hours=h), 4)),
+                qos=1,
+            )
+            for h in range(4 * 24)
+            for meter in meters
+        ]
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    unique = 4 * 4 * 24 * len(meters)
+    assert wait_for_count(database_url, models.Reading, unique, timeout=30) == unique
+    assert a.flush()
+    assert b.flush()
+    assert a.stats.batches > 1
+    assert b.stats.batches > 1
+    totals = rollup_totals(database_url)
+    assert sorted(totals) == sorted(m.id for m in meters)
+    for meter_id, (readings, hourly, daily) in totals.items():
+        assert hourly == readings, f"{meter_id}: hourly rollups {hourly} vs readings {readings}"
+        assert daily == readings, f"{meter_id}: daily rollups {daily} vs readings {readings}"
