@@ -58,6 +58,16 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
     )
 
 
+def check_share_group(name: str) -> str:
+    """Return `name` if it can name an MQTT shared-subscription group, else raise ConfigError."""
+    # MQTT 5 (4.8.2): a ShareName is at least one character and holds no "/", "+" or "#".
+    if not name or any(c in name for c in "/+#\0"):
+        raise ConfigError(
+            f"shared subscription group {name!r} must be non-empty without '/', '+' or '#'"
+        )
+    return name
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -99,6 +109,8 @@ class Settings:
     demo_speed: float
     demo_seed: int
     instance_path: Path
+    # Ingest workers sharing this group split the stream ($share/<group>/...); None: one worker.
+    ingest_share_group: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +124,12 @@ class Settings:
         mqtt_url = env.get("MQTT_URL") or None
         if mqtt_url:
             parse_mqtt_url(mqtt_url)
+        share_group = env.get("INGEST_SHARE_GROUP") or None
+        if share_group is not None:
+            try:
+                check_share_group(share_group)
+            except ConfigError as exc:
+                raise ConfigError(f"INGEST_SHARE_GROUP: {exc}") from None
         return cls(
             database_url=env.get("DATABASE_URL") or f"sqlite:///{instance / 'wattline.db'}",
             mqtt_url=mqtt_url,
@@ -124,6 +142,7 @@ class Settings:
             demo_speed=_float(env, "DEMO_SPEED", 900.0, minimum=1.0),
             demo_seed=_int(env, "DEMO_SEED", 42),
             instance_path=instance,
+            ingest_share_group=share_group,
         )
 
 

@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from app.config import MqttEndpoint, parse_mqtt_url
+from app.config import MqttEndpoint, check_share_group, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ def make_client(
         client.will_set(will[0], will[1], qos=1, retain=True)
     client.user_data_set(endpoint)
     return client
+
+
+def shared_filter(group: str, topic_filter: str) -> str:
+    """Return `topic_filter` as a shared subscription of `group` (one member gets each message)."""
+    # "$share/<group>/<filter>" is MQTT 5's syntax; Mosquitto 2 also honours it on 3.1.1.
+    return f"$share/{check_share_group(group)}/{topic_filter}"
 
 
 def connect(client: mqtt.Client, keepalive: int = 30) -> None:

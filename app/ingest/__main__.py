@@ -14,7 +14,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Settings
+from app.config import ConfigError, Settings, check_share_group
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
@@ -25,6 +25,15 @@ from app.exports.series import interval_from_row
 from app.ingest.estimation import run_vee
 from app.ingest.importer import store_intervals
 from app.ingest.worker import IngestWorker
+
+
+def _share_group(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return check_share_group(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _logging(level: str) -> None:
@@ -39,6 +48,14 @@ def _logging(level: str) -> None:
 @click.option("--prefix", envvar="MQTT_TOPIC_PREFIX", default=DEFAULT_PREFIX, show_default=True)
 @click.option(
     "--client-id", envvar="INGEST_CLIENT_ID", default="wattline-ingest", show_default=True
+)
+@click.option(
+    "--share-group",
+    envvar="INGEST_SHARE_GROUP",
+    default=None,
+    callback=_share_group,
+    help="split the stream with every worker in this group ($share/GROUP/...); "
+    "each worker needs its own stable --client-id",
 )
 @click.option(
     "--future-tolerance",
@@ -56,6 +73,7 @@ def main(
     database_url: str | None,
     prefix: str,
     client_id: str,
+    share_group: str | None,
     future_tolerance: float,
     log_level: str,
 ) -> None:
@@ -66,7 +84,9 @@ def main(
     if ctx.invoked_subcommand is not None:
         return
     limits = vee.Plausibility(future_tolerance=timedelta(seconds=future_tolerance))
-    worker = IngestWorker(mqtt_url, url, prefix=prefix, client_id=client_id, limits=limits)
+    worker = IngestWorker(
+        mqtt_url, url, prefix=prefix, client_id=client_id, limits=limits, share_group=share_group
+    )
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -78,7 +98,8 @@ def main(
         worker.start()
     except OSError as exc:
         raise click.ClickException(f"cannot reach the MQTT broker at {mqtt_url}: {exc}") from exc
-    click.echo(f"ingest: {mqtt_url} → {url.split('@')[-1]} (prefix {prefix})", err=True)
+    shared = f", share group {share_group} as {client_id}" if share_group else ""
+    click.echo(f"ingest: {mqtt_url} → {url.split('@')[-1]} (prefix {prefix}{shared})", err=True)
     done.wait()
     worker.stop()
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +39,10 @@ QUEUE_SIZE = 20_000
 HEARTBEAT_S = 5.0
 RETRY_MAX_S = 10.0
 KINDS_CONSUMED: tuple[telemetry.Kind, ...] = ("interval", "event", "status", "reply")
+
+# Leaving a share group: after the UNSUBACK, wait this long without a message before
+# disconnecting (the broker still sends what it had already routed to this worker).
+SHARE_DRAIN_QUIET_S = 1.0
 
 
 @dataclass
@@ -66,14 +70,19 @@ class IngestWorker:
         client_id: str = "wattline-ingest",
         heartbeat_name: str = "ingest",
         limits: vee.Plausibility | None = None,
+        share_group: str | None = None,
         writers: int | None = None,
     ) -> None:
-        """Configure the worker; nothing connects until start().
+        """Configure the worker; nothing connects until start(); share_group splits the load.
 
         `writers` is how many batches are written at once (default: 2 on PostgreSQL, so one
         batch is prepared while the database writes the other; 1 on SQLite, one writer).
         """
         self.prefix = prefix
+        self.share_group = share_group
+        self.filters = [telemetry.subscription(k, prefix) for k in KINDS_CONSUMED]
+        if share_group:
+            self.filters = [mqtt_adapter.shared_filter(share_group, f) for f in self.filters]
         self.client_id = client_id
         self.heartbeat_name = heartbeat_name
         self.limits = limits or vee.Plausibility()
@@ -82,18 +91,26 @@ class IngestWorker:
         self._engine = make_engine(database) if isinstance(database, str) else database
         self._sessions: sessionmaker[Session] = make_sessionmaker(self._engine)
         self._meters = MeterDirectory()
-        self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
+        if writers is None:
+            writers = 2 if self._engine.dialect.name == "postgresql" else 1
+        # One queue per writer, each meter always on the same one: two writers never store
+        # the same meter's rows at once, so its rollups have one writer in this process.
+        self._queues: list[queue.Queue[Inbound]] = [
+            queue.Queue(maxsize=max(1, QUEUE_SIZE // max(1, writers)))
+            for _ in range(max(1, writers))
+        ]
         self._accepting = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._leaving = threading.Event()
+        self._unsubscribed = threading.Event()
+        self._last_message = 0.0
         self._generation = 0
-        if writers is None:
-            writers = 2 if self._engine.dialect.name == "postgresql" else 1
         self._writers = [
             threading.Thread(
                 target=self._write_loop, args=(n,), name=f"ingest-writer-{n}", daemon=True
             )
-            for n in range(max(1, writers))
+            for n in range(len(self._queues))
         ]
         self._stats_lock = threading.Lock()
         self._client = mqtt_adapter.make_client(
@@ -102,6 +119,7 @@ class IngestWorker:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._client.on_message = self._on_message
 
     @property
@@ -127,6 +145,8 @@ class IngestWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking messages, flush and acknowledge what was taken, then disconnect."""
+        if self.share_group:
+            self._leave_share_group(timeout)
         self._accepting.clear()
         self._stopping.set()
         deadline = time.monotonic() + timeout
@@ -139,11 +159,32 @@ class IngestWorker:
             self._engine.dispose()
         log.info("ingest stopped: %s", self.stats)
 
+    def _leave_share_group(self, timeout: float) -> None:
+        # A broker keeps giving a persistent session that is merely disconnected its turn
+        # of the shared stream (Mosquitto queues it until that client id returns), so a
+        # worker leaving for good unsubscribes first: new messages then go to the others.
+        self._leaving.set()
+        if not self._connected.is_set():
+            log.warning("leaving share group while disconnected: this session keeps its share")
+            return
+        self._client.unsubscribe(self.filters)
+        if not self._unsubscribed.wait(min(timeout, mqtt_adapter.CONNECT_TIMEOUT_S)):
+            log.warning("no UNSUBACK from the broker: this session may keep its share")
+            return
+        # What the broker routed here before the UNSUBACK still arrives: take and ack it.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            quiet = time.monotonic() - self._last_message >= SHARE_DRAIN_QUIET_S
+            if quiet and self._unfinished() == 0:
+                return
+            time.sleep(0.05)
+        log.warning("messages still arriving after %.0f s; the rest stay in this session", timeout)
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (for tests and shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
+            if self._unfinished() == 0:
                 return True
             time.sleep(0.01)
         return False
@@ -162,8 +203,10 @@ class IngestWorker:
             log.error("broker refused the connection: %s", reason_code)
             return
         self._generation += 1
+        if self._leaving.is_set():
+            return
         # Resubscribe on every connect: a broker restart may have lost the session.
-        client.subscribe([(telemetry.subscription(k, self.prefix), 1) for k in KINDS_CONSUMED])
+        client.subscribe([(f, 1) for f in self.filters])
         log.info("connected to broker (session present: %s)", flags.session_present)
 
     def _on_subscribe(
@@ -181,6 +224,16 @@ class IngestWorker:
         # Only now is every published reading guaranteed to reach us.
         self._connected.set()
 
+    def _on_unsubscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        self._unsubscribed.set()
+
     def _on_disconnect(
         self,
         client: mqtt.Client,
@@ -197,6 +250,7 @@ class IngestWorker:
         if not self._accepting.is_set():
             # Not acknowledged: the persistent session redelivers it to the next worker.
             return
+        self._last_message = time.monotonic()
         received_at = datetime.now(UTC)
         payload = bytes(msg.payload)
         mid = msg.mid if msg.qos else 0
@@ -215,19 +269,24 @@ class IngestWorker:
             self.stats.rejected += 1
             log.exception("dead-lettering message on %s after an unexpected error", msg.topic)
         self.stats.received += 1
+        meter = item.topic.meter_id if isinstance(item, Accepted) else item.topic
+        target = self._queues[hash(meter) % len(self._queues)]
         # Blocking here is the backpressure: paho stops reading and the broker holds messages.
         while self._accepting.is_set():
             try:
-                self._queue.put(item, timeout=0.5)
+                target.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
 
     # ------------------------------------------------------------ writer thread
 
-    def _take_batch(self) -> list[Inbound]:
+    def _unfinished(self) -> int:
+        return sum(q.unfinished_tasks for q in self._queues)
+
+    def _take_batch(self, source: queue.Queue[Inbound]) -> list[Inbound]:
         try:
-            first = self._queue.get(timeout=0.2)
+            first = source.get(timeout=0.2)
         except queue.Empty:
             return []
         batch = [first]
@@ -236,11 +295,7 @@ class IngestWorker:
         while rows < BATCH_MAX_ROWS:
             remaining = deadline - time.monotonic()
             try:
-                item = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                item = source.get(timeout=remaining) if remaining > 0 else source.get_nowait()
             except queue.Empty:
                 break
             batch.append(item)
@@ -249,22 +304,25 @@ class IngestWorker:
 
     def _write_loop(self, index: int) -> None:
         last_beat = 0.0
+        source = self._queues[index]
         while True:
-            batch = self._take_batch()
+            batch = self._take_batch(source)
             if batch:
-                self._commit_with_retry(batch)
+                self._commit_with_retry(batch, source)
             now = time.monotonic()
             if index == 0 and now - last_beat >= HEARTBEAT_S:
                 self._write_heartbeat(connected=self.broker_connected)
                 last_beat = now
-            if self._stopping.is_set() and self._queue.empty():
+            if self._stopping.is_set() and source.empty():
                 return
 
-    def _commit_with_retry(self, batch: list[Inbound]) -> None:
+    def _commit_with_retry(self, batch: list[Inbound], source: queue.Queue[Inbound]) -> None:
         delay = 0.5
         while True:
             try:
                 with self._sessions.begin() as session:
+                    if self.share_group:
+                        _lock_meters(session, batch)
                     result = write_batch(session, batch, self._meters, self.limits)
                 break
             except SQLAlchemyError as exc:
@@ -276,7 +334,7 @@ class IngestWorker:
                         "database unavailable at shutdown; %d messages left to the broker",
                         len(batch),
                     )
-                    self._discard(batch)
+                    self._discard(batch, source)
                     return
                 log.error(
                     "database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay
@@ -293,11 +351,11 @@ class IngestWorker:
             # could acknowledge a different, not yet stored message.
             if item.mid and item.connection == self._generation:
                 self._client.ack(item.mid, 1)
-        self._discard(batch)
+        self._discard(batch, source)
 
-    def _discard(self, batch: list[Inbound]) -> None:
+    def _discard(self, batch: list[Inbound], source: queue.Queue[Inbound]) -> None:
         for _ in batch:
-            self._queue.task_done()
+            source.task_done()
 
     def _write_heartbeat(self, *, connected: bool) -> None:
         try:
@@ -309,14 +367,30 @@ class IngestWorker:
                         updated_at=datetime.now(UTC),
                         details={
                             "client_id": self.client_id,
+                            "share_group": self.share_group,
                             "received": self.stats.received,
                             "dead_letters": self.stats.dead_letters,
-                            "queue": self._queue.qsize(),
+                            "queue": sum(q.qsize() for q in self._queues),
                         },
                     )
                 )
         except SQLAlchemyError as exc:
             log.warning("heartbeat not written: %s", exc.__class__.__name__)
+
+
+def _lock_meters(session: Session, batch: list[Inbound]) -> None:
+    # Rollups are recomputed from the stored intervals inside the batch's transaction; two
+    # workers of a share group writing one meter's day at once would each miss the other's
+    # uncommitted rows and the later commit would win. Lock the batch's meters (in id order,
+    # so two workers never deadlock) to take turns per meter; SQLite already writes serially.
+    ids = sorted({item.topic.meter_id for item in batch if isinstance(item, Accepted)})
+    if ids:
+        session.execute(
+            select(models.Meter.id)
+            .where(models.Meter.id.in_(ids))
+            .order_by(models.Meter.id)
+            .with_for_update()
+        )
 
 
 def _rows(item: Inbound) -> int:

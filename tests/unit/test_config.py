@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, MqttEndpoint, Settings, parse_mqtt_url
+from app.config import ConfigError, MqttEndpoint, Settings, check_share_group, parse_mqtt_url
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.secret_key == ""
     assert not settings.demo_mode
     assert (settings.port, settings.demo_meters, settings.demo_speed) == (5000, 200, 900.0)
+    assert settings.ingest_share_group is None
 
 
 def test_demo_mode_keeps_a_generated_secret(tmp_path: Path) -> None:
@@ -63,8 +64,27 @@ def test_demo_mode_keeps_a_generated_secret(tmp_path: Path) -> None:
         ("DEMO_SPEED", "0.5"),
         ("DEMO_SPEED", "nan"),
         ("MQTT_URL", "ftp://x"),
+        ("INGEST_SHARE_GROUP", "a/b"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name if name != "MQTT_URL" else "MQTT URL"):
         Settings.from_env({"WATTLINE_INSTANCE": str(tmp_path), name: value})
+
+
+def test_share_group_is_read_and_checked(tmp_path: Path) -> None:
+    env = {"WATTLINE_INSTANCE": str(tmp_path)}
+    assert Settings.from_env({**env, "INGEST_SHARE_GROUP": "ingest"}).ingest_share_group == (
+        "ingest"
+    )
+    assert Settings.from_env({**env, "INGEST_SHARE_GROUP": ""}).ingest_share_group is None
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "a+", "#", "x\0y"])
+def test_share_group_names_mqtt_refuses_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="shared subscription group"):
+        check_share_group(name)
+
+
+def test_share_group_names_mqtt_accepts_pass() -> None:
+    assert check_share_group("wattline-ingest.eu_1") == "wattline-ingest.eu_1"
