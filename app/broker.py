@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
+import shutil
+import signal
 import socket
+import subprocess
 import threading
+import time
+from pathlib import Path
 from types import TracebackType
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
@@ -207,3 +213,86 @@ class EmbeddedBroker:
     ) -> None:
         """Stop on leaving the context."""
         self.stop()
+
+
+# Debian installs the broker in /usr/sbin, which is not on every user's PATH.
+MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+class MosquittoProcess:
+    """A Mosquitto process of our own (tests, benchmarks), persistent on disk, on a free port."""
+
+    def __init__(self, binary: str, workdir: Path, extra: str = "") -> None:
+        """Write a config with persistence under `workdir` (plus `extra` lines); not started."""
+        self.binary = binary
+        self.port = free_port()
+        self.workdir = workdir
+        self.log = workdir / "mosquitto.log"
+        self.config = workdir / "mosquitto.conf"
+        # Root: Mosquitto would drop to the `mosquitto` user, who cannot write our tmp dir.
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            f"user {getpass.getuser()}\n"
+            # Sessions and queued QoS 1 messages are saved on a clean stop (SIGTERM) and
+            # reloaded on start; autosave 0 means only then, so a restart tests exactly that.
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "autosave_interval 0\n"
+            # The default 1000 queued messages per client drops the rest when a subscriber
+            # falls behind; Wattline counts every reading, so it must never drop (docs/ingest.md).
+            "max_queued_messages 0\n"
+            f"log_dest file {self.log}\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            f"{extra}"
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the broker's mqtt:// URL."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Return True while the process lives."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start Mosquitto and wait until it accepts connections."""
+        if self.running:
+            raise RuntimeError("mosquitto is already running")
+        # The binary found by which() and a config file we wrote: no untrusted input.
+        self._process = subprocess.Popen(  # noqa: S603
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited {self._process.returncode}: {self.tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto not listening on {self.port} after {timeout} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop cleanly with SIGTERM (Mosquitto saves its persistence file) and wait."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            raise RuntimeError(f"mosquitto ignored SIGTERM for {timeout} s") from None
+
+    def tail(self, lines: int = 20) -> str:
+        """Return the end of the broker's log (for failure messages)."""
+        if not self.log.exists():
+            return "(no log)"
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -342,9 +342,13 @@ def rss_mb() -> float:
 
 
 def soak(
-    url: str, database_url: str, seconds: float, progress: Callable[[str], None]
+    url: str,
+    database_url: str,
+    seconds: float,
+    rate: float,
+    progress: Callable[[str], None],
 ) -> list[tuple[float, float, int]]:
-    """Stream for `seconds` at a steady rate; return (elapsed s, RSS MB, readings stored)."""
+    """Stream `rate` readings/s for `seconds`; return (elapsed s, RSS MB, readings stored)."""
     w = Workload(meters=200, per_message=96, messages=1)
     seeded(database_url, w)
     prefix = f"bench/{uuid.uuid4().hex[:6]}"
@@ -364,8 +368,9 @@ def soak(
     published = 0
     day = 0
     next_sample = 0.0
-    # A day of readings per meter every half second: ~38,000 readings/s, well inside
-    # what one worker stores, so memory is measured at a steady state, not a backlog.
+    # A day of readings per meter per round, paced to `rate`: below what the worker
+    # stores, so memory is measured at a steady state, not while a backlog builds up.
+    period = w.meters * 96 / rate
     while (elapsed := time.monotonic() - start) < seconds:
         first = T0 + timedelta(days=day)
         starts = telemetry.interval_range(first, 96)
@@ -383,7 +388,7 @@ def soak(
             samples.append((elapsed, rss_mb(), ingest_worker.stats.readings_offered))
             progress(f"soak {elapsed:5.0f} s: RSS {samples[-1][1]:.1f} MB")
             next_sample += max(seconds / 20, 1.0)
-        time.sleep(max(0.0, start + day * 0.5 - time.monotonic()))
+        time.sleep(max(0.0, start + day * period - time.monotonic()))
     window.drain(120)
     client.disconnect()
     client.loop_stop()

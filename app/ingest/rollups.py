@@ -91,7 +91,7 @@ def add_hourly(
     day_of: dict[tuple[tzinfo, datetime], datetime] = {}
     by_day: dict[tuple[str, datetime], list[rollups.Rollup]] = defaultdict(list)
     hourly = []
-    for meter_id, hour in sorted(hours, key=_bucket_key):
+    for meter_id, hour in hours:
         hourly.append(_row(meter_id, hour))
         tz = zones.get(meter_id, UTC)
         day = day_of.get((tz, hour.start))
@@ -100,18 +100,15 @@ def add_hourly(
         by_day[(meter_id, day)].append(hour)
     daily = [
         _row(m, r)
-        for (m, day), parts in sorted(by_day.items())
+        for (m, day), parts in by_day.items()
         if (r := rollups.combine(parts, day)) is not None
     ]
-    _add(session, _HOURLY, hourly)
-    _add(session, _DAILY, daily)
+    # A complete hour (4 intervals, all new) cannot be stored yet, so a day's backlog goes
+    # in with one COPY; a part-hour usually adds to a stored bucket, and a local day almost
+    # always does, so those go straight to the adding upsert.
+    _add(session, _HOURLY, hourly, fresh=all(h["intervals"] == 4 for h in hourly))
+    _add(session, _DAILY, daily, fresh=False)
     return len(hourly), len(daily)
-
-
-def _bucket_key(item: tuple[str, rollups.Rollup]) -> tuple[str, datetime]:
-    # One order for every writer: two workers adding to the same buckets lock them in the
-    # same order, so they wait for each other instead of deadlocking.
-    return item[0], item[1].start
 
 
 def _power_factor(kwh: ColumnElement[float], kvarh: ColumnElement[float]) -> ColumnElement[Any]:
@@ -144,21 +141,21 @@ _PG_TYPES = {"meter_id": "varchar", "start": "timestamptz", "peak_at": "timestam
 _COUNTS = ("intervals", "valid", "estimated", "questionable", "edited")
 
 
-def _add(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def _add(session: Session, table: Table, rows: list[dict[str, Any]], *, fresh: bool) -> None:
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
         session.connection().execute(_additive(sqlite.insert(table), table), rows)
         return
-    # PostgreSQL: buckets nobody has yet (a day's backlog makes new hours) go in with one
-    # COPY; otherwise COPY to a temporary table and add with one INSERT ... SELECT. A
+    # PostgreSQL: buckets expected to be new go in with one COPY (falling back if one was
+    # not); otherwise COPY to a temporary table and add with one INSERT ... SELECT. A
     # quarter as many rows as readings: too many for executemany at full rate.
     columns = [
         (c.name, _PG_TYPES.get(c.name, "int4" if c.name in _COUNTS else "float8"))
         for c in table.columns
     ]
     values = [tuple(r[c] for c, _ in columns) for r in rows]
-    if bulk.copy_if_all_new(session, table.name, columns, values):
+    if fresh and bulk.copy_if_all_new(session, table.name, columns, values):
         return
     stage = f"{table.name}_stage"
     bulk.copy_rows(

@@ -191,6 +191,18 @@ _TOUCH_METER = (
 )
 
 
+_TOUCH_METERS_PG = text(
+    """
+    UPDATE meters SET
+        last_interval_start = GREATEST(meters.last_interval_start, t.newest),
+        last_seen_at = t.seen
+    FROM unnest(CAST(:ids AS varchar[]), CAST(:newest AS timestamptz[]), CAST(:seen AS timestamptz[]))
+        AS t(id, newest, seen)
+    WHERE meters.id = t.id
+    """
+)
+
+
 class MeterDirectory:
     """Known meters and their utilities, reloaded when an unknown id shows up."""
 
@@ -311,13 +323,23 @@ def write_batch(
     if dead:
         conn.execute(insert(models.DeadLetter), dead)
     if latest:
-        conn.execute(
-            _TOUCH_METER,
-            [
-                {"meter": m, "newest": newest, "seen": seen}
-                for m, (newest, seen) in sorted(latest.items())
-            ],
-        )
+        touched = sorted(latest.items())
+        if session.get_bind().dialect.name == "postgresql":
+            # One statement for the whole batch: a batch of single-reading messages touches
+            # thousands of meters, and one UPDATE each was most of its cost.
+            conn.execute(
+                _TOUCH_METERS_PG,
+                {
+                    "ids": [m for m, _ in touched],
+                    "newest": [n for _, (n, _) in touched],
+                    "seen": [s for _, (_, s) in touched],
+                },
+            )
+        else:
+            conn.execute(
+                _TOUCH_METER,
+                [{"meter": m, "newest": newest, "seen": seen} for m, (newest, seen) in touched],
+            )
 
     result.readings_offered = len(readings)
     result.events_offered = len(events)
@@ -333,8 +355,7 @@ def _write_readings(
     now: datetime,
 ) -> int:
     """Store readings exactly once and keep their rollups; return estimates replaced."""
-    # Key order: concurrent writers then take row locks in the same order, never a cycle.
-    rows = sorted(readings.values())
+    rows = list(readings.values())
     # Fast path: a stream of new readings (the normal case) is one COPY, and its rollups
     # are the batch's own sums added to the stored buckets; nothing is read back.
     postgres = session.get_bind().dialect.name == "postgresql"

@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from app import mqtt as mqtt_adapter
+from app.broker import MosquittoProcess
 from app.db import models
 from app.db.seed import seed_fleet
 from app.db.session import make_engine, make_sessionmaker
@@ -26,7 +27,6 @@ from app.ingest import worker as worker_module
 from app.ingest.worker import IngestWorker
 from simulator.fleet import build_fleet
 from tests.factories import T0
-from tests.integration.conftest import PrivateMosquitto
 from tests.integration.test_ingest import count, interval_payload, topic, wait_for_count
 
 pytestmark = pytest.mark.mqtt
@@ -92,7 +92,7 @@ class Publisher:
 
 
 def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
-    private_mosquitto: PrivateMosquitto,
+    private_mosquitto: MosquittoProcess,
     database_url: str,
     topic_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
