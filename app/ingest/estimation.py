@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from app.db import models
+from app.db import models, partitions
 from app.domain import vee
 from app.exports.series import interval_from_row
 from app.ingest import rollups
@@ -92,6 +92,7 @@ def run_vee(
         }
         replaced = stored_estimates(session, list(new))
         conn = session.connection()
+        partitions.Months().ensure(conn, {start for _, start in new})
         # The same upsert as the ingest: an estimate never overwrites an actual.
         conn.execute(upsert_readings(session), list(new.values()))
         changed = {

@@ -12,7 +12,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db import models
+from app.db import models, partitions
 from app.domain import vee
 from app.domain.localtime import zone_for
 from app.ingest import rollups
@@ -85,6 +85,7 @@ def store_intervals(
     if off_grid is not None:
         raise ValueError(f"interval start {off_grid.isoformat()} is not on the 15-minute grid")
     audited = 0
+    months = partitions.Months()
     for at in range(0, len(intervals), CHUNK):
         chunk = intervals[at : at + CHUNK]
         new: dict[tuple[str, datetime], dict[str, Any]] = {
@@ -104,6 +105,7 @@ def store_intervals(
             for i in chunk
         }
         keys = list(new)
+        months.ensure(session.connection(), {start for _, start in keys})
         before = _stored(session, meter_id, keys) if replace else stored_estimates(session, keys)
         session.connection().execute(
             _overwrite(session) if replace else upsert_readings(session), list(new.values())

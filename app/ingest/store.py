@@ -13,7 +13,7 @@ from sqlalchemy import Insert, Table, bindparam, case, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db import models
+from app.db import models, partitions
 from app.domain import telemetry, vee
 from app.domain.localtime import zone_for
 from app.ingest import bulk, rollups
@@ -210,6 +210,7 @@ class MeterDirectory:
         """Start empty; `refresh` loads it."""
         self._owner: dict[str, str] = {}
         self.zones: dict[str, tzinfo] = {}
+        self.months = partitions.Months()
 
     def refresh(self, session: Session) -> None:
         """Reload meter → utility (and local time zone, for daily rollups) from the database."""
@@ -356,6 +357,8 @@ def _write_readings(
 ) -> int:
     """Store readings exactly once and keep their rollups; return estimates replaced."""
     rows = list(readings.values())
+    # The month's partition (PostgreSQL, partitioned layout) must exist before its rows.
+    meters.months.ensure(session.connection(), {start for _, start in readings})
     # Fast path: a stream of new readings (the normal case) is one COPY, and its rollups
     # are the batch's own sums added to the stored buckets; nothing is read back.
     postgres = session.get_bind().dialect.name == "postgresql"

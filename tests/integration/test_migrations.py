@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from app.db.models import Base
+from app.db.partitions import include_object
 from app.db.session import make_engine
 
 
@@ -13,7 +14,10 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
     engine = make_engine(database_url)
     with engine.connect() as conn:
         diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_object": include_object}
+            ),
+            Base.metadata,
         )
     engine.dispose()
     assert diff == []

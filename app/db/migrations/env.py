@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from app.db.models import Base
+from app.db.partitions import include_object
 from app.db.session import make_engine
 
 config = context.config
@@ -19,6 +20,7 @@ with connectable.connect() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,95 @@
+"""PostgreSQL keeps readings in monthly partitions, created before their rows arrive."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic import command
+from sqlalchemy import func, select, text
+
+from app.db import models, partitions
+from app.db.migrate import alembic_config
+from app.db.seed import seed_fleet
+from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from simulator.fleet import build_fleet
+from tests.factories import make_reading
+
+pytestmark = pytest.mark.postgres
+
+
+def batch(start: datetime, count: int) -> list[Accepted]:
+    """One interval message per meter of a 2-meter fleet, `count` readings from `start`."""
+    return [
+        Accepted(
+            telemetry.Topic(telemetry.DEFAULT_PREFIX, m.utility_id, m.id, "interval"),
+            telemetry.IntervalMessage(
+                m.id, tuple(make_reading(s) for s in telemetry.interval_range(start, count))
+            ),
+            b"",
+            datetime.now(UTC),
+        )
+        for m in build_fleet(2, seed=8)
+    ]
+
+
+def placement(url: str) -> dict[str, int]:
+    """Readings per partition."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1")
+        ).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def test_a_new_month_gets_its_partition_before_its_rows(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily"))
+        seed_fleet(session, build_fleet(2, seed=8))
+        assert partitions.layout(session.connection()) == "monthly"
+    directory = MeterDirectory()
+    # Across a year end: the last hour of December and the first of January.
+    with sessions.begin() as session:
+        write_batch(session, batch(datetime(2024, 12, 31, 23, tzinfo=UTC), 8), directory)
+    with sessions.begin() as session:
+        # Months that exist are not created again.
+        assert (
+            directory.months.ensure(session.connection(), [datetime(2025, 1, 1, tzinfo=UTC)]) == []
+        )
+    engine.dispose()
+    assert placement(postgres_url) == {"readings_p202412": 8, "readings_p202501": 8}
+
+
+def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily"))
+        seed_fleet(session, build_fleet(2, seed=8))
+    with sessions.begin() as session:
+        write_batch(session, batch(datetime(2024, 5, 31, 12, tzinfo=UTC), 96), MeterDirectory())
+    config = alembic_config(postgres_url)
+    command.downgrade(config, "0002_partners")
+    with sessions() as session:
+        assert partitions.layout(session.connection()) == "plain"
+        assert session.scalar(select(func.count()).select_from(models.Reading)) == 192
+    command.upgrade(config, "head")
+    with sessions() as session:
+        assert partitions.layout(session.connection()) == "monthly"
+    engine.dispose()
+    assert placement(postgres_url) == {"readings_p202405": 96, "readings_p202406": 96}
+
+
+def test_month_bounds_roll_over_the_year() -> None:
+    low, high = partitions.month_bounds(datetime(2026, 12, 15, tzinfo=UTC))
+    assert (low, high) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert partitions.month_name(datetime(2026, 12, 31, 23, 45, tzinfo=UTC)) == "readings_p202612"
+    assert partitions.is_partition("readings_p202612")
+    assert partitions.is_partition("readings_default")
+    assert not partitions.is_partition("readings_hourly")
