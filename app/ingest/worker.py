@@ -147,6 +147,8 @@ class IngestWorker:
         """Load the meter directory, connect, subscribe and start writing."""
         with self._sessions() as session:
             self._meters.refresh(session)
+        # Visible to the portal from the start, not only after the first batch.
+        self._write_heartbeat(connected=False)
         self._accepting.set()
         for writer in self._writers:
             writer.start()
