@@ -92,21 +92,21 @@ def add_hourly(
     by_day: dict[tuple[str, datetime], list[rollups.Rollup]] = defaultdict(list)
     hourly = []
     for meter_id, hour in hours:
-        hourly.append(_row(meter_id, hour))
+        hourly.append(_values(meter_id, hour))
         tz = zones.get(meter_id, UTC)
         day = day_of.get((tz, hour.start))
         if day is None:
             day = day_of[(tz, hour.start)] = rollups.day_start(hour.start, tz)
         by_day[(meter_id, day)].append(hour)
     daily = [
-        _row(m, r)
+        _values(m, r)
         for (m, day), parts in by_day.items()
         if (r := rollups.combine(parts, day)) is not None
     ]
     # A complete hour (4 intervals, all new) cannot be stored yet, so a day's backlog goes
     # in with one COPY; a part-hour usually adds to a stored bucket, and a local day almost
     # always does, so those go straight to the adding upsert.
-    _add(session, _HOURLY, hourly, fresh=all(h["intervals"] == 4 for h in hourly))
+    _add(session, _HOURLY, hourly, fresh=all(h[_INTERVALS] == 4 for h in hourly))
     _add(session, _DAILY, daily, fresh=False)
     return len(hourly), len(daily)
 
@@ -141,10 +141,33 @@ _PG_TYPES = {"meter_id": "varchar", "start": "timestamptz", "peak_at": "timestam
 _COUNTS = ("intervals", "valid", "estimated", "questionable", "edited")
 
 
-def _add(session: Session, table: Table, rows: list[dict[str, Any]], *, fresh: bool) -> None:
-    if not rows:
+# Rollup rows as tuples in table column order: the fast path builds no dicts.
+_COLUMN_NAMES = tuple(c.name for c in _HOURLY.columns)
+_INTERVALS = _COLUMN_NAMES.index("intervals")
+
+
+def _values(meter_id: str, r: rollups.Rollup) -> tuple[Any, ...]:
+    return (
+        meter_id,
+        r.start,
+        r.kwh,
+        r.kvarh,
+        r.peak_kw,
+        r.peak_at,
+        r.power_factor,
+        r.intervals,
+        r.valid,
+        r.estimated,
+        r.questionable,
+        r.edited,
+    )
+
+
+def _add(session: Session, table: Table, values: list[tuple[Any, ...]], *, fresh: bool) -> None:
+    if not values:
         return
     if session.get_bind().dialect.name != "postgresql":
+        rows = [dict(zip(_COLUMN_NAMES, v, strict=True)) for v in values]
         session.connection().execute(_additive(sqlite.insert(table), table), rows)
         return
     # PostgreSQL: buckets expected to be new go in with one COPY (falling back if one was
@@ -154,7 +177,6 @@ def _add(session: Session, table: Table, rows: list[dict[str, Any]], *, fresh: b
         (c.name, _PG_TYPES.get(c.name, "int4" if c.name in _COUNTS else "float8"))
         for c in table.columns
     ]
-    values = [tuple(r[c] for c, _ in columns) for r in rows]
     if fresh and bulk.copy_if_all_new(session, table.name, columns, values):
         return
     stage = f"{table.name}_stage"

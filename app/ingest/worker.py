@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # A batch closes at this many rows (a backlog message counts once per reading), after
 # BATCH_WAIT_S, or when nothing arrives for BATCH_LINGER_S: big enough to amortise the
 # commit, small enough to acknowledge within a fraction of a second.
-BATCH_MAX_ROWS = 5_000
+BATCH_MAX_ROWS = 10_000
 BATCH_WAIT_S = 0.2
 BATCH_LINGER_S = 0.02
 QUEUE_SIZE = 20_000
