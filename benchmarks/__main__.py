@@ -225,6 +225,8 @@ def _ingest_doc(
     out = [
         "## Ingest (QoS 1, persistent session, acknowledged after commit, idempotent)",
         "",
+        _when(),
+        "",
         f"Batched uploads: {batched.describe()}, median of {runs} runs. The publisher is "
         "its own process. Ceilings, measured in the same run: a bare paho subscriber "
         "draining the same stream, and the same rows loaded into the same empty `readings` "
@@ -278,9 +280,64 @@ def simulator_section(broker: tuple[str, str], databases: list[str], runs: int) 
     return out
 
 
-def _write(ingest_doc: list[str], roi_rows: list[str], sim_rows: list[str]) -> None:
-    doc = ROOT / "docs" / "benchmarks.md"
+def _when() -> str:
+    """When and where a section was measured."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"Measured {stamp}, Python {platform.python_version()}, {os.cpu_count()} CPUs."
+
+
+SECTION_ORDER = ("## Ingest", "## Portal pages", "## ROI model", "## Simulator")
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """Split a benchmarks document into its `## ` sections, keyed by known heading prefix."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            key = next((k for k in SECTION_ORDER if line.startswith(k)), line)
+            current = found.setdefault(key, [])
+        if current is not None:
+            current.append(line)
+    return found
+
+
+def _write(ingest_doc: list[str], roi_rows: list[str], sim_rows: list[str]) -> None:
+    """Rewrite docs/benchmarks.md: sections run now replace theirs, the others stay."""
+    doc = ROOT / "docs" / "benchmarks.md"
+    sections = _sections(doc.read_text()) if doc.exists() else {}
+    if ingest_doc:
+        sections["## Ingest"] = ingest_doc
+    if roi_rows:
+        sections["## ROI model"] = [
+            "## ROI model (default IOU inputs with a 20 % network sunset, 10 years)",
+            "",
+            _when(),
+            "",
+            "Median milliseconds per run; each ratio is to the `numpy_financial.npv` loop "
+            "over the same flows measured just before it.",
+            "",
+            "| what | ms per run | ratio to baseline |",
+            "|---|---|---|",
+            *roi_rows,
+            "",
+        ]
+    if sim_rows:
+        sim = _simulator_doc(sim_rows)
+        sections["## Simulator"] = [sim[0], "", _when(), *sim[1:]]
+    write_sections(sections)
+
+
+def write_sections(sections: dict[str, list[str]]) -> None:
+    """Write the document from its sections (known ones in order, then any others)."""
+    doc = ROOT / "docs" / "benchmarks.md"
+    ordered = [k for k in SECTION_ORDER if k in sections] + [
+        k for k in sections if k not in SECTION_ORDER
+    ]
+    body: list[str] = []
+    for key in ordered:
+        lines = sections[key]
+        body += [*lines, ""] if lines and lines[-1] != "" else lines
     doc.write_text(
         "\n".join(
             [
@@ -288,22 +345,12 @@ def _write(ingest_doc: list[str], roi_rows: list[str], sim_rows: list[str]) -> N
                 "",
                 "Written by `make bench` (`python -m benchmarks`). Ratios compare with a baseline",
                 "measured in the same run on the same machine; absolute rates on a shared 2-core",
-                "box move by 10-20 % between runs. Set `BENCH_MQTT_URL` (or `TEST_MQTT_URL`) and",
-                "`BENCH_DATABASE_URL` to include Mosquitto and PostgreSQL.",
+                "box move by 10-20 % between runs. Set `BENCH_DATABASE_URL` to include",
+                "PostgreSQL; Mosquitto is our own process when the binary is installed",
+                "(else `BENCH_MQTT_URL` or `TEST_MQTT_URL`). `--only <section>` reruns one",
+                "section and keeps the others as they were; each section says when it ran.",
                 "",
-                f"{stamp}, Python {platform.python_version()}, {os.cpu_count()} CPUs.",
-                "",
-                *ingest_doc,
-                "## ROI model (default IOU inputs with a 20 % network sunset, 10 years)",
-                "",
-                "Median milliseconds per run; each ratio is to the `numpy_financial.npv` loop "
-                "over the same flows measured just before it.",
-                "",
-                "| what | ms per run | ratio to baseline |",
-                "|---|---|---|",
-                *roi_rows,
-                "",
-                *_simulator_doc(sim_rows or []),
+                *body,
             ]
         )
     )
