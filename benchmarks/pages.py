@@ -113,7 +113,9 @@ def seed(url: str, meters: int, days: int) -> tuple[datetime, float]:
             f"pages: seeding {meters:,} meters x {days} days ({total:,} readings) into {url}"
         )
         with click.progressbar(length=total, label="backfill", show_pos=True) as bar:
-            stats = backfill(engine, fleet, SEED, start, days, progress=bar.update, now=now)
+            # Received when the period began, so "received in the last hour" counts hold
+            # only what a live ingest adds, not the whole history for an hour after seeding.
+            stats = backfill(engine, fleet, SEED, start, days, progress=bar.update, now=start)
         click.echo(
             f"pages: backfill wrote {stats.written:,} rows (writing {stats.write_seconds:.0f} s, "
             f"rollups {stats.rollup_seconds:.0f} s)"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.db.alarm_queries import open_alarm_count
-from app.db.queries import fleet_overview, scoped_meters, utility_clause
+from app.db.queries import UtilityRow, fleet_overview, scoped_meters, utility_clause
 from app.domain.access import Scope
 from app.domain.telemetry import format_time
 
@@ -82,9 +82,14 @@ def status_signature(session: Session, scope: Scope) -> str:
     return f"{online or 0}/{offline or 0}/{format_time(changed) if changed else '-'}"
 
 
-def live_snapshot(session: Session, scope: Scope, now: datetime) -> dict[str, Any]:
-    """Gather what the live fleet page shows: totals, rates, per-utility rows and the feed."""
-    rows = fleet_overview(session, scope, now)
+def live_snapshot(
+    session: Session, scope: Scope, now: datetime, rows: list[UtilityRow] | None = None
+) -> dict[str, Any]:
+    """Gather what the live fleet page shows: totals, rates, per-utility rows and the feed.
+
+    `rows` are the caller's `fleet_overview` for the same scope and time, when it has them.
+    """
+    rows = fleet_overview(session, scope, now) if rows is None else rows
     return {
         "totals": {
             "meters": sum(r.meters for r in rows),
