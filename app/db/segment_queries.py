@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import models
 from app.db.queries import utility_clause
 from app.domain.access import Scope
+from app.domain.rollups import hour_start
 from app.domain.segments import UtilityActivity
 
 # Event types a building manager counts as security- or access-relevant.
 SECURITY_EVENT_TYPES = ("tamper", "reverse_rotation")
+INTERVAL = timedelta(minutes=15)
 
 
 def utility_activity(session: Session, scope: Scope, segment: str) -> list[UtilityActivity]:
@@ -72,21 +74,42 @@ def _completeness(session: Session, utility_id: str, latest: object) -> tuple[in
     # clock runs accelerated, and a back-filled demo can sit entirely in the past.
     if not isinstance(latest, datetime):
         return 0, 0.0
-    since = latest - timedelta(days=1)
     in_utility = models.Meter.utility_id == utility_id
-    last_day = session.scalar(
+    # The intervals in (latest - 1 day, latest]: whole hours from the hourly rollups (a
+    # quarter of the rows), the cut hours at either end from the raw intervals.
+    first_in = latest - timedelta(days=1) + INTERVAL
+    whole_from = hour_start(first_in + timedelta(minutes=45))
+    whole_to = hour_start(latest + INTERVAL)
+    if whole_from >= whole_to:
+        whole_from = whole_to = first_in
+    hourly = models.HourlyRollup
+    whole = session.scalar(
+        select(func.sum(hourly.intervals))
+        .join(models.Meter, hourly.meter_id == models.Meter.id)
+        .where(in_utility, hourly.start >= whole_from, hourly.start < whole_to)
+    )
+    cut = session.scalar(
         select(func.count())
         .select_from(models.Reading)
         .join(models.Meter, models.Reading.meter_id == models.Meter.id)
-        .where(in_utility, models.Reading.start > since, models.Reading.start <= latest)
+        .where(
+            in_utility,
+            or_(
+                and_(models.Reading.start >= first_in, models.Reading.start < whole_from),
+                and_(models.Reading.start >= whole_to, models.Reading.start <= latest),
+            ),
+        )
     )
-    first = session.scalar(
+    # Each meter's first interval through the primary key (a min over the join would read
+    # every interval the utility ever sent).
+    first_of_meter = (
         select(func.min(models.Reading.start))
-        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
-        .where(in_utility)
+        .where(models.Reading.meter_id == models.Meter.id)
+        .scalar_subquery()
     )
+    first = session.scalar(select(func.min(first_of_meter)).where(in_utility))
     days = (latest - first).total_seconds() / 86400 + 1 / 96 if first is not None else 0.0
-    return int(last_day or 0), days
+    return int(whole or 0) + int(cut or 0), days
 
 
 def _security_event_count(session: Session, utility_id: str) -> int:

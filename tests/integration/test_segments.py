@@ -16,7 +16,9 @@ from app.db import models
 from app.db.seed import DEMO_LOGINS, DemoLogin
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
+from app.domain.localtime import zone_for
 from app.domain.segments import Prices
+from app.ingest.rollups import refresh
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter
 from tests.factories import T0, seed_database
@@ -51,6 +53,17 @@ def fleet(database_url: str) -> list[Meter]:
             delete(models.Reading).where(
                 models.Reading.meter_id == glpl, models.Reading.start >= T0 + timedelta(hours=12)
             )
+        )
+        # Keep the rollups equal to the intervals, as every real write path does.
+        session.execute(
+            delete(models.HourlyRollup).where(
+                models.HourlyRollup.meter_id == glpl,
+                models.HourlyRollup.start >= T0 + timedelta(hours=12),
+            )
+        )
+        lon = next(m.lon for m in fleet if m.id == glpl)
+        refresh(
+            session, {glpl: [T0 + timedelta(hours=h) for h in range(12)]}, {glpl: zone_for(lon)}
         )
         events = [
             Accepted(
@@ -165,4 +178,37 @@ def test_security_page_lists_tamper_not_outages(
     engine = make_engine(database_url)
     with make_sessionmaker(engine)() as session:
         assert session.scalar(select(models.Event.type).where(models.Event.type == "tamper"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("minute", [0, 15, 30, 45])
+def test_completeness_from_rollups_equals_a_raw_count(database_url: str, minute: int) -> None:
+    """Whole hours from the rollups plus the cut hours raw count the same intervals."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+
+    from app.db import models
+    from app.db.segment_queries import _completeness
+    from app.db.session import make_engine, make_sessionmaker
+    from simulator.backfill import backfill
+    from simulator.fleet import build_fleet
+
+    fleet = [m for m in build_fleet(40, 3) if m.utility_id == "glpl"][:3]
+    engine = make_engine(database_url)
+    start = datetime(2026, 3, 2, 5, 15, tzinfo=UTC)
+    backfill(engine, fleet, 3, start, 2.5)
+    latest = start + timedelta(days=1, hours=7, minutes=minute)
+    with make_sessionmaker(engine)() as session:
+        raw = session.scalar(
+            select(func.count())
+            .select_from(models.Reading)
+            .where(models.Reading.start > latest - timedelta(days=1))
+            .where(models.Reading.start <= latest)
+        )
+        assert _completeness(session, "glpl", latest) == (
+            raw,
+            (latest - start).total_seconds() / 86400 + 1 / 96,
+        )
+    assert raw == len(fleet) * 96
     engine.dispose()
