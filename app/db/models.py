@@ -327,9 +327,11 @@ class HourlyRollup(_RollupColumns, Base):
     """One meter's UTC hour: kWh, kVArh, peak demand and its time, PF, quality counts."""
 
     __tablename__ = "readings_hourly"
-    # Fleet-wide charts and alarms read one time window across every meter: with the meter
-    # and energy in the index they are answered from it alone (index-only scans).
-    __table_args__ = (Index("ix_readings_hourly_start_meter", "start", "meter_id", "kwh", "kvarh"),)
+    # Fleet-wide charts, alarms and completeness read one time window across every meter:
+    # with the meter, energy and count in the index they are answered from it alone.
+    __table_args__ = (
+        Index("ix_readings_hourly_start_meter", "start", "meter_id", "kwh", "kvarh", "intervals"),
+    )
 
 
 class DailyRollup(_RollupColumns, Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.db import models
@@ -46,9 +46,11 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
         .where(utility_clause(scope), models.Utility.segment == segment)
         .order_by(models.Utility.name)
     ).all()
+    latest_of = {u.id: latest for u, *_, latest in rows if isinstance(latest, datetime)}
+    last_day = _intervals_last_day(session, latest_of)
     result = []
     for utility, distributor, meters, online, offline, latest in rows:
-        last_day, days = _completeness(session, utility.id, latest)
+        days = _days_in_service(session, utility.id, latest)
         result.append(
             UtilityActivity(
                 utility_id=utility.id,
@@ -61,7 +63,7 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
                 meters=int(meters),
                 online=int(online),
                 offline=int(offline),
-                intervals_last_day=last_day,
+                intervals_last_day=last_day.get(utility.id, 0),
                 days_in_service=days,
                 security_events=_security_event_count(session, utility.id),
             )
@@ -69,47 +71,61 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
     return result
 
 
-def _completeness(session: Session, utility_id: str, latest: object) -> tuple[int, float]:
-    # Windows follow the utility's own newest interval, not the wall clock: the simulator's
-    # clock runs accelerated, and a back-filled demo can sit entirely in the past.
-    if not isinstance(latest, datetime):
-        return 0, 0.0
-    in_utility = models.Meter.utility_id == utility_id
-    # The intervals in (latest - 1 day, latest]: whole hours from the hourly rollups (a
-    # quarter of the rows), the cut hours at either end from the raw intervals.
-    first_in = latest - timedelta(days=1) + INTERVAL
-    whole_from = hour_start(first_in + timedelta(minutes=45))
-    whole_to = hour_start(latest + INTERVAL)
-    if whole_from >= whole_to:
-        whole_from = whole_to = first_in
+def day_window(latest: datetime) -> tuple[datetime, datetime]:
+    """Return [start, end) of the 24 whole hours of data up to the newest complete hour.
+
+    Windows follow a utility's own newest interval, not the wall clock: the simulator's
+    clock runs accelerated, and a back-filled demo can sit entirely in the past. The hour
+    still arriving is left out, so a fleet sending everything counts 96 intervals a meter.
+    """
+    end = hour_start(latest + INTERVAL)
+    return end - timedelta(days=1), end
+
+
+def _intervals_last_day(session: Session, latest_of: dict[str, datetime]) -> dict[str, int]:
+    # One pass over the hourly rollups' covering index per distinct window (usually one),
+    # instead of one per utility.
+    by_window: dict[tuple[datetime, datetime], list[str]] = {}
+    for utility_id, latest in latest_of.items():
+        by_window.setdefault(day_window(latest), []).append(utility_id)
     hourly = models.HourlyRollup
-    whole = session.scalar(
-        select(func.sum(hourly.intervals))
-        .join(models.Meter, hourly.meter_id == models.Meter.id)
-        .where(in_utility, hourly.start >= whole_from, hourly.start < whole_to)
+    out: dict[str, int] = {}
+    for (start, end), utilities in by_window.items():
+        for utility_id, count in session.execute(
+            select(models.Meter.utility_id, func.sum(hourly.intervals))
+            .join(models.Meter, hourly.meter_id == models.Meter.id)
+            .where(
+                models.Meter.utility_id.in_(utilities), hourly.start >= start, hourly.start < end
+            )
+            .group_by(models.Meter.utility_id)
+        ):
+            out[utility_id] = int(count or 0)
+    return out
+
+
+def _days_in_service(session: Session, utility_id: str, latest: object) -> float:
+    if not isinstance(latest, datetime):
+        return 0.0
+    meters = select(models.Meter.id).where(models.Meter.utility_id == utility_id)
+    # The first hour from the hourly index, then the first interval inside it: both stop at
+    # the first match instead of reading everything the utility ever sent.
+    hourly = models.HourlyRollup
+    first_hour = session.scalar(
+        select(hourly.start).where(hourly.meter_id.in_(meters)).order_by(hourly.start).limit(1)
     )
-    cut = session.scalar(
-        select(func.count())
-        .select_from(models.Reading)
-        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
+    if first_hour is None:
+        return 0.0
+    first = session.scalar(
+        select(models.Reading.start)
         .where(
-            in_utility,
-            or_(
-                and_(models.Reading.start >= first_in, models.Reading.start < whole_from),
-                and_(models.Reading.start >= whole_to, models.Reading.start <= latest),
-            ),
+            models.Reading.meter_id.in_(meters),
+            models.Reading.start >= first_hour,
+            models.Reading.start < first_hour + timedelta(hours=1),
         )
+        .order_by(models.Reading.start)
+        .limit(1)
     )
-    # Each meter's first interval through the primary key (a min over the join would read
-    # every interval the utility ever sent).
-    first_of_meter = (
-        select(func.min(models.Reading.start))
-        .where(models.Reading.meter_id == models.Meter.id)
-        .scalar_subquery()
-    )
-    first = session.scalar(select(func.min(first_of_meter)).where(in_utility))
-    days = (latest - first).total_seconds() / 86400 + 1 / 96 if first is not None else 0.0
-    return int(whole or 0) + int(cut or 0), days
+    return (latest - (first or first_hour)).total_seconds() / 86400 + 1 / 96
 
 
 def _security_event_count(session: Session, utility_id: str) -> int:

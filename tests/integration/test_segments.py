@@ -182,14 +182,20 @@ def test_security_page_lists_tamper_not_outages(
 
 
 @pytest.mark.parametrize("minute", [0, 15, 30, 45])
-def test_completeness_from_rollups_equals_a_raw_count(database_url: str, minute: int) -> None:
-    """Whole hours from the rollups plus the cut hours raw count the same intervals."""
+def test_completeness_counts_the_24_whole_hours_and_days_since_the_first_interval(
+    database_url: str, minute: int
+) -> None:
+    """The rollups' count equals a raw count of the window; days run from the first interval."""
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import func, select
 
     from app.db import models
-    from app.db.segment_queries import _completeness
+    from app.db.segment_queries import (
+        _days_in_service,
+        _intervals_last_day,
+        day_window,
+    )
     from app.db.session import make_engine, make_sessionmaker
     from simulator.backfill import backfill
     from simulator.fleet import build_fleet
@@ -199,16 +205,18 @@ def test_completeness_from_rollups_equals_a_raw_count(database_url: str, minute:
     start = datetime(2026, 3, 2, 5, 15, tzinfo=UTC)
     backfill(engine, fleet, 3, start, 2.5)
     latest = start + timedelta(days=1, hours=7, minutes=minute)
+    begin, end = day_window(latest)
+    assert end - begin == timedelta(days=1)
+    assert latest - timedelta(minutes=45) < end <= latest + timedelta(minutes=15)
     with make_sessionmaker(engine)() as session:
         raw = session.scalar(
             select(func.count())
             .select_from(models.Reading)
-            .where(models.Reading.start > latest - timedelta(days=1))
-            .where(models.Reading.start <= latest)
+            .where(models.Reading.start >= begin, models.Reading.start < end)
         )
-        assert _completeness(session, "glpl", latest) == (
-            raw,
-            (latest - start).total_seconds() / 86400 + 1 / 96,
+        assert _intervals_last_day(session, {"glpl": latest}) == {"glpl": raw}
+        assert _days_in_service(session, "glpl", latest) == (
+            (latest - start).total_seconds() / 86400 + 1 / 96
         )
     assert raw == len(fleet) * 96
     engine.dispose()
