@@ -144,7 +144,8 @@ class Event(Base):
     severity: Mapped[str] = mapped_column(String(10))
     at: Mapped[datetime] = mapped_column(index=True)
     details: Mapped[dict[str, Any]]
-    received_at: Mapped[datetime]
+    # The live feed shows the newest arrivals first.
+    received_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class DeadLetter(Base):
