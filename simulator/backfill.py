@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
@@ -347,32 +348,37 @@ def backfill(
     arrays = FleetArrays.build(meters, seed, effects_of(incidents))
     zones = [zone_for(m.lon) for m in meters]
     step = DAYS_PER_CHUNK * 96
-    for lo in range(0, len(meters) if count else 0, rows_per_chunk):
-        rows = np.arange(lo, min(lo + rows_per_chunk, len(meters)), dtype=np.intp)
-        ids = [meters[r].id for r in rows.tolist()]
-        grid = rollup_arrays.HourGrid(len(rows), first, count)
-        for t, n in _spans(first, count, step):
-            clock = time.perf_counter()
-            chunk = Chunk(ids, t, arrays.block(t, n, rows))
-            generated = time.perf_counter()
-            stats.generate_seconds += generated - clock
-            inserted = writer.readings(chunk)
-            size = chunk.block.kwh.size
-            grid.add(t, chunk.block.kwh, chunk.block.kvarh, chunk.block.demand_kw)
-            if inserted < size:
-                for r, interval in _differing(engine, chunk):
-                    grid.spoil(r, interval)
-            stats.written += inserted
-            stats.intervals += size
-            stats.write_seconds += time.perf_counter() - generated
-            if progress is not None:
-                progress(size)
-        clock = time.perf_counter()
-        writer.rollups(_HOURLY, ids, grid.hourly())
-        daily, left = grid.days(zones[lo : lo + len(rows)])
-        writer.rollups(_DAILY, ids, daily)
-        _refresh(engine, ids, grid, left, dict(zip(ids, zones[lo : lo + len(rows)], strict=True)))
-        stats.rollup_seconds += time.perf_counter() - clock
+    # A group's rollups are written on a second connection while the next group's readings
+    # go in (disjoint meters, so the two never touch the same rows); at most two groups'
+    # hour grids are alive at once.
+    pending: Future[float] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-rollups") as rollup:
+        for lo in range(0, len(meters) if count else 0, rows_per_chunk):
+            rows = np.arange(lo, min(lo + rows_per_chunk, len(meters)), dtype=np.intp)
+            ids = [meters[r].id for r in rows.tolist()]
+            grid = rollup_arrays.HourGrid(len(rows), first, count)
+            for t, n in _spans(first, count, step):
+                clock = time.perf_counter()
+                chunk = Chunk(ids, t, arrays.block(t, n, rows))
+                generated = time.perf_counter()
+                stats.generate_seconds += generated - clock
+                inserted = writer.readings(chunk)
+                size = chunk.block.kwh.size
+                grid.add(t, chunk.block.kwh, chunk.block.kvarh, chunk.block.demand_kw)
+                if inserted < size:
+                    for r, interval in _differing(engine, chunk):
+                        grid.spoil(r, interval)
+                stats.written += inserted
+                stats.intervals += size
+                stats.write_seconds += time.perf_counter() - generated
+                if progress is not None:
+                    progress(size)
+            if pending is not None:
+                stats.rollup_seconds += pending.result()
+            group_zones = dict(zip(ids, zones[lo : lo + len(rows)], strict=True))
+            pending = rollup.submit(_write_rollups, writer, ids, grid, group_zones)
+        if pending is not None:
+            stats.rollup_seconds += pending.result()
     if count:
         newest = interval_start(first + count - 1)
         ids = [m.id for m in meters]
@@ -392,12 +398,24 @@ def backfill(
     return stats
 
 
+def _write_rollups(
+    writer: _Writer, ids: Sequence[str], grid: rollup_arrays.HourGrid, zones: Mapping[str, tzinfo]
+) -> float:
+    # Hourly rows first: the refreshed days are summed from them.
+    clock = time.perf_counter()
+    writer.rollups(_HOURLY, ids, grid.hourly())
+    daily, left = grid.days([zones[m] for m in ids])
+    writer.rollups(_DAILY, ids, daily)
+    _refresh(writer.engine, ids, grid, left, zones)
+    return time.perf_counter() - clock
+
+
 def _refresh(
     engine: Engine,
     ids: Sequence[str],
     grid: rollup_arrays.HourGrid,
     left: dict[int, set[int]],
-    zones: dict[str, tzinfo],
+    zones: Mapping[str, tzinfo],
 ) -> None:
     # The buckets the arrays could not vouch for, from the stored intervals; batched by
     # UTC day because refresh reads every interval between a batch's first and last hour.
