@@ -21,7 +21,7 @@ from app.db.migrate import upgrade
 from app.db.session import make_engine
 from app.ingest.worker import tune_gc
 from benchmarks import ingest as bench_ingest
-from benchmarks import roi_bench
+from benchmarks import pages, roi_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 # Up to 1,000 unacknowledged messages in flight to a subscriber (the stock 20 starves a
@@ -62,11 +62,19 @@ def fresh_database(kind: str, tmp: Path) -> str:
 @click.option("--write/--no-write", default=True, help="write docs/benchmarks.md")
 @click.option(
     "--only",
-    type=click.Choice(["all", "ingest", "simulator", "roi"]),
+    type=click.Choice(["all", "ingest", "simulator", "roi", "pages"]),
     default="all",
     show_default=True,
     help="run one section only (the document is written with the sections run)",
 )
+@click.option(
+    "--page-meters",
+    default=10_000,
+    show_default=True,
+    help="meters in the page benchmark's database",
+)
+@click.option("--page-days", default=90, show_default=True, help="days of history for the pages")
+@click.option("--page-runs", default=20, show_default=True, help="requests per page and role")
 def main(
     meters: int,
     per_message: int,
@@ -75,8 +83,22 @@ def main(
     soak_seconds: float,
     write: bool,
     only: str,
+    page_meters: int,
+    page_days: int,
+    page_runs: int,
 ) -> None:
-    """Measure ingest against its ceilings, the simulator and the ROI model."""
+    """Measure ingest against its ceilings, the simulator, the ROI model and the pages.
+
+    Pages run with `--only pages`, and within `all` when BENCH_DATABASE_URL (or
+    BENCH_PAGES_DATABASE_URL) names a PostgreSQL server.
+    """
+    if only == "pages":
+        found = pages.section(page_meters, page_days, page_runs, warmup=3)
+        if found is None:
+            raise click.ClickException("set BENCH_PAGES_DATABASE_URL or BENCH_DATABASE_URL")
+        if write:
+            _write_pages(*found)
+        return
     brokers: list[tuple[str, str]] = []
     embedded = EmbeddedBroker().start()
     brokers.append(("embedded amqtt", embedded.url))
@@ -108,8 +130,15 @@ def main(
     roi_rows, roi_console = roi_bench.measure() if only in ("all", "roi") else ([], [])
     for line in roi_console:
         click.echo(line)
+    page_section = (
+        pages.section(page_meters, page_days, page_runs, warmup=3)
+        if only == "all" and pages.database_url()
+        else None
+    )
     if write:
         _write(ingest_doc, roi_rows, sim_rows)
+        if page_section is not None:
+            _write_pages(*page_section)
 
 
 def _median(runs: int, measure: Callable[[], bench_ingest.Rate]) -> bench_ingest.Rate:
@@ -355,6 +384,33 @@ def write_sections(sections: dict[str, list[str]]) -> None:
         )
     )
     click.echo(f"wrote {doc.relative_to(ROOT)}")
+
+
+PAGES_HEADING = "## Portal pages (server time)"
+
+
+def _write_pages(rows: list[str], summary: str) -> None:
+    """Replace only the pages section, so `--only pages` keeps the other measurements."""
+    doc = ROOT / "docs" / "benchmarks.md"
+    sections = _sections(doc.read_text()) if doc.exists() else {}
+    sections["## Portal pages"] = [
+        PAGES_HEADING,
+        "",
+        _when(),
+        "",
+        "Every portal page and main API endpoint, requested through the real Flask app",
+        "(in-process test client) by each demo login whose role may see it; the figure is",
+        "the app's own `Server-Timing: app;dur=...` header (the SSE row times one snapshot",
+        f"query, what the stream sends per event). Budget: p95 under {pages.BUDGET_MS:.0f} ms.",
+        "",
+        summary,
+        "",
+        "| page | role | p50 ms | p95 ms | max ms |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    write_sections(sections)
 
 
 def _simulator_doc(sim_rows: list[str]) -> list[str]:

@@ -1,33 +1,45 @@
 """Backfill: write days of interval history for a whole fleet straight into the database.
 
 Generation is the vectorised load model (a block of meters x intervals per call); writing
-uses the fastest idempotent path per database: PostgreSQL COPY into a staging table then
-`INSERT ... ON CONFLICT DO NOTHING`, SQLite `INSERT OR IGNORE` through executemany. The
-readings' primary key (meter_id, start) makes a re-run, an overlap or two shards writing
-the same meter harmless.
+uses the fastest idempotent path per database: PostgreSQL binary COPY of the arrays into a
+staging table then `INSERT ... ON CONFLICT DO NOTHING`, SQLite `INSERT OR IGNORE` through
+executemany. The readings' primary key (meter_id, start) makes a re-run, an overlap or two
+shards writing the same meter harmless. Hourly and daily rollups come from the same arrays
+(see `simulator.rollup_arrays`), upserted the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 
 import numpy as np
-from sqlalchemy import Engine, or_, update
+from numpy.typing import NDArray
+from sqlalchemy import Engine, Table, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 
-from app.db import models
+from app.db import models, partitions
 from app.db.seed import seed_fleet
 from app.db.session import make_sessionmaker
 from app.domain.localtime import zone_for
 from app.ingest import rollups
+from simulator import rollup_arrays
 from simulator.fleet import Meter
 from simulator.incidents import Incident, effects_of
-from simulator.model import FLAG_LISTS, Block, FleetArrays, interval_index, interval_start
+from simulator.model import (
+    EPOCH,
+    FLAG_LISTS,
+    Block,
+    FleetArrays,
+    interval_index,
+    interval_start,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +80,7 @@ class BackfillStats:
     written: int = 0
     generate_seconds: float = 0.0
     write_seconds: float = 0.0
+    rollup_seconds: float = 0.0
 
 
 def chunks(
@@ -80,12 +93,10 @@ def chunks(
     days_per_chunk: int = DAYS_PER_CHUNK,
 ) -> Iterator[Chunk]:
     """Yield the fleet's readings for intervals first .. first+count-1 in blocks."""
-    step = days_per_chunk * 96
     for lo in range(0, len(meters), rows_per_chunk):
         rows = np.arange(lo, min(lo + rows_per_chunk, len(meters)), dtype=np.intp)
         ids = [meters[r].id for r in rows.tolist()]
-        for t in range(first, first + count, step):
-            n = min(step, first + count - t)
+        for t, n in _spans(first, count, days_per_chunk * 96):
             yield Chunk(ids, t, arrays.block(t, n, rows))
 
 
@@ -113,43 +124,206 @@ def row_tuples(chunk: Chunk, received_at: datetime) -> list[tuple[Any, ...]]:
     )
 
 
+_PG_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_PG_TRAILER: Final = b"\xff\xff"
+_EPOCH_SQL: Final = "timestamptz '1970-01-01 00:00:00+00'"
+_HOURLY: Final[Table] = models.HourlyRollup.__table__  # type: ignore[assignment]
+_DAILY: Final[Table] = models.DailyRollup.__table__  # type: ignore[assignment]
+
+
+def _pg_binary(columns: Sequence[tuple[str, str, NDArray[Any]]]) -> bytes:
+    """Encode equal-length arrays as a PostgreSQL binary COPY stream (fixed-width columns)."""
+    fields: list[tuple[str, str]] = [("count", ">i2")]
+    for name, code, _ in columns:
+        fields += [(f"{name}_len", ">i4"), (name, code)]
+    rec = np.empty(len(columns[0][2]), dtype=fields)
+    rec["count"] = len(columns)
+    for name, code, values in columns:
+        rec[f"{name}_len"] = np.dtype(code).itemsize
+        rec[name] = values
+    return _PG_HEADER + rec.tobytes() + _PG_TRAILER
+
+
 class _Writer:
-    """Idempotent bulk insert of reading rows for one database."""
+    """Idempotent bulk writes of readings and rollup buckets for one database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, received_at: datetime) -> None:
         self.engine = engine
+        self.received_at = received_at
         self.postgres = engine.dialect.name == "postgresql"
-
-    def write(self, rows: list[tuple[Any, ...]]) -> int:
-        """Insert rows, skipping any (meter_id, start) already stored; return rows inserted."""
+        self.months = partitions.Months()
+        self.skip_triggers = False
         if self.postgres:
-            return self._copy(rows)
+            with engine.connect() as conn:
+                self.skip_triggers = bool(
+                    conn.scalar(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))
+                )
+
+    def readings(self, chunk: Chunk) -> int:
+        """Insert a chunk, skipping any (meter_id, start) already stored; return rows inserted."""
+        if self.postgres:
+            # The months' partitions (partitioned layout) exist before their rows go in.
+            n_t = chunk.block.kwh.shape[1]
+            starts = [interval_start(chunk.first + k) for k in range(0, n_t, 96)]
+            with self.engine.begin() as conn:
+                self.months.ensure(conn, [*starts, interval_start(chunk.first + n_t - 1)])
+            return self._copy_readings(chunk)
+        rows = row_tuples(chunk, self.received_at)
         statement = sqlite.insert(models.Reading).on_conflict_do_nothing()
         with self.engine.begin() as conn:
             result = conn.execute(statement, [dict(zip(_COLUMNS, r, strict=True)) for r in rows])
         return max(result.rowcount, 0)
 
-    def _copy(self, rows: list[tuple[Any, ...]]) -> int:
+    def _copy_readings(self, chunk: Chunk) -> int:
+        # Fixed-width numbers in binary COPY, names and times expanded by PostgreSQL: no
+        # Python object per row, which would cost more than the database's own work.
+        block = chunk.block
+        n_rows, n_t = block.kwh.shape
+        volts = block.voltage.reshape(-1, 3)
+        data = _pg_binary(
+            [
+                ("meter", ">i4", np.repeat(np.arange(n_rows), n_t)),
+                ("t", ">i4", np.tile(np.arange(chunk.first, chunk.first + n_t), n_rows)),
+                ("kwh", ">f8", block.kwh.ravel()),
+                ("kvarh", ">f8", block.kvarh.ravel()),
+                ("demand_kw", ">f8", block.demand_kw.ravel()),
+                ("voltage_a", ">f8", volts[:, 0]),
+                ("voltage_b", ">f8", volts[:, 1]),
+                ("voltage_c", ">f8", volts[:, 2]),
+                ("flags", ">i2", block.flags.ravel()),
+            ]
+        )
+        return self._pg(
+            "CREATE TEMP TABLE IF NOT EXISTS backfill_readings (meter int4, t int4, "
+            "kwh float8, kvarh float8, demand_kw float8, voltage_a float8, voltage_b float8, "
+            "voltage_c float8, flags int2) ON COMMIT DELETE ROWS",
+            "backfill_readings",
+            data,
+            f"INSERT INTO readings ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
+            "SELECT (%(ids)s::text[])[s.meter + 1], "
+            f"{_EPOCH_SQL} + s.t * interval '15 minutes', s.kwh, s.kvarh, s.demand_kw, "
+            "s.voltage_a, s.voltage_b, s.voltage_c, (%(flags)s::text[])[s.flags + 1], "
+            "'valid', %(received)s FROM backfill_readings s ON CONFLICT DO NOTHING",
+            {"ids": list(chunk.meter_ids), "flags": list(_FLAG_TEXT), "received": self.received_at},
+        )
+
+    def rollups(self, table: Table, meter_ids: Sequence[str], b: rollup_arrays.Buckets) -> None:
+        """Insert or replace rollup buckets computed from the arrays."""
+        if not len(b):
+            return
+        pf = b.power_factor()
+        if not self.postgres:
+            rows = [
+                {
+                    "meter_id": meter_ids[r],
+                    "start": EPOCH + timedelta(seconds=s),
+                    "kwh": kwh,
+                    "kvarh": kvarh,
+                    "peak_kw": peak,
+                    "peak_at": interval_start(at),
+                    "power_factor": f,
+                    "intervals": n,
+                    "valid": n,
+                    "estimated": 0,
+                    "questionable": 0,
+                    "edited": 0,
+                }
+                for r, s, kwh, kvarh, peak, at, f, n in zip(
+                    b.rows.tolist(),
+                    b.start.tolist(),
+                    b.kwh.tolist(),
+                    b.kvarh.tolist(),
+                    b.peak_kw.tolist(),
+                    b.peak_at.tolist(),
+                    pf,
+                    b.intervals.tolist(),
+                    strict=True,
+                )
+            ]
+            with self.engine.begin() as conn:
+                conn.execute(rollups.upsert_statement("sqlite", table), rows)
+            return
+        data = _pg_binary(
+            [
+                ("meter", ">i4", b.rows),
+                ("start", ">i8", b.start),
+                ("kwh", ">f8", b.kwh),
+                ("kvarh", ">f8", b.kvarh),
+                ("peak_kw", ">f8", b.peak_kw),
+                ("peak_at", ">i8", b.peak_at),
+                ("pf", ">f8", np.array([math.nan if f is None else f for f in pf])),
+                ("n", ">i4", b.intervals),
+            ]
+        )
+        keep = ("meter_id", "start")
+        updates = ", ".join(
+            f"{c.name} = EXCLUDED.{c.name}" for c in table.columns if c.name not in keep
+        )
+        self._pg(
+            "CREATE TEMP TABLE IF NOT EXISTS backfill_rollups (meter int4, start int8, "
+            "kwh float8, kvarh float8, peak_kw float8, peak_at int8, pf float8, n int4) "
+            "ON COMMIT DELETE ROWS",
+            "backfill_rollups",
+            data,
+            f"INSERT INTO {table.name} (meter_id, start, kwh, kvarh, peak_kw, peak_at, "  # noqa: S608 - fixed names
+            "power_factor, intervals, valid, estimated, questionable, edited) "
+            "SELECT (%(ids)s::text[])[s.meter + 1], "
+            f"{_EPOCH_SQL} + s.start * interval '1 second', s.kwh, s.kvarh, s.peak_kw, "
+            f"{_EPOCH_SQL} + s.peak_at * interval '15 minutes', NULLIF(s.pf, 'NaN'), "
+            "s.n, s.n, 0, 0, 0 FROM backfill_rollups s "
+            f"ON CONFLICT (meter_id, start) DO UPDATE SET {updates}",
+            {"ids": list(meter_ids)},
+        )
+
+    def _pg(self, create: str, stage: str, data: bytes, insert: str, params: dict[str, Any]) -> int:
         raw = self.engine.raw_connection()
         try:
             with raw.cursor() as cur:  # type: ignore[attr-defined]
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS backfill_stage "
-                    "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-                columns = ", ".join(_COLUMNS)
-                with cur.copy(f"COPY backfill_stage ({columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                cur.execute(
-                    f"INSERT INTO readings ({columns}) SELECT {columns} FROM backfill_stage "  # noqa: S608 - fixed names
-                    "ON CONFLICT DO NOTHING"
-                )
-                inserted = int(cur.rowcount)
+                # A lost commit is redone by re-running the backfill: no need to wait for fsync.
+                cur.execute("SET LOCAL synchronous_commit = off")
+                if self.skip_triggers:
+                    # The row-by-row foreign-key check on meter_id costs more than the insert
+                    # itself; every id here was seeded by this backfill a moment ago.
+                    cur.execute("SET LOCAL session_replication_role = replica")
+                cur.execute(create)
+                with cur.copy(f"COPY {stage} FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(data)
+                cur.execute(insert, params)
+                count = int(cur.rowcount)
             raw.commit()
         finally:
             raw.close()
-        return inserted
+        return count
+
+
+def _differing(engine: Engine, chunk: Chunk) -> Iterator[tuple[int, int]]:
+    """Yield (row, interval) of stored readings whose rolled-up values differ from the chunk."""
+    block = chunk.block
+    n_t = block.kwh.shape[1]
+    at = {m: r for r, m in enumerate(chunk.meter_ids)}
+    r_ = models.Reading
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(r_.meter_id, r_.start, r_.kwh, r_.kvarh, r_.demand_kw, r_.quality).where(
+                r_.meter_id.in_(chunk.meter_ids),
+                r_.start >= interval_start(chunk.first),
+                r_.start < interval_start(chunk.first + n_t),
+            )
+        )
+        for meter_id, start, kwh, kvarh, kw, quality in stored:
+            r, k = at[meter_id], interval_index(start) - chunk.first
+            model = (block.kwh[r, k], block.kvarh[r, k], block.demand_kw[r, k])
+            if quality != "valid" or (kwh, kvarh, kw) != model:
+                yield r, chunk.first + k
+
+
+def _spans(first: int, count: int, step: int) -> Iterator[tuple[int, int]]:
+    # Split on multiples of `step` (whole hours), so only the range's own ends cut an hour.
+    t, end = first, first + count
+    while t < end:
+        stop = min((t // step + 1) * step, end)
+        yield t, stop - t
+        t = stop
 
 
 def backfill(
@@ -162,27 +336,55 @@ def backfill(
     *,
     progress: Progress | None = None,
     now: datetime | None = None,
+    rows_per_chunk: int = ROWS_PER_CHUNK,
 ) -> BackfillStats:
-    """Write `days` of history from `start` for `meters` (seeding them first); idempotent."""
+    """Write `days` of history from `start` for `meters` (seeding them first); idempotent.
+
+    The hourly and daily rollups are computed from the generated arrays and upserted; the
+    few buckets the arrays cannot vouch for (cut by the range's ends, or holding readings
+    stored earlier with other values) are recomputed from the database by the ingest's
+    own `refresh`, so the rollups equal what re-reading every interval would give.
+    """
     first = interval_index(start)
     count = round(days * 96)
-    received_at = now or datetime.now(UTC)
     with make_sessionmaker(engine).begin() as session:
         seed_fleet(session, meters)
-    writer = _Writer(engine)
+    writer = _Writer(engine, now or datetime.now(UTC))
     stats = BackfillStats()
     arrays = FleetArrays.build(meters, seed, effects_of(incidents))
-    clock = time.perf_counter()
-    for chunk in chunks(meters, arrays, first, count):
-        generated = time.perf_counter()
-        stats.generate_seconds += generated - clock
-        rows = row_tuples(chunk, received_at)
-        stats.written += writer.write(rows)
-        stats.intervals += len(rows)
-        clock = time.perf_counter()
-        stats.write_seconds += clock - generated
-        if progress is not None:
-            progress(len(rows))
+    zones = [zone_for(m.lon) for m in meters]
+    step = DAYS_PER_CHUNK * 96
+    # A group's rollups are written on a second connection while the next group's readings
+    # go in (disjoint meters, so the two never touch the same rows); at most two groups'
+    # hour grids are alive at once.
+    pending: Future[float] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-rollups") as rollup:
+        for lo in range(0, len(meters) if count else 0, rows_per_chunk):
+            rows = np.arange(lo, min(lo + rows_per_chunk, len(meters)), dtype=np.intp)
+            ids = [meters[r].id for r in rows.tolist()]
+            grid = rollup_arrays.HourGrid(len(rows), first, count)
+            for t, n in _spans(first, count, step):
+                clock = time.perf_counter()
+                chunk = Chunk(ids, t, arrays.block(t, n, rows))
+                generated = time.perf_counter()
+                stats.generate_seconds += generated - clock
+                inserted = writer.readings(chunk)
+                size = chunk.block.kwh.size
+                grid.add(t, chunk.block.kwh, chunk.block.kvarh, chunk.block.demand_kw)
+                if inserted < size:
+                    for r, interval in _differing(engine, chunk):
+                        grid.spoil(r, interval)
+                stats.written += inserted
+                stats.intervals += size
+                stats.write_seconds += time.perf_counter() - generated
+                if progress is not None:
+                    progress(size)
+            if pending is not None:
+                stats.rollup_seconds += pending.result()
+            group_zones = dict(zip(ids, zones[lo : lo + len(rows)], strict=True))
+            pending = rollup.submit(_write_rollups, writer, ids, grid, group_zones)
+        if pending is not None:
+            stats.rollup_seconds += pending.result()
     if count:
         newest = interval_start(first + count - 1)
         ids = [m.id for m in meters]
@@ -199,25 +401,38 @@ def backfill(
                     )
                     .values(last_interval_start=newest)
                 )
-        _refresh_rollups(engine, meters, interval_start(first), newest)
     return stats
 
 
-def _refresh_rollups(
-    engine: Engine, meters: Sequence[Meter], first: datetime, last: datetime
+def _write_rollups(
+    writer: _Writer, ids: Sequence[str], grid: rollup_arrays.HourGrid, zones: Mapping[str, tzinfo]
+) -> float:
+    # Hourly rows first: the refreshed days are summed from them.
+    clock = time.perf_counter()
+    writer.rollups(_HOURLY, ids, grid.hourly())
+    daily, left = grid.days([zones[m] for m in ids])
+    writer.rollups(_DAILY, ids, daily)
+    _refresh(writer.engine, ids, grid, left, zones)
+    return time.perf_counter() - clock
+
+
+def _refresh(
+    engine: Engine,
+    ids: Sequence[str],
+    grid: rollup_arrays.HourGrid,
+    left: dict[int, set[int]],
+    zones: Mapping[str, tzinfo],
 ) -> None:
-    # The portal's fleet charts, meter summaries and exports read the hourly and daily
-    # rollups the ingest keeps; history written around the ingest must update them too.
-    hour = first.replace(minute=0, second=0, microsecond=0)
-    hours = []
-    while hour <= last:
-        hours.append(hour)
-        hour += timedelta(hours=1)
-    zones = {m.id: zone_for(m.lon) for m in meters}
-    for lo in range(0, len(meters), rollups.METERS_PER_QUERY):
-        chunk = meters[lo : lo + rollups.METERS_PER_QUERY]
+    # The buckets the arrays could not vouch for, from the stored intervals; batched by
+    # UTC day because refresh reads every interval between a batch's first and last hour.
+    batches: dict[int, dict[str, list[datetime]]] = {}
+    for r, cols in left.items():
+        for c in cols:
+            hour = rollup_arrays.hour_at(grid.first_hour + c)
+            batches.setdefault((grid.first_hour + c) // 24, {}).setdefault(ids[r], []).append(hour)
+    for _, touched in sorted(batches.items()):
         with make_sessionmaker(engine).begin() as session:
-            rollups.refresh(session, {m.id: hours for m in chunk}, zones)
+            rollups.refresh(session, touched, zones)
 
 
 def default_start(days: float, now: datetime) -> datetime:

@@ -12,6 +12,7 @@ from app.db import models
 from app.db.queries import get_meter, utility_clause
 from app.domain import alarms as rules
 from app.domain.access import Scope
+from app.domain.rollups import hour_start
 
 # Alarms are derived on read, not stored: any number of ingest workers can run, and a
 # condition the ingest never saw as an "alarm" (a meter gone quiet) still shows. Only the
@@ -90,22 +91,38 @@ def _low_pf_alarms(session: Session, scope: Scope, meter_id: str | None) -> list
     )
     if newest is None:
         return []
-    since = newest - timedelta(days=1)
+    # The last 24 hours of data from the hourly rollups: a quarter of the rows of the raw
+    # intervals, which for a 10,000-meter fleet is the difference that keeps pages fast.
+    since = hour_start(newest) - timedelta(days=1)
+    hourly = models.HourlyRollup
+    # Sum per meter on the rollups alone, then join the names: grouping by the joined text
+    # columns made PostgreSQL sort every hourly row.
+    visible = select(models.Meter.id).join(
+        models.Utility, models.Meter.utility_id == models.Utility.id
+    )
+    sums = (
+        select(
+            hourly.meter_id.label("meter_id"),
+            func.sum(hourly.kwh).label("kwh"),
+            func.sum(hourly.kvarh).label("kvarh"),
+        )
+        .where(hourly.start > since, hourly.meter_id.in_(visible.where(utility_clause(scope))))
+        .group_by(hourly.meter_id)
+    )
+    if meter_id is not None:
+        sums = sums.where(hourly.meter_id == meter_id)
+    per_meter = sums.subquery()
     query = (
         select(
             models.Meter.id,
             models.Meter.site_name,
             models.Utility.name,
-            func.sum(models.Reading.kwh),
-            func.sum(models.Reading.kvarh),
+            per_meter.c.kwh,
+            per_meter.c.kvarh,
         )
-        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
+        .join(per_meter, per_meter.c.meter_id == models.Meter.id)
         .join(models.Utility, models.Meter.utility_id == models.Utility.id)
-        .where(utility_clause(scope), models.Reading.start > since)
-        .group_by(models.Meter.id, models.Meter.site_name, models.Utility.name)
     )
-    if meter_id is not None:
-        query = query.where(models.Meter.id == meter_id)
     result = []
     for meter, site, utility, kwh, kvarh in session.execute(query):
         pf = rules.power_factor(float(kwh or 0), float(kvarh or 0))
@@ -135,6 +152,10 @@ def list_alarms(
         + _comms_alarms(session, scope, meter_id)
         + _low_pf_alarms(session, scope, meter_id)
     )
+    # Newest first and cut to `limit` before looking up acknowledgements: a big fleet can
+    # raise thousands of alarms, and an IN list of every key costs more than the alarms.
+    found.sort(key=lambda a: a.raised_at, reverse=True)
+    found = found[:limit]
     keys = [a.key for a in found]
     acks = {
         key: (email, at)
@@ -150,8 +171,7 @@ def list_alarms(
         else a
         for a in found
     ]
-    merged.sort(key=lambda a: a.raised_at, reverse=True)
-    return merged[:limit]
+    return merged
 
 
 def open_alarm_count(session: Session, scope: Scope) -> int:

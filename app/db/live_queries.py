@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.db.alarm_queries import open_alarm_count
-from app.db.queries import fleet_overview, scoped_meters, utility_clause
+from app.db.queries import UtilityRow, fleet_overview, scoped_meters, utility_clause
 from app.domain.access import Scope
 from app.domain.telemetry import format_time
 
@@ -82,9 +82,14 @@ def status_signature(session: Session, scope: Scope) -> str:
     return f"{online or 0}/{offline or 0}/{format_time(changed) if changed else '-'}"
 
 
-def live_snapshot(session: Session, scope: Scope, now: datetime) -> dict[str, Any]:
-    """Gather what the live fleet page shows: totals, rates, per-utility rows and the feed."""
-    rows = fleet_overview(session, scope, now)
+def live_snapshot(
+    session: Session, scope: Scope, now: datetime, rows: list[UtilityRow] | None = None
+) -> dict[str, Any]:
+    """Gather what the live fleet page shows: totals, rates, per-utility rows and the feed.
+
+    `rows` are the caller's `fleet_overview` for the same scope and time, when it has them.
+    """
+    rows = fleet_overview(session, scope, now) if rows is None else rows
     return {
         "totals": {
             "meters": sum(r.meters for r in rows),
@@ -111,15 +116,14 @@ def live_snapshot(session: Session, scope: Scope, now: datetime) -> dict[str, An
 
 def map_points(session: Session, scope: Scope) -> list[dict[str, Any]]:
     """Return every visible meter's position and state for the fleet map."""
-    meters = session.scalars(scoped_meters(scope).order_by(models.Meter.id)).all()
+    # Plain columns, not ORM objects: ten thousand Meter instances cost more than the query.
+    m = models.Meter
+    rows = session.execute(
+        scoped_meters(scope)
+        .with_only_columns(m.id, m.lat, m.lon, m.status, m.site_name, m.utility_id)
+        .order_by(m.id)
+    )
     return [
-        {
-            "id": m.id,
-            "lat": m.lat,
-            "lon": m.lon,
-            "status": m.status,
-            "site": m.site_name,
-            "utility_id": m.utility_id,
-        }
-        for m in meters
+        {"id": id_, "lat": lat, "lon": lon, "status": status, "site": site, "utility_id": utility}
+        for id_, lat, lon, status, site, utility in rows
     ]

@@ -144,7 +144,8 @@ class Event(Base):
     severity: Mapped[str] = mapped_column(String(10))
     at: Mapped[datetime] = mapped_column(index=True)
     details: Mapped[dict[str, Any]]
-    received_at: Mapped[datetime]
+    # The live feed shows the newest arrivals first.
+    received_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class DeadLetter(Base):
@@ -327,8 +328,11 @@ class HourlyRollup(_RollupColumns, Base):
     """One meter's UTC hour: kWh, kVArh, peak demand and its time, PF, quality counts."""
 
     __tablename__ = "readings_hourly"
-    # Fleet-wide charts read one time window across every meter.
-    __table_args__ = (Index("ix_readings_hourly_start", "start"),)
+    # Fleet-wide charts, alarms and completeness read one time window across every meter:
+    # with the meter, energy and count in the index they are answered from it alone.
+    __table_args__ = (
+        Index("ix_readings_hourly_start_meter", "start", "meter_id", "kwh", "kvarh", "intervals"),
+    )
 
 
 class DailyRollup(_RollupColumns, Base):

@@ -150,13 +150,25 @@ def fleet_load_by_segment(
     hour = newest.replace(minute=0, second=0, microsecond=0)
     since = hour - timedelta(hours=hours - 1)
     rollup = models.HourlyRollup
-    query = (
-        select(rollup.start, models.Utility.segment, func.sum(rollup.kwh))
+    visible = select(models.Utility.id).where(utility_clause(scope))
+    # Per hour and utility first (a hash join on the meters), then per segment: grouping
+    # the joined rows by segment directly made PostgreSQL sort every hourly row.
+    per_utility = (
+        select(
+            rollup.start.label("start"),
+            models.Meter.utility_id.label("utility_id"),
+            func.sum(rollup.kwh).label("kwh"),
+        )
         .join(models.Meter, rollup.meter_id == models.Meter.id)
-        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
-        .where(utility_clause(scope), rollup.start >= since, rollup.start <= hour)
-        .group_by(rollup.start, models.Utility.segment)
-        .order_by(rollup.start)
+        .where(models.Meter.utility_id.in_(visible), rollup.start >= since, rollup.start <= hour)
+        .group_by(rollup.start, models.Meter.utility_id)
+        .subquery()
+    )
+    query = (
+        select(per_utility.c.start, models.Utility.segment, func.sum(per_utility.c.kwh))
+        .join(models.Utility, per_utility.c.utility_id == models.Utility.id)
+        .group_by(per_utility.c.start, models.Utility.segment)
+        .order_by(per_utility.c.start)
     )
     return [(start, segment, float(kwh)) for start, segment, kwh in session.execute(query)]
 

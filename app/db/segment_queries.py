@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from app.db import models
 from app.db.queries import utility_clause
 from app.domain.access import Scope
+from app.domain.rollups import hour_start
 from app.domain.segments import UtilityActivity
 
 # Event types a building manager counts as security- or access-relevant.
 SECURITY_EVENT_TYPES = ("tamper", "reverse_rotation")
+INTERVAL = timedelta(minutes=15)
 
 
 def utility_activity(session: Session, scope: Scope, segment: str) -> list[UtilityActivity]:
@@ -44,9 +46,11 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
         .where(utility_clause(scope), models.Utility.segment == segment)
         .order_by(models.Utility.name)
     ).all()
+    latest_of = {u.id: latest for u, *_, latest in rows if isinstance(latest, datetime)}
+    last_day = _intervals_last_day(session, latest_of)
     result = []
     for utility, distributor, meters, online, offline, latest in rows:
-        last_day, days = _completeness(session, utility.id, latest)
+        days = _days_in_service(session, utility.id, latest)
         result.append(
             UtilityActivity(
                 utility_id=utility.id,
@@ -59,7 +63,7 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
                 meters=int(meters),
                 online=int(online),
                 offline=int(offline),
-                intervals_last_day=last_day,
+                intervals_last_day=last_day.get(utility.id, 0),
                 days_in_service=days,
                 security_events=_security_event_count(session, utility.id),
             )
@@ -67,26 +71,61 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
     return result
 
 
-def _completeness(session: Session, utility_id: str, latest: object) -> tuple[int, float]:
-    # Windows follow the utility's own newest interval, not the wall clock: the simulator's
-    # clock runs accelerated, and a back-filled demo can sit entirely in the past.
+def day_window(latest: datetime) -> tuple[datetime, datetime]:
+    """Return [start, end) of the 24 whole hours of data up to the newest complete hour.
+
+    Windows follow a utility's own newest interval, not the wall clock: the simulator's
+    clock runs accelerated, and a back-filled demo can sit entirely in the past. The hour
+    still arriving is left out, so a fleet sending everything counts 96 intervals a meter.
+    """
+    end = hour_start(latest + INTERVAL)
+    return end - timedelta(days=1), end
+
+
+def _intervals_last_day(session: Session, latest_of: dict[str, datetime]) -> dict[str, int]:
+    # One pass over the hourly rollups' covering index per distinct window (usually one),
+    # instead of one per utility.
+    by_window: dict[tuple[datetime, datetime], list[str]] = {}
+    for utility_id, latest in latest_of.items():
+        by_window.setdefault(day_window(latest), []).append(utility_id)
+    hourly = models.HourlyRollup
+    out: dict[str, int] = {}
+    for (start, end), utilities in by_window.items():
+        for utility_id, count in session.execute(
+            select(models.Meter.utility_id, func.sum(hourly.intervals))
+            .join(models.Meter, hourly.meter_id == models.Meter.id)
+            .where(
+                models.Meter.utility_id.in_(utilities), hourly.start >= start, hourly.start < end
+            )
+            .group_by(models.Meter.utility_id)
+        ):
+            out[utility_id] = int(count or 0)
+    return out
+
+
+def _days_in_service(session: Session, utility_id: str, latest: object) -> float:
     if not isinstance(latest, datetime):
-        return 0, 0.0
-    since = latest - timedelta(days=1)
-    in_utility = models.Meter.utility_id == utility_id
-    last_day = session.scalar(
-        select(func.count())
-        .select_from(models.Reading)
-        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
-        .where(in_utility, models.Reading.start > since, models.Reading.start <= latest)
+        return 0.0
+    meters = select(models.Meter.id).where(models.Meter.utility_id == utility_id)
+    # The first hour from the hourly index, then the first interval inside it: both stop at
+    # the first match instead of reading everything the utility ever sent.
+    hourly = models.HourlyRollup
+    first_hour = session.scalar(
+        select(hourly.start).where(hourly.meter_id.in_(meters)).order_by(hourly.start).limit(1)
     )
+    if first_hour is None:
+        return 0.0
     first = session.scalar(
-        select(func.min(models.Reading.start))
-        .join(models.Meter, models.Reading.meter_id == models.Meter.id)
-        .where(in_utility)
+        select(models.Reading.start)
+        .where(
+            models.Reading.meter_id.in_(meters),
+            models.Reading.start >= first_hour,
+            models.Reading.start < first_hour + timedelta(hours=1),
+        )
+        .order_by(models.Reading.start)
+        .limit(1)
     )
-    days = (latest - first).total_seconds() / 86400 + 1 / 96 if first is not None else 0.0
-    return int(last_day or 0), days
+    return (latest - (first or first_hour)).total_seconds() / 86400 + 1 / 96
 
 
 def _security_event_count(session: Session, utility_id: str) -> int:

@@ -40,7 +40,11 @@ _DAILY: Table = models.DailyRollup.__table__  # type: ignore[assignment]
 
 
 def _upsert(session: Session, table: Table) -> Insert:
-    dialect = session.get_bind().dialect.name
+    return upsert_statement(session.get_bind().dialect.name, table)
+
+
+def upsert_statement(dialect: str, table: Table) -> Insert:
+    """Return an INSERT of rollup rows that replaces any bucket already stored."""
     stmt: postgresql.Insert | sqlite.Insert
     stmt = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     keys = {"meter_id", "start"}
@@ -243,11 +247,14 @@ def _refresh_chunk(
             models.Reading.kvarh,
             models.Reading.demand_kw,
             models.Reading.quality,
-        ).where(
+        )
+        .where(
             models.Reading.meter_id.in_(chunk),
             models.Reading.start >= low,
             models.Reading.start < high,
         )
+        # In time order, so float sums come out the same bits whatever the physical order.
+        .order_by(models.Reading.meter_id, models.Reading.start)
     )
     for meter_id, start, kwh, kvarh, kw, quality in rows:
         bucket = hour(start)
@@ -288,7 +295,9 @@ def _refresh_chunk(
             hr.estimated,
             hr.questionable,
             hr.edited,
-        ).where(hr.meter_id.in_(chunk), hr.start >= low, hr.start < high)
+        )
+        .where(hr.meter_id.in_(chunk), hr.start >= low, hr.start < high)
+        .order_by(hr.meter_id, hr.start)
     ):
         key = (h.meter_id, day(h.meter_id, h.start))
         if key[1] in days[h.meter_id]:

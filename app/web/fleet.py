@@ -62,7 +62,7 @@ def overview() -> Any:
         meters=meters,
         utility_id=utility_id,
         chart_json=chart.to_json(),
-        snapshot=live_queries.live_snapshot(db(), scope, now),
+        snapshot=live_queries.live_snapshot(db(), scope, now, rows),
     )
 
 

@@ -75,7 +75,7 @@ def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
     with sessions.begin() as session:
         write_batch(session, batch(datetime(2024, 5, 31, 12, tzinfo=UTC), 96), MeterDirectory())
     config = alembic_config(postgres_url)
-    command.downgrade(config, "0002_partners")
+    command.downgrade(config, "0005_hourly_cover")
     with sessions() as session:
         assert partitions.layout(session.connection()) == "plain"
         assert session.scalar(select(func.count()).select_from(models.Reading)) == 192

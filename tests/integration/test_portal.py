@@ -195,3 +195,13 @@ def test_unknown_pages_get_a_friendly_404(app: Flask) -> None:
 def test_portal_refuses_to_start_without_a_secret_key(database_url: str, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app(make_settings(database_url, tmp_path, secret_key=""))
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v1/meters", "/api/v1/health", "/no-such-page"])
+def test_every_response_reports_its_server_time(app: Flask, path: str) -> None:
+    client = app.test_client()
+    login(client, "admin@wattline.example")
+    timing = client.get(path).headers.get("Server-Timing", "")
+    match = re.fullmatch(r"app;dur=(\d+\.\d)", timing)
+    assert match, timing
+    assert float(match.group(1)) > 0

@@ -16,7 +16,9 @@ from app.db import models
 from app.db.seed import DEMO_LOGINS, DemoLogin
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
+from app.domain.localtime import zone_for
 from app.domain.segments import Prices
+from app.ingest.rollups import refresh
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter
 from tests.factories import T0, seed_database
@@ -51,6 +53,17 @@ def fleet(database_url: str) -> list[Meter]:
             delete(models.Reading).where(
                 models.Reading.meter_id == glpl, models.Reading.start >= T0 + timedelta(hours=12)
             )
+        )
+        # Keep the rollups equal to the intervals, as every real write path does.
+        session.execute(
+            delete(models.HourlyRollup).where(
+                models.HourlyRollup.meter_id == glpl,
+                models.HourlyRollup.start >= T0 + timedelta(hours=12),
+            )
+        )
+        lon = next(m.lon for m in fleet if m.id == glpl)
+        refresh(
+            session, {glpl: [T0 + timedelta(hours=h) for h in range(12)]}, {glpl: zone_for(lon)}
         )
         events = [
             Accepted(
@@ -165,4 +178,45 @@ def test_security_page_lists_tamper_not_outages(
     engine = make_engine(database_url)
     with make_sessionmaker(engine)() as session:
         assert session.scalar(select(models.Event.type).where(models.Event.type == "tamper"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("minute", [0, 15, 30, 45])
+def test_completeness_counts_the_24_whole_hours_and_days_since_the_first_interval(
+    database_url: str, minute: int
+) -> None:
+    """The rollups' count equals a raw count of the window; days run from the first interval."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+
+    from app.db import models
+    from app.db.segment_queries import (
+        _days_in_service,
+        _intervals_last_day,
+        day_window,
+    )
+    from app.db.session import make_engine, make_sessionmaker
+    from simulator.backfill import backfill
+    from simulator.fleet import build_fleet
+
+    fleet = [m for m in build_fleet(40, 3) if m.utility_id == "glpl"][:3]
+    engine = make_engine(database_url)
+    start = datetime(2026, 3, 2, 5, 15, tzinfo=UTC)
+    backfill(engine, fleet, 3, start, 2.5)
+    latest = start + timedelta(days=1, hours=7, minutes=minute)
+    begin, end = day_window(latest)
+    assert end - begin == timedelta(days=1)
+    assert latest - timedelta(minutes=45) < end <= latest + timedelta(minutes=15)
+    with make_sessionmaker(engine)() as session:
+        raw = session.scalar(
+            select(func.count())
+            .select_from(models.Reading)
+            .where(models.Reading.start >= begin, models.Reading.start < end)
+        )
+        assert _intervals_last_day(session, {"glpl": latest}) == {"glpl": raw}
+        assert _days_in_service(session, "glpl", latest) == (
+            (latest - start).total_seconds() / 86400 + 1 / 96
+        )
+    assert raw == len(fleet) * 96
     engine.dispose()

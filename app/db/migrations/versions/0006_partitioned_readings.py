@@ -1,7 +1,7 @@
 """readings partitioned by time on PostgreSQL: TimescaleDB hypertable, or monthly partitions
 
-Revision ID: 0005_partitioned_readings
-Revises: 0002_partners
+Revision ID: 0006_partitioned_readings
+Revises: 0005_hourly_cover
 Create Date: 2026-11-26 02:20:00
 
 """
@@ -11,8 +11,8 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0005_partitioned_readings'
-down_revision: Union[str, Sequence[str], None] = '0002_partners'
+revision: str = '0006_partitioned_readings'
+down_revision: Union[str, Sequence[str], None] = '0005_hourly_cover'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
