@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -81,16 +82,41 @@ def _comms_alarms(session: Session, scope: Scope, meter_id: str | None) -> list[
     return result
 
 
+# Low power factor is a day-long measure: 24 hourly rows summed for every visible meter,
+# about 150 ms of a page at 10,000 meters. A result is reused for PF_CACHE_S at most and
+# only while no meter in the scope has reported since (its key holds the newest interval
+# and the newest arrival), so new data shows at once and a quiet fleet costs it once.
+PF_CACHE_S = 60.0
+_PF_CACHE: dict[
+    tuple[str, Scope, str | None, datetime, datetime | None], tuple[float, list[rules.Alarm]]
+] = {}
+
+
 def _low_pf_alarms(session: Session, scope: Scope, meter_id: str | None) -> list[rules.Alarm]:
     # One window for all visible meters, ending at their newest interval: the simulated
     # clock may run ahead of or behind the wall clock.
-    newest = session.scalar(
-        select(func.max(models.Meter.last_interval_start))
+    newest, seen = session.execute(
+        select(func.max(models.Meter.last_interval_start), func.max(models.Meter.last_seen_at))
         .join(models.Utility, models.Meter.utility_id == models.Utility.id)
         .where(utility_clause(scope))
-    )
+    ).one()
     if newest is None:
         return []
+    key = (str(session.get_bind().engine.url), scope, meter_id, newest, seen)
+    now = time.monotonic()
+    cached = _PF_CACHE.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = _compute_low_pf(session, scope, meter_id, newest)
+    if len(_PF_CACHE) >= 256:
+        _PF_CACHE.clear()
+    _PF_CACHE[key] = (now + PF_CACHE_S, found)
+    return found
+
+
+def _compute_low_pf(
+    session: Session, scope: Scope, meter_id: str | None, newest: datetime
+) -> list[rules.Alarm]:
     # The last 24 hours of data from the hourly rollups: a quarter of the rows of the raw
     # intervals, which for a 10,000-meter fleet is the difference that keeps pages fast.
     since = hour_start(newest) - timedelta(days=1)
