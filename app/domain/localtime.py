@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Final
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The fleet is North American and meters carry coordinates, not a zone: these longitude
 # bands follow the US time-zone boundaries closely enough for a demo fleet.
@@ -26,3 +26,15 @@ def zone_name_for(lon: float) -> str:
 def zone_for(lon: float) -> ZoneInfo:
     """Return the time zone for a North American longitude."""
     return ZoneInfo(zone_name_for(lon))
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """Return the IANA zone `name`; ValueError for anything that is not one.
+
+    ZoneInfo alone raises several kinds of error for bad names: not found, malformed, and
+    OSError when the name is a folder of the zone database ("US", "America").
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"{name!r} is not an IANA time zone such as America/Chicago") from None

@@ -8,7 +8,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy import select
@@ -18,7 +17,7 @@ from app.config import ConfigError, Settings, check_share_group
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
-from app.domain.localtime import zone_for
+from app.domain.localtime import zone_for, zone_named
 from app.domain.telemetry import DEFAULT_PREFIX
 from app.exports import csvio, greenbutton
 from app.exports.series import interval_from_row
@@ -217,8 +216,8 @@ _REPLACE = click.option(
 def import_csv(database_url: str, meter_id: str, tz: str | None, replace: bool, path: Path) -> None:
     """Load a customer's interval CSV (see docs in app/exports/csvio.py) into a meter."""
     try:
-        zone = ZoneInfo(tz) if tz else None
-    except (ZoneInfoNotFoundError, ValueError):
+        zone = zone_named(tz) if tz else None
+    except ValueError:
         raise click.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from None
     try:
         rows = csvio.read_csv(path.read_text(encoding="utf-8-sig"), tz=zone)

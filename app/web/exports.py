@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, abort, jsonify, request
 from flask_login import login_required
 
 from app.db import models, queries
 from app.domain import telemetry
-from app.domain.localtime import zone_for
+from app.domain.localtime import zone_for, zone_named
 from app.exports import csvio, greenbutton
 from app.exports.series import MeterSeries, interval_from_row
 from app.web.api import reading_json, visible_meter
@@ -125,8 +124,8 @@ def _zone_arg(meter: models.Meter) -> tzinfo:
     if raw is None:
         return zone_for(meter.lon)
     try:
-        return ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
+        return zone_named(raw)
+    except ValueError:
         abort(400, description=f"tz {raw!r} is not an IANA time zone such as America/Chicago")
 
 

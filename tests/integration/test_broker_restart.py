@@ -102,6 +102,7 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
     # A worker slower than the stream (it acks every half second), so that when the broker
     # stops it holds acknowledged messages the worker has not yet received.
     monkeypatch.setattr(worker_module, "BATCH_WAIT_S", 0.5)
+    monkeypatch.setattr(worker_module, "BATCH_LINGER_S", 0.5)
     fleet = build_fleet(10, seed=1)
     engine = make_engine(database_url)
     with make_sessionmaker(engine).begin() as session:
