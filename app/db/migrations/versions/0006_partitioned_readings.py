@@ -84,6 +84,9 @@ def upgrade() -> None:
         )
     op.execute("INSERT INTO readings SELECT * FROM readings_old")
     op.execute("DROP TABLE readings_old")
+    # New tables have no statistics until autovacuum gets round to them; without them the
+    # planner chose plans that took a fleet page from 0.3 s to 9 s at 86 M readings.
+    op.execute("ANALYZE readings")
 
 
 def downgrade() -> None:
@@ -97,3 +100,4 @@ def downgrade() -> None:
     op.execute("INSERT INTO readings SELECT * FROM readings_old")
     op.execute("DROP TABLE readings_old CASCADE")
     _keys_and_indexes()
+    op.execute("ANALYZE readings")
