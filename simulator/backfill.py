@@ -29,6 +29,7 @@ from app.db.seed import seed_fleet
 from app.db.session import make_sessionmaker
 from app.domain.localtime import zone_for
 from app.ingest import rollups
+from app.ingest.store import READING_COLUMNS
 from simulator import rollup_arrays
 from simulator.fleet import Meter
 from simulator.incidents import Incident, effects_of
@@ -46,19 +47,6 @@ log = logging.getLogger(__name__)
 ROWS_PER_CHUNK: Final = 512
 DAYS_PER_CHUNK: Final = 7
 _FLAG_TEXT: Final = tuple(",".join(flags) for flags in FLAG_LISTS)
-_COLUMNS: Final = (
-    "meter_id",
-    "start",
-    "kwh",
-    "kvarh",
-    "demand_kw",
-    "voltage_a",
-    "voltage_b",
-    "voltage_c",
-    "flags",
-    "quality",
-    "received_at",
-)
 
 Progress = Callable[[int], None]
 
@@ -101,7 +89,7 @@ def chunks(
 
 
 def row_tuples(chunk: Chunk, received_at: datetime) -> list[tuple[Any, ...]]:
-    """Return the chunk as database rows in _COLUMNS order."""
+    """Return the chunk as database rows in READING_COLUMNS order."""
     block = chunk.block
     n_rows, n_t = block.kwh.shape
     starts = [interval_start(chunk.first + k) for k in range(n_t)]
@@ -171,7 +159,9 @@ class _Writer:
         rows = row_tuples(chunk, self.received_at)
         statement = sqlite.insert(models.Reading).on_conflict_do_nothing()
         with self.engine.begin() as conn:
-            result = conn.execute(statement, [dict(zip(_COLUMNS, r, strict=True)) for r in rows])
+            result = conn.execute(
+                statement, [dict(zip(READING_COLUMNS, r, strict=True)) for r in rows]
+            )
         return max(result.rowcount, 0)
 
     def _copy_readings(self, chunk: Chunk) -> int:
@@ -199,7 +189,7 @@ class _Writer:
             "voltage_c float8, flags int2) ON COMMIT DELETE ROWS",
             "backfill_readings",
             data,
-            f"INSERT INTO readings ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
+            f"INSERT INTO readings ({', '.join(READING_COLUMNS)}) "  # noqa: S608 - fixed names
             "SELECT (%(ids)s::text[])[s.meter + 1], "
             f"{_EPOCH_SQL} + s.t * interval '15 minutes', s.kwh, s.kvarh, s.demand_kw, "
             "s.voltage_a, s.voltage_b, s.voltage_c, (%(flags)s::text[])[s.flags + 1], "

@@ -55,20 +55,7 @@ def upsert_statement(dialect: str, table: Table) -> Insert:
 
 
 def _row(meter_id: str, r: rollups.Rollup) -> dict[str, Any]:
-    return {
-        "meter_id": meter_id,
-        "start": r.start,
-        "kwh": r.kwh,
-        "kvarh": r.kvarh,
-        "peak_kw": r.peak_kw,
-        "peak_at": r.peak_at,
-        "power_factor": r.power_factor,
-        "intervals": r.intervals,
-        "valid": r.valid,
-        "estimated": r.estimated,
-        "questionable": r.questionable,
-        "edited": r.edited,
-    }
+    return dict(zip(_COLUMN_NAMES, _values(meter_id, r), strict=True))
 
 
 def add_new(

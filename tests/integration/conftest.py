@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from app.broker import MOSQUITTO, MosquittoProcess
+from app.db.seed import seed_fleet
+from app.db.session import make_engine, make_sessionmaker
+from simulator.fleet import Meter, build_fleet
 from tests.conftest import TEST_MQTT_URL, skip_or_fail
 
 
@@ -33,3 +36,14 @@ def private_mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def fleet(database_url: str) -> list[Meter]:
+    """Seed ten meters into the database."""
+    meters = build_fleet(10, seed=1)
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        seed_fleet(session, meters)
+    engine.dispose()
+    return meters

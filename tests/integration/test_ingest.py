@@ -13,14 +13,13 @@ from sqlalchemy import func, select, text
 
 from app import mqtt as mqtt_adapter
 from app.db import models
-from app.db.seed import seed_fleet
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest import worker as worker_module
 from app.ingest.estimation import run_vee
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from app.ingest.worker import IngestWorker
-from simulator.fleet import Meter, build_fleet
+from simulator.fleet import Meter
 from tests.factories import T0, make_reading
 
 pytestmark = pytest.mark.mqtt
@@ -30,17 +29,6 @@ def interval_payload(meter: Meter, starts: list[datetime]) -> bytes:
     """Return an interval message payload carrying `starts`."""
     message = telemetry.IntervalMessage(meter.id, tuple(make_reading(s) for s in starts))
     return telemetry.encode_interval(message)
-
-
-@pytest.fixture
-def fleet(database_url: str) -> list[Meter]:
-    """Seed ten meters into the database."""
-    meters = build_fleet(10, seed=1)
-    engine = make_engine(database_url)
-    with make_sessionmaker(engine).begin() as session:
-        seed_fleet(session, meters)
-    engine.dispose()
-    return meters
 
 
 @pytest.fixture

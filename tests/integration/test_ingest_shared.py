@@ -17,29 +17,17 @@ from sqlalchemy import func, select
 
 from app import mqtt as mqtt_adapter
 from app.db import models
-from app.db.seed import seed_fleet
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest import worker as worker_module
 from app.ingest.worker import IngestWorker
-from simulator.fleet import Meter, build_fleet
+from simulator.fleet import Meter
 from tests.factories import T0
 from tests.integration.test_ingest import count, interval_payload, topic, wait_for_count
 
 pytestmark = pytest.mark.mqtt
 
 Message = tuple[str, bytes]
-
-
-@pytest.fixture
-def fleet(database_url: str) -> list[Meter]:
-    """Seed ten meters into the database."""
-    meters = build_fleet(10, seed=1)
-    engine = make_engine(database_url)
-    with make_sessionmaker(engine).begin() as session:
-        seed_fleet(session, meters)
-    engine.dispose()
-    return meters
 
 
 @pytest.fixture
