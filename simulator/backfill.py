@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, Table, or_, select, text, update
+from sqlalchemy import Engine, Table, or_, select, update
 from sqlalchemy.dialects import sqlite
 
 from app.db import models, partitions
@@ -140,12 +140,6 @@ class _Writer:
         self.received_at = received_at
         self.postgres = engine.dialect.name == "postgresql"
         self.months = partitions.Months()
-        self.skip_triggers = False
-        if self.postgres:
-            with engine.connect() as conn:
-                self.skip_triggers = bool(
-                    conn.scalar(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))
-                )
 
     def readings(self, chunk: Chunk) -> int:
         """Insert a chunk, skipping any (meter_id, start) already stored; return rows inserted."""
@@ -271,10 +265,6 @@ class _Writer:
             with raw.cursor() as cur:  # type: ignore[attr-defined]
                 # A lost commit is redone by re-running the backfill: no need to wait for fsync.
                 cur.execute("SET LOCAL synchronous_commit = off")
-                if self.skip_triggers:
-                    # The row-by-row foreign-key check on meter_id costs more than the insert
-                    # itself; every id here was seeded by this backfill a moment ago.
-                    cur.execute("SET LOCAL session_replication_role = replica")
                 cur.execute(create)
                 with cur.copy(f"COPY {stage} FROM STDIN (FORMAT BINARY)") as copy:
                     copy.write(data)

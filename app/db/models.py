@@ -118,7 +118,11 @@ class Reading(Base):
 
     __tablename__ = "readings"
 
-    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    # No foreign key to meters, here or on the rollups: PostgreSQL checks one row by one row,
+    # and that check cost twice the rest of a COPY (6 of 9 µs a reading, measured). Only the
+    # ingest, the importer and the backfill write here, each for meters it looked up, and
+    # meters are never deleted.
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     start: Mapped[datetime] = mapped_column(primary_key=True)
     kwh: Mapped[float] = mapped_column(Float)
     kvarh: Mapped[float] = mapped_column(Float)
@@ -128,7 +132,7 @@ class Reading(Base):
     voltage_c: Mapped[float | None] = mapped_column(Float)
     flags: Mapped[str] = mapped_column(String(120), default="")
     quality: Mapped[str] = mapped_column(String(24), default="valid")
-    received_at: Mapped[datetime] = mapped_column(index=True)
+    received_at: Mapped[datetime]
 
 
 class Event(Base):
@@ -188,7 +192,11 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-Index("ix_readings_start", Reading.start)
+# Rows arrive in received_at order, so a BRIN index (a few pages) answers "received since"
+# as well as a B-tree that cost 1.5 µs a reading to maintain; SQLite has only B-trees.
+# Time windows across the fleet are read from the rollups, and per-meter windows from the
+# primary key, so `start` needs no index of its own.
+Index("ix_readings_received_at", Reading.received_at, postgresql_using="brin")
 
 
 class AlarmAck(Base):
@@ -310,7 +318,8 @@ class ReadingAudit(Base):
 class _RollupColumns:
     """Columns shared by the hourly and daily rollups."""
 
-    meter_id: Mapped[str] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    # No foreign key: see Reading.
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     start: Mapped[datetime] = mapped_column(primary_key=True)
     kwh: Mapped[float] = mapped_column(Float)
     kvarh: Mapped[float] = mapped_column(Float)
