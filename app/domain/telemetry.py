@@ -1,6 +1,6 @@
 """The Wattline telemetry contract: MQTT topics and JSON payloads shared by meters and ingest.
 
-Pure module (stdlib + orjson): the simulator encodes with it, the ingest decodes with it,
+Pure module (stdlib, orjson, msgspec): the simulator encodes with it, the ingest decodes with it,
 and `docs/protocol.md` / `docs/schemas/` describe the same rules for third parties.
 """
 
@@ -11,8 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
+import msgspec
 import orjson
 
 SCHEMA_VERSION: Final = 1
@@ -429,8 +430,82 @@ def _reading_checked(raw: dict[str, Any], index: int) -> Reading:
     )
 
 
+# The wire shape of a well-formed interval message, for msgspec to parse and type-check in C
+# (a fifth of the time per reading of orjson plus Python checks). Anything it rejects goes
+# through the general checks below, which accept the same messages and name the problem.
+_FINITE: Final = 1.7976931348623157e308
+_Measure = Annotated[float, msgspec.Meta(ge=0.0, le=_FINITE)]
+
+
+class _WireReading(msgspec.Struct, gc=False):
+    start: str
+    seconds: Literal[900]
+    kwh: _Measure
+    kvarh: Annotated[float, msgspec.Meta(ge=-_FINITE, le=_FINITE)]
+    demand_kw: _Measure
+    voltage: Annotated[tuple[_Measure, ...], msgspec.Meta(min_length=1, max_length=3)]
+    flags: frozenset[str] = frozenset()
+
+
+class _WireInterval(msgspec.Struct, gc=False):
+    schema_version: int
+    meter_id: str
+    readings: Annotated[
+        list[_WireReading], msgspec.Meta(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+    ]
+    # UNSET, not None: an explicit null is present and wrong, as the general checks say.
+    sent_at: Any = msgspec.UNSET
+    register: Any = msgspec.UNSET
+
+
+_WIRE_INTERVAL: Final = msgspec.json.Decoder(_WireInterval)
+_new_tuple = tuple.__new__
+
+
 def decode_interval(payload: bytes, meter_id: str | None = None) -> IntervalMessage:
     """Decode and validate an interval message; `meter_id` is the topic's, if known."""
+    try:
+        wire = _WIRE_INTERVAL.decode(payload)
+    except msgspec.MsgspecError:
+        return _decode_interval_checked(payload, meter_id)
+    if (
+        wire.schema_version != SCHEMA_VERSION
+        or not _SEGMENT_RE.fullmatch(wire.meter_id)
+        or (meter_id is not None and wire.meter_id != meter_id)
+    ):
+        return _decode_interval_checked(payload, meter_id)
+    cached = _START_CACHE.get
+    readings = []
+    for index, r in enumerate(wire.readings):
+        flags = r.flags
+        if flags and not flags <= READING_FLAGS:
+            return _decode_interval_checked(payload, meter_id)
+        start = cached(r.start) or _grid_start(r.start, f"readings[{index}]")
+        # tuple.__new__ skips the NamedTuple's Python-level __new__; same object, half the time.
+        readings.append(
+            _new_tuple(
+                Reading,
+                (
+                    start,
+                    r.kwh,
+                    r.kvarh,
+                    r.demand_kw,
+                    r.voltage,
+                    flags or _NO_FLAGS,
+                    INTERVAL_SECONDS,
+                ),
+            )
+        )
+    return IntervalMessage(
+        meter_id=wire.meter_id,
+        readings=tuple(readings),
+        sent_at=None if wire.sent_at is msgspec.UNSET else parse_time(wire.sent_at, "sent_at"),
+        register=None if wire.register is msgspec.UNSET else _register(wire.register),
+    )
+
+
+def _decode_interval_checked(payload: bytes, meter_id: str | None) -> IntervalMessage:
+    """The general decoder: every rule checked in Python, with the reason for any failure."""
     body = _load_object(payload)
     found = _check_header(body, meter_id)
     readings = body.get("readings")

@@ -493,6 +493,29 @@ def implausible(
     return None
 
 
+def all_plausible(
+    starts: Sequence[datetime],
+    kwh: Sequence[float],
+    demand_kw: Sequence[float],
+    voltage: Sequence[Sequence[float]],
+    *,
+    now: datetime,
+    limits: Plausibility,
+) -> bool:
+    """Return True if `implausible` finds nothing in any of these intervals (given as columns).
+
+    The same limits taken as bounds over whole columns by C builtins: the ingest checks every
+    message this way and asks `implausible` for a reason only when a bound is broken.
+    """
+    return (
+        max(starts) <= now + limits.future_tolerance
+        and min(starts) >= limits.earliest
+        and max(demand_kw) <= limits.max_demand_kw
+        and max(kwh) <= limits.max_demand_kw * HOURS_PER_INTERVAL
+        and max(map(max, voltage)) <= limits.max_volts
+    )
+
+
 def ingest_quality(flags: Iterable[str]) -> Quality:
     """Return the quality an arriving actual gets: questionable if the meter doubts it."""
     return QUESTIONABLE if flags and not DOUBTFUL_FLAGS.isdisjoint(flags) else VALID

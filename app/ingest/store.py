@@ -439,6 +439,9 @@ def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> t
 def _implausible(
     msg: telemetry.IntervalMessage, received_at: datetime, limits: vee.Plausibility
 ) -> str | None:
+    starts, kwh, _, demand_kw, voltage, _, _ = zip(*msg.readings, strict=True)
+    if vee.all_plausible(starts, kwh, demand_kw, voltage, now=received_at, limits=limits):
+        return None
     for index, r in enumerate(msg.readings):
         why = vee.implausible(
             r.start, r.kwh, r.demand_kw, r.voltage, now=received_at, limits=limits

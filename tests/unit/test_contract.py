@@ -748,3 +748,26 @@ def test_decode_checks_payload_meter_against_topic() -> None:
     assert t.decode(topic("interval"), payload)[1].meter_id == METER
     with pytest.raises(ContractError, match="does not match topic"):
         t.decode(topic("interval", "M-000124"), payload)
+
+
+_INTERVAL_CASES = [
+    *(c.payload for c in INVALID.values() if c.kind == "interval"),
+    *(orjson.dumps(body) for kind, body in VALID_EDGES.values() if kind == "interval"),
+    orjson.dumps(make_interval_body(sent_at=None)),
+    orjson.dumps(make_interval_body(register=None)),
+    orjson.dumps(with_reading(flags=["power_fail", "power_fail"])),
+    orjson.dumps(with_reading(voltage=[1e308, 0.0, 120.5])),
+]
+
+
+@pytest.mark.parametrize("payload", _INTERVAL_CASES)
+def test_fast_interval_decoder_agrees_with_the_general_checks(payload: bytes) -> None:
+    """msgspec's fast path accepts exactly what the general checks accept, with the same result."""
+
+    def outcome(decode: Any) -> object:
+        try:
+            return decode(payload, METER)
+        except ContractError as exc:
+            return ("rejected", str(exc))
+
+    assert outcome(t.decode_interval) == outcome(t._decode_interval_checked)

@@ -245,3 +245,31 @@ def test_config_refuses_nonsense() -> None:
         VeeConfig(spike_ratio=0.5)
     with pytest.raises(ValueError, match="reference_lookback_days"):
         VeeConfig(reference_days=10, reference_lookback_days=5)
+
+
+_LIMITS = vee.Plausibility()
+_EDGE = [
+    (NOW + timedelta(hours=1), 1.0, 4.0, (277.0,)),  # exactly at the future tolerance
+    (NOW + timedelta(hours=1, seconds=1), 1.0, 4.0, (277.0,)),
+    (_LIMITS.earliest, 1.0, 4.0, (277.0,)),
+    (_LIMITS.earliest - timedelta(seconds=1), 1.0, 4.0, (277.0,)),
+    (T0, 1.0, _LIMITS.max_demand_kw, (277.0,)),
+    (T0, 1.0, _LIMITS.max_demand_kw + 0.001, (277.0,)),
+    (T0, _LIMITS.max_demand_kw / 4, 4.0, (277.0,)),
+    (T0, _LIMITS.max_demand_kw / 4 + 0.001, 4.0, (277.0,)),
+    (T0, 1.0, 4.0, (277.0, _LIMITS.max_volts, 0.0)),
+    (T0, 1.0, 4.0, (277.0, 276.0, _LIMITS.max_volts + 0.1)),
+]
+
+
+@pytest.mark.parametrize("bad", range(len(_EDGE)))
+def test_column_bounds_agree_with_the_interval_check(bad: int) -> None:
+    """all_plausible over a message is True exactly when implausible finds no interval."""
+    rows = [(T0 + k * STEP, 1.0, 4.0, (277.0, 277.0, 277.0)) for k in range(8)]
+    rows.insert(3, _EDGE[bad])
+    starts, kwh, kw, volts = zip(*rows, strict=True)
+    some = any(
+        vee.implausible(s, e, d, v, now=NOW, limits=_LIMITS) is not None for s, e, d, v in rows
+    )
+    assert vee.all_plausible(starts, kwh, kw, volts, now=NOW, limits=_LIMITS) is not some
+    assert some is bool(bad % 2)  # the edge cases alternate: on the limit, then just past it
