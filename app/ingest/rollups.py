@@ -138,20 +138,8 @@ _INTERVALS = _COLUMN_NAMES.index("intervals")
 
 
 def _values(meter_id: str, r: rollups.Rollup) -> tuple[Any, ...]:
-    return (
-        meter_id,
-        r.start,
-        r.kwh,
-        r.kvarh,
-        r.peak_kw,
-        r.peak_at,
-        r.power_factor,
-        r.intervals,
-        r.valid,
-        r.estimated,
-        r.questionable,
-        r.edited,
-    )
+    # Table order is the rollup's with meter_id first and power_factor after peak_at.
+    return (meter_id, *r[:5], r.power_factor, *r[5:])
 
 
 def _add(session: Session, table: Table, values: list[tuple[Any, ...]], *, fresh: bool) -> None:

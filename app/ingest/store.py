@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
+import orjson
 from sqlalchemy import Insert, Table, bindparam, case, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -196,8 +197,7 @@ _TOUCH_METERS_PG = text(
     UPDATE meters SET
         last_interval_start = GREATEST(meters.last_interval_start, t.newest),
         last_seen_at = t.seen
-    FROM unnest(CAST(:ids AS varchar[]), CAST(:newest AS timestamptz[]), CAST(:seen AS timestamptz[]))
-        AS t(id, newest, seen)
+    FROM json_to_recordset(CAST(:touched AS json)) AS t(id varchar, newest timestamptz, seen timestamptz)
     WHERE meters.id = t.id
     """
 )
@@ -328,14 +328,10 @@ def write_batch(
         if session.get_bind().dialect.name == "postgresql":
             # One statement for the whole batch: a batch of single-reading messages touches
             # thousands of meters, and one UPDATE each was most of its cost.
-            conn.execute(
-                _TOUCH_METERS_PG,
-                {
-                    "ids": [m for m, _ in touched],
-                    "newest": [n for _, (n, _) in touched],
-                    "seen": [s for _, (_, s) in touched],
-                },
-            )
+            # As one JSON document, which orjson writes in C: psycopg dumps Python lists of
+            # timestamps element by element in Python, a fifth of a small message's cost.
+            rows = [{"id": m, "newest": n, "seen": s} for m, (n, s) in touched]
+            conn.execute(_TOUCH_METERS_PG, {"touched": orjson.dumps(rows).decode()})
         else:
             conn.execute(
                 _TOUCH_METER,
