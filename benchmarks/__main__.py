@@ -47,11 +47,11 @@ def fresh_database(kind: str, tmp: Path) -> str:
 
 
 @click.command()
-@click.option("--meters", default=400, show_default=True)
+@click.option("--meters", default=1000, show_default=True)
 @click.option(
     "--per-message", default=96, show_default=True, help="readings per message (a day's backlog)"
 )
-@click.option("--messages-per-meter", default=5, show_default=True)
+@click.option("--messages-per-meter", default=10, show_default=True)
 @click.option("--runs", default=3, show_default=True, help="median of this many runs")
 @click.option(
     "--soak-seconds",
@@ -171,6 +171,7 @@ def ingest_section(
         for kind, load in loads.items():
             click.echo(f"ceiling: {load.name} ({kind}) {load.per_s:,.0f} rows/s")
         rates: dict[tuple[str, str], float] = {}
+        cpu_rows: list[str] = []
         for broker, url in brokers:
             raw = _median(runs, lambda url=url: bench_ingest.raw_broker(url, batched))
             click.echo(f"{broker}: raw subscriber {raw.per_s:,.0f} readings/s")
@@ -183,6 +184,8 @@ def ingest_section(
                     runs, lambda url=url, kind=kind: bench_ingest.ingest(url, fresh(kind), batched)
                 )
                 rates[(broker, kind)] = got.per_s
+                if got.cpu and broker == "Mosquitto" and kind == "postgresql":
+                    cpu_rows = _cpu_doc(got)
                 lower = min(raw.per_s, load.per_s)
                 which = "broker" if raw.per_s <= load.per_s else load.name
                 click.echo(
@@ -219,7 +222,32 @@ def ingest_section(
             rate = 0.5 * rates[(broker, databases[-1])]
             samples = bench_ingest.soak(url, fresh(databases[-1]), soak_seconds, rate, click.echo)
             soak_rows = _soak_doc(samples, broker, databases[-1])
-    return _ingest_doc(batched, single, runs, table, single_rows, profile, soak_rows)
+    return _ingest_doc(batched, single, runs, table, single_rows, profile, soak_rows, cpu_rows)
+
+
+def _cpu_doc(rate: bench_ingest.Rate) -> list[str]:
+    """The machine's CPU per reading during the median ingest run, by process."""
+    cpu = rate.cpu or {}
+    total = sum(cpu.values())
+    rows = [
+        f"The whole machine during the median Mosquitto → PostgreSQL run "
+        f"({rate.per_s:,.0f} readings/s): CPU time per reading of each process, from "
+        "`/proc/<pid>/stat` and the processes' own clocks.",
+        "",
+        "| process | CPU µs/reading | cores at this rate |",
+        "|---|---|---|",
+    ]
+    rows += [
+        f"| {name} | {us:.2f} | {us * rate.per_s / 1e6:.2f} |"
+        for name, us in sorted(cpu.items(), key=lambda kv: -kv[1])
+    ]
+    rows += [
+        f"| **total** | **{total:.2f}** | **{total * rate.per_s / 1e6:.2f}** of 2 |",
+        "",
+        f"At {total:.2f} µs of CPU a reading, two fully busy cores store at most "
+        f"{2e6 / total:,.0f} readings/s.",
+    ]
+    return rows
 
 
 def _soak_doc(samples: list[tuple[float, float, int]], broker: str, kind: str) -> list[str]:
@@ -250,6 +278,7 @@ def _ingest_doc(
     single_rows: list[str],
     profile: bench_ingest.Profile | None,
     soak_rows: list[str],
+    cpu_rows: list[str],
 ) -> list[str]:
     out = [
         "## Ingest (QoS 1, persistent session, acknowledged after commit, idempotent)",
@@ -270,12 +299,14 @@ def _ingest_doc(
         *single_rows,
         "",
     ]
+    if cpu_rows or profile:
+        out += ["### Where the time goes", ""]
+    if cpu_rows:
+        out += [*cpu_rows, ""]
     if profile:
         out += [
-            "### Where the time goes",
-            "",
-            "CPU time per reading of each step of the PostgreSQL write path, run in one "
-            "thread: the worker's own CPU (`thread_time`) and the database backend's "
+            "Inside the worker and its PostgreSQL backend: CPU time per reading of each "
+            "step of the PostgreSQL write path, run in one thread: the worker's own CPU (`thread_time`) and the database backend's "
             "(`/proc/<pid>/stat`), so the split does not depend on what else the machine "
             "is doing. On two cores the worker (decoding on paho's thread, two writer "
             "threads) and PostgreSQL run side by side; the slower of the two columns, "

@@ -83,7 +83,9 @@ def payloads(w: Workload, first: datetime = T0) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def _publish(url: str, prefix: str, w: Workload, ready: EventType, go: EventType) -> None:
+def _publish(
+    url: str, prefix: str, w: Workload, ready: EventType, go: EventType, spent: Any
+) -> None:
     items = payloads(w)
     client = mqtt_adapter.make_client(url, f"bench-pub-{uuid.uuid4().hex[:6]}")
     window = mqtt_adapter.PublishWindow(client)
@@ -91,12 +93,14 @@ def _publish(url: str, prefix: str, w: Workload, ready: EventType, go: EventType
     client.loop_start()
     ready.set()
     go.wait()
+    before = time.process_time()
     for utility, meter, body in items:
         window.acquire()
         client.publish(telemetry.topic_for(utility, meter, "interval", prefix), body, qos=1)
     window.drain(300)
     client.disconnect()
     client.loop_stop()
+    spent.value = time.process_time() - before
 
 
 class Publisher:
@@ -106,8 +110,11 @@ class Publisher:
         """Start the process and wait until it is ready to publish."""
         ctx = mp.get_context("spawn")
         self._ready, self._go = ctx.Event(), ctx.Event()
+        self._spent = ctx.Value("d", 0.0)
         self._process = ctx.Process(
-            target=_publish, args=(url, prefix, w, self._ready, self._go), daemon=True
+            target=_publish,
+            args=(url, prefix, w, self._ready, self._go, self._spent),
+            daemon=True,
         )
         self._process.start()
         if not self._ready.wait(300):
@@ -122,6 +129,11 @@ class Publisher:
         """Wait for the publisher to finish."""
         self._process.join(600)
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the publisher spent publishing (after join)."""
+        return float(self._spent.value)
+
 
 @dataclass
 class Rate:
@@ -130,6 +142,8 @@ class Rate:
     name: str
     items: int
     seconds: float
+    # CPU µs per item by process (worker, PostgreSQL, broker, publisher, kernel), if measured.
+    cpu: dict[str, float] | None = None
 
     @property
     def per_s(self) -> float:
@@ -227,6 +241,43 @@ def stored(database_url: str) -> int:
     return n
 
 
+def _process_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) so far of every other process, summed by name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone in between
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _cpu_split(
+    before: dict[str, float], after: dict[str, float], worker: float, publisher: float, n: int
+) -> dict[str, float]:
+    """CPU µs per item of the worker, PostgreSQL, the broker, the publisher and the kernel."""
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    groups = {"ingest worker": worker, "publisher": publisher}
+    for name, seconds in spent.items():
+        if name.startswith("postgres"):
+            groups["PostgreSQL (all backends)"] = (
+                groups.get("PostgreSQL (all backends)", 0.0) + seconds
+            )
+        elif name.startswith("mosquitto"):
+            groups["Mosquitto"] = groups.get("Mosquitto", 0.0) + seconds
+        elif name.startswith(("kworker", "ksoftirqd", "kdamond", "jbd2")):
+            key = "kernel threads (disk writeback, network)"
+            groups[key] = groups.get(key, 0.0) + seconds
+    return {k: v / n * 1e6 for k, v in groups.items()}
+
+
 def ingest(url: str, database_url: str, w: Workload) -> Rate:
     """Publisher process → broker → ingest worker → database, until every reading is stored."""
     seeded(database_url, w)
@@ -238,19 +289,23 @@ def ingest(url: str, database_url: str, w: Workload) -> Rate:
     ingest_worker.start()
     ingest_worker.wait_connected(10)
     publisher = Publisher(url, prefix, w)
+    machine, mine = _process_cpu(), time.process_time()
     start = publisher.go()
     deadline = time.monotonic() + 900
     while ingest_worker.stats.readings_offered < w.readings and time.monotonic() < deadline:
         time.sleep(0.005)
     ingest_worker.flush(60)
     elapsed = time.perf_counter() - start
+    worker_cpu, machine_after = time.process_time() - mine, _process_cpu()
     publisher.join()
     ingest_worker.stop()
     engine.dispose()
     found = stored(database_url)
     if found != w.readings:
         raise RuntimeError(f"ingest stored {found} readings, expected {w.readings}")
-    return Rate(f"ingest → {make_url(database_url).get_backend_name()}", w.readings, elapsed)
+    cpu = _cpu_split(machine, machine_after, worker_cpu, publisher.cpu_seconds, w.readings)
+    name = f"ingest → {make_url(database_url).get_backend_name()}"
+    return Rate(name, w.readings, elapsed, cpu)
 
 
 # ---------------------------------------------------------------- where the time goes
