@@ -155,6 +155,7 @@ def ingest_section(
     soak_seconds: float,
 ) -> list[str]:
     """Run the ingest benchmarks; return their part of the document."""
+    small = bench_ingest.Workload(batched.meters // 5 or 1, batched.per_message, batched.messages)
     table = [
         "| broker | database | path | readings/s | ceiling | ratio to the lower ceiling |",
         "|---|---|---|---|---|---|",
@@ -173,7 +174,10 @@ def ingest_section(
         rates: dict[tuple[str, str], float] = {}
         cpu_rows: list[str] = []
         for broker, url in brokers:
-            raw = _median(runs, lambda url=url: bench_ingest.raw_broker(url, batched))
+            # amqtt gives up waiting for acknowledgements that come at commit and resends,
+            # past a few thousand messages in flight: the embedded broker gets a fifth.
+            work = small if broker == "embedded amqtt" else batched
+            raw = _median(runs, lambda url=url, work=work: bench_ingest.raw_broker(url, work))
             click.echo(f"{broker}: raw subscriber {raw.per_s:,.0f} readings/s")
             table.append(
                 f"| {broker} | — | bare paho subscriber (ceiling) | {raw.per_s:,.0f} | | |"
@@ -181,7 +185,10 @@ def ingest_section(
             for kind in databases:
                 load = loads[kind]
                 got = _median(
-                    runs, lambda url=url, kind=kind: bench_ingest.ingest(url, fresh(kind), batched)
+                    runs,
+                    lambda url=url, kind=kind, work=work: bench_ingest.ingest(
+                        url, fresh(kind), work
+                    ),
                 )
                 rates[(broker, kind)] = got.per_s
                 if got.cpu and broker == "Mosquitto" and kind == "postgresql":
@@ -285,7 +292,8 @@ def _ingest_doc(
         "",
         _when(),
         "",
-        f"Batched uploads: {batched.describe()}, median of {runs} runs. The publisher is "
+        f"Batched uploads: {batched.describe()} (the embedded broker: a fifth of the "
+        f"meters), median of {runs} runs. The publisher is "
         "its own process. Ceilings, measured in the same run: a bare paho subscriber "
         "draining the same stream, and the same rows loaded into the same empty `readings` "
         "table the cheapest way there is (PostgreSQL: binary COPY in the worker's batch "
