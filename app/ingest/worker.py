@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from app import mqtt as mqtt_adapter
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
+from app.ingest.handoff import Handoff
 from app.ingest.store import Accepted, Inbound, MeterDirectory, Rejected, write_batch
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,8 @@ class IngestWorker:
             writers = 2 if self._engine.dialect.name == "postgresql" else 1
         # One queue per writer, each meter always on the same one: two writers never store
         # the same meter's rows at once, so its rollups have one writer in this process.
-        self._queues: list[queue.Queue[Inbound]] = [
-            queue.Queue(maxsize=max(1, QUEUE_SIZE // max(1, writers)))
-            for _ in range(max(1, writers))
+        self._queues: list[Handoff[Inbound]] = [
+            Handoff(QUEUE_SIZE // max(1, writers)) for _ in range(max(1, writers))
         ]
         self._accepting = threading.Event()
         self._stopping = threading.Event()
@@ -291,36 +290,24 @@ class IngestWorker:
         target = self._queues[hash(meter) % len(self._queues)]
         # Blocking here is the backpressure: paho stops reading and the broker holds messages.
         while self._accepting.is_set():
-            try:
-                target.put(item, timeout=0.5)
+            if target.put(item, timeout=0.5):
                 return
-            except queue.Full:
-                continue
 
     # ------------------------------------------------------------ writer thread
 
     def _unfinished(self) -> int:
-        return sum(q.unfinished_tasks for q in self._queues)
+        return sum(q.unfinished for q in self._queues)
 
-    def _take_batch(self, source: queue.Queue[Inbound]) -> list[Inbound]:
-        try:
-            first = source.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        rows = _rows(first)
-        deadline = time.monotonic() + BATCH_WAIT_S
-        while rows < BATCH_MAX_ROWS:
-            # Close the batch once the stream pauses: the broker sends only so many messages
-            # before they are acknowledged, and they are acknowledged when this batch commits.
-            remaining = min(deadline - time.monotonic(), BATCH_LINGER_S)
-            try:
-                item = source.get(timeout=remaining) if remaining > 0 else source.get_nowait()
-            except queue.Empty:
-                break
-            batch.append(item)
-            rows += _rows(item)
-        return batch
+    def _take_batch(self, source: Handoff[Inbound]) -> list[Inbound]:
+        # Close the batch once the stream pauses: the broker sends only so many messages
+        # before they are acknowledged, and they are acknowledged when this batch commits.
+        return source.take(
+            _rows,
+            BATCH_MAX_ROWS,
+            first_wait=0.2,
+            total_wait=BATCH_WAIT_S,
+            linger=BATCH_LINGER_S,
+        )
 
     def _write_loop(self, index: int) -> None:
         last_beat = 0.0
@@ -333,10 +320,10 @@ class IngestWorker:
             if index == 0 and now - last_beat >= HEARTBEAT_S:
                 self._write_heartbeat(connected=self.broker_connected)
                 last_beat = now
-            if self._stopping.is_set() and source.empty():
+            if self._stopping.is_set() and not source:
                 return
 
-    def _commit_with_retry(self, batch: list[Inbound], source: queue.Queue[Inbound]) -> None:
+    def _commit_with_retry(self, batch: list[Inbound], source: Handoff[Inbound]) -> None:
         delay = 0.5
         while True:
             try:
@@ -373,9 +360,8 @@ class IngestWorker:
                 self._client.ack(item.mid, 1)
         self._discard(batch, source)
 
-    def _discard(self, batch: list[Inbound], source: queue.Queue[Inbound]) -> None:
-        for _ in batch:
-            source.task_done()
+    def _discard(self, batch: list[Inbound], source: Handoff[Inbound]) -> None:
+        source.done(len(batch))
 
     def _write_heartbeat(self, *, connected: bool) -> None:
         try:
@@ -390,7 +376,7 @@ class IngestWorker:
                             "share_group": self.share_group,
                             "received": self.stats.received,
                             "dead_letters": self.stats.dead_letters,
-                            "queue": sum(q.qsize() for q in self._queues),
+                            "queue": sum(len(q) for q in self._queues),
                         },
                     )
                 )

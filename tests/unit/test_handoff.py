@@ -1,0 +1,89 @@
+"""The ingest's hand-off between paho's thread and a writer: bounded, FIFO, batched."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from app.ingest.handoff import Handoff
+
+
+def one(_: int) -> int:
+    return 1
+
+
+def take(h: Handoff[int], max_size: int = 100, first_wait: float = 0.0) -> list[int]:
+    return h.take(one, max_size, first_wait=first_wait, total_wait=0.05, linger=0.01)
+
+
+def test_takes_everything_queued_in_order_up_to_the_batch_size() -> None:
+    h: Handoff[int] = Handoff(100)
+    for n in range(10):
+        assert h.put(n, timeout=0)
+    assert take(h, max_size=4) == [0, 1, 2, 3]
+    assert take(h) == [4, 5, 6, 7, 8, 9]
+    assert take(h) == []
+    assert h.unfinished == 10
+    h.done(10)
+    assert h.unfinished == 0
+
+
+def test_batch_size_counts_by_the_given_size() -> None:
+    h: Handoff[int] = Handoff(100)
+    for n in (96, 96, 96, 1):
+        h.put(n, timeout=0)
+    # 96 + 96 reaches 150: the batch closes after the item that fills it.
+    assert h.take(lambda n: n, 150, first_wait=0, total_wait=0.05, linger=0.01) == [96, 96]
+
+
+def test_a_full_handoff_refuses_after_the_timeout_and_takes_once_there_is_room() -> None:
+    h: Handoff[int] = Handoff(2)
+    assert h.put(1, timeout=0)
+    assert h.put(2, timeout=0)
+    assert not h.put(3, timeout=0.01)
+    assert len(h) == 2
+
+    got: list[bool] = []
+    blocked = threading.Thread(target=lambda: got.append(h.put(3, timeout=5)))
+    blocked.start()
+    time.sleep(0.05)
+    assert got == []  # still waiting: that wait is the backpressure
+    assert take(h, max_size=1) == [1]
+    blocked.join(5)
+    assert got == [True]
+    assert take(h) == [2, 3]
+
+
+def test_a_waiting_writer_wakes_for_an_item_and_keeps_the_burst_together() -> None:
+    h: Handoff[int] = Handoff(100)
+    batches: list[list[int]] = []
+    writer = threading.Thread(target=lambda: batches.append(take(h, first_wait=5)))
+    writer.start()
+    time.sleep(0.05)
+    for n in range(3):
+        h.put(n, timeout=0)  # within the linger of one another
+    writer.join(5)
+    assert batches
+    assert batches[0][0] == 0
+    rest = take(h)
+    assert batches[0] + rest == [0, 1, 2]
+
+
+def test_nothing_is_lost_or_reordered_between_threads() -> None:
+    h: Handoff[int] = Handoff(50)
+    total = 20_000
+    seen: list[int] = []
+
+    def consume() -> None:
+        while len(seen) < total:
+            batch = h.take(one, 500, first_wait=0.5, total_wait=0.01, linger=0.001)
+            seen.extend(batch)
+            h.done(len(batch))
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for n in range(total):
+        assert h.put(n, timeout=5)
+    consumer.join(30)
+    assert seen == list(range(total))
+    assert h.unfinished == 0
