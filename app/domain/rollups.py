@@ -147,14 +147,21 @@ def by_hour(
         vee.ESTIMATED_REFERENCE_DAY: 6,
         vee.EDITED: 8,
     }
+    last_meter: str | None = None
+    last_hour: datetime | None = None
+    acc: list[Any] = []
     for meter_id, start, kwh, kvarh, kw, quality in intervals:
         hour = hour_of.get(start)
         if hour is None:
             hour = hour_of[start] = hour_start(start)
-        acc = sums.get((meter_id, hour))
-        if acc is None:
-            # kWh, kVArh, peak kW, peak at, intervals, valid, estimated, questionable, edited
-            acc = sums[(meter_id, hour)] = [0.0, 0.0, kw, start, 0, 0, 0, 0, 0]
+        # A message's readings arrive in order: most follow one of the same meter and hour.
+        if hour != last_hour or meter_id != last_meter:
+            last_meter, last_hour = meter_id, hour
+            found = sums.get((meter_id, hour))
+            if found is None:
+                # kWh, kVArh, peak kW, peak at, intervals, valid, estimated, questionable, edited
+                found = sums[(meter_id, hour)] = [0.0, 0.0, kw, start, 0, 0, 0, 0, 0]
+            acc = found
         acc[0] += kwh
         acc[1] += kvarh
         if kw > acc[2] or (kw == acc[2] and start < acc[3]):

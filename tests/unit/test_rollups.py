@@ -89,3 +89,16 @@ def test_by_hour_and_combine_agree_with_the_accumulator() -> None:
         expected.questionable,
     )
     assert day.kwh == pytest.approx(expected.kwh)
+
+
+def test_by_hour_does_not_depend_on_how_meters_interleave() -> None:
+    """Rows of two meters alternating give the same buckets as the same rows meter by meter."""
+    t0 = datetime(2026, 3, 2, tzinfo=UTC)
+    rows = [
+        (meter, t0 + timedelta(minutes=15 * k), 1.0 + k, 0.5, float(k % 5), vee.VALID)
+        for k in range(12)
+        for meter in ("m-1", "m-2")
+    ]
+    by_meter = sorted(rows, key=lambda r: (r[0], r[1]))
+    assert sorted(rollups.by_hour(rows)) == sorted(rollups.by_hour(by_meter))
+    assert len(rollups.by_hour(rows)) == 2 * 3
