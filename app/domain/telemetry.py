@@ -93,8 +93,25 @@ def subscription(kind: Kind | Literal["#"], prefix: str = DEFAULT_PREFIX) -> str
     return f"{prefix}/#" if kind == "#" else f"{prefix}/+/+/{kind}"
 
 
+# Each meter publishes on the same few topics all day: a parsed topic (immutable) is looked
+# up instead of split and matched again. Bounded: cleared whole when full.
+_TOPIC_CACHE: dict[str, Topic] = {}
+_TOPIC_CACHE_MAX: Final = 100_000
+
+
 def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> Topic:
     """Split a topic into its parts or raise ContractError."""
+    found = _TOPIC_CACHE.get(topic)
+    if found is not None and found.prefix == prefix:
+        return found
+    parsed = _parse_topic(topic, prefix)
+    if len(_TOPIC_CACHE) >= _TOPIC_CACHE_MAX:
+        _TOPIC_CACHE.clear()
+    _TOPIC_CACHE[topic] = parsed
+    return parsed
+
+
+def _parse_topic(topic: str, prefix: str) -> Topic:
     if not topic.startswith(prefix + "/"):
         raise ContractError(f"topic {topic!r} is outside prefix {prefix!r}")
     parts = topic[len(prefix) + 1 :].split("/")

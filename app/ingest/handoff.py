@@ -1,9 +1,10 @@
 """A bounded hand-off from paho's network thread to a writer thread, drained a batch at a time.
 
 `queue.Queue` takes a lock and signals a condition for every item on both sides; with one
-small message per reading that was a tenth of the worker's time. Here the producer signals
-only when the writer is actually waiting, and the writer takes everything queued in one
-go. Bounded all the same: a full hand-off blocks the producer, which is the backpressure
+small message per reading that was a tenth of the worker's time. Here the writer takes
+everything queued in one go, and the producer signals it only when it is idle (waiting for
+a first item) or, while a batch gathers, once `wake_at` items are waiting: a writer woken
+for every message took that one and waited again. Bounded all the same: a full hand-off blocks the producer, which is the backpressure
 (paho stops reading, the broker holds the messages).
 """
 
@@ -16,19 +17,22 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+# What the writer is doing, so the producer knows whether to signal it.
+_BUSY, _IDLE, _LINGERING = "busy", "idle", "lingering"
 
 
 class Handoff(Generic[T]):
     """A FIFO of at most `maxsize` items with one producer and one consumer."""
 
-    def __init__(self, maxsize: int) -> None:
-        """Create an empty hand-off holding at most `maxsize` items."""
+    def __init__(self, maxsize: int, wake_at: int = 64) -> None:
+        """Create an empty hand-off of at most `maxsize` items; see the module for `wake_at`."""
         self.maxsize = max(1, maxsize)
+        self.wake_at = max(1, min(wake_at, self.maxsize))
         self._items: deque[T] = deque()
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
-        self._taker_waiting = False
+        self._taker = _BUSY
         self._putters_waiting = 0
         self._unfinished = 0
 
@@ -57,7 +61,9 @@ class Handoff(Generic[T]):
                         self._putters_waiting -= 1
             self._items.append(item)
             self._unfinished += 1
-            if self._taker_waiting:
+            taker = self._taker
+            if taker is _IDLE or (taker is _LINGERING and len(self._items) >= self.wake_at):
+                self._taker = _BUSY  # one signal is enough
                 self._not_empty.notify()
         return True
 
@@ -77,7 +83,7 @@ class Handoff(Generic[T]):
         """
         batch: list[T] = []
         with self._lock:
-            if not self._items and not self._wait(first_wait):
+            if not self._items and not self._wait(first_wait, _IDLE):
                 return batch
             filled = 0
             deadline = time.monotonic() + total_wait
@@ -92,7 +98,7 @@ class Handoff(Generic[T]):
                 if filled >= max_size:
                     return batch
                 remaining = min(deadline - time.monotonic(), linger)
-                if remaining <= 0 or not self._wait(remaining):
+                if remaining <= 0 or not self._wait(remaining, _LINGERING):
                     return batch
 
     def done(self, count: int) -> None:
@@ -100,11 +106,11 @@ class Handoff(Generic[T]):
         with self._lock:
             self._unfinished -= count
 
-    def _wait(self, timeout: float) -> bool:
-        # Called with the lock held; True once an item is there.
-        self._taker_waiting = True
+    def _wait(self, timeout: float, state: str) -> bool:
+        # Called with the lock held; True if anything is queued when it returns.
+        self._taker = state
         try:
             self._not_empty.wait(timeout)
         finally:
-            self._taker_waiting = False
+            self._taker = _BUSY
         return bool(self._items)

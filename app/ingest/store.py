@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Insert, Table, bindparam, case, insert, or_, select, text, update
@@ -21,9 +21,10 @@ from app.domain.localtime import zone_for
 from app.ingest import bulk, rollups
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     """A message that passed the contract, with its topic and broker message id."""
+
+    # NamedTuples, not frozen dataclasses: one is built per message on paho's thread.
 
     topic: telemetry.Topic
     message: telemetry.Message
@@ -33,8 +34,7 @@ class Accepted:
     connection: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(NamedTuple):
     """A message that broke the contract: kept raw with the reason for the dead-letter table."""
 
     topic: str

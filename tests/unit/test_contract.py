@@ -771,3 +771,15 @@ def test_fast_interval_decoder_agrees_with_the_general_checks(payload: bytes) ->
             return ("rejected", str(exc))
 
     assert outcome(t.decode_interval) == outcome(t._decode_interval_checked)
+
+
+def test_a_cached_topic_is_only_reused_under_the_same_prefix() -> None:
+    """parse_topic caches by topic; another prefix parses (and fails) afresh."""
+    name = "wltest/cache/u-1/m-1/interval"
+    first = t.parse_topic(name, "wltest/cache")
+    assert t.parse_topic(name, "wltest/cache") is first
+    assert first == t.Topic("wltest/cache", "u-1", "m-1", "interval")
+    with pytest.raises(ContractError, match="outside prefix"):
+        t.parse_topic(name, "other")
+    with pytest.raises(ContractError, match="is not"):
+        t.parse_topic(name, "wltest")
