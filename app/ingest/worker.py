@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 # Module-level timing so tests can shorten them.
 # A batch closes at this many rows (a backlog message counts once per reading), after
 # BATCH_WAIT_S, or when nothing arrives for BATCH_LINGER_S: big enough to amortise the
-# commit, small enough to acknowledge within a fraction of a second.
-BATCH_MAX_ROWS = 10_000
+# commit, small enough to acknowledge within a fraction of a second. At full rate the
+# 0.2 s usually closes it first; 40,000 against 10,000 rows stored 148,000-150,000
+# instead of 129,000-139,000 readings/s here (fewer commits, savepoints and upserts).
+BATCH_MAX_ROWS = 40_000
 BATCH_WAIT_S = 0.2
 BATCH_LINGER_S = 0.02
 QUEUE_SIZE = 20_000
