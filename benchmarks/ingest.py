@@ -241,10 +241,10 @@ def stored(database_url: str) -> int:
     return n
 
 
-def _process_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) so far of every other process, summed by name."""
+def _process_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) so far of every other process: pid → (name, seconds)."""
     tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
+    out: dict[int, tuple[str, float]] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
@@ -255,57 +255,127 @@ def _process_cpu() -> dict[str, float]:
             continue  # gone in between
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out[int(pid)] = (name, (int(fields[11]) + int(fields[12])) / tick)
     return out
 
 
+_GROUPS = (
+    (("postgres",), "PostgreSQL (all backends)"),
+    (("mosquitto",), "Mosquitto"),
+    (("kworker", "ksoftirqd", "kdamond", "jbd2"), "kernel threads (disk writeback, network)"),
+)
+
+
 def _cpu_split(
-    before: dict[str, float], after: dict[str, float], worker: float, publisher: float, n: int
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    worker: float,
+    publisher: float,
+    n: int,
 ) -> dict[str, float]:
     """CPU µs per item of the worker, PostgreSQL, the broker, the publisher and the kernel."""
-    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
     groups = {"ingest worker": worker, "publisher": publisher}
-    for name, seconds in spent.items():
-        if name.startswith("postgres"):
-            groups["PostgreSQL (all backends)"] = (
-                groups.get("PostgreSQL (all backends)", 0.0) + seconds
-            )
-        elif name.startswith("mosquitto"):
-            groups["Mosquitto"] = groups.get("Mosquitto", 0.0) + seconds
-        elif name.startswith(("kworker", "ksoftirqd", "kdamond", "jbd2")):
-            key = "kernel threads (disk writeback, network)"
-            groups[key] = groups.get(key, 0.0) + seconds
+    # By pid, not by name: a kernel worker's name changes with the work it is doing.
+    for pid, (name, seconds) in after.items():
+        spent = seconds - before.get(pid, (name, 0.0))[1]
+        for prefixes, group in _GROUPS:
+            if name.startswith(prefixes):
+                groups[group] = groups.get(group, 0.0) + spent
     return {k: v / n * 1e6 for k, v in groups.items()}
 
 
-def ingest(url: str, database_url: str, w: Workload) -> Rate:
-    """Publisher process → broker → ingest worker → database, until every reading is stored."""
-    seeded(database_url, w)
-    prefix = f"bench/{uuid.uuid4().hex[:6]}"
+def _work(
+    url: str,
+    database_url: str,
+    prefix: str,
+    share_group: str | None,
+    slot: int,
+    counts: Any,
+    readings: int,
+    events: tuple[EventType, EventType, EventType, EventType],
+    result: Any,
+) -> None:
+    # The worker in a process of its own, as `python -m app.ingest` runs it: a heap of its
+    # own too, not the benchmark's (payloads, ceiling rows), which its collector would walk.
+    ready, go, finished, release = events
+    worker.tune_gc()
     engine = make_engine(database_url)
     ingest_worker = worker.IngestWorker(
-        url, engine, prefix=prefix, client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}"
+        url,
+        engine,
+        prefix=prefix,
+        client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}",
+        share_group=share_group,
     )
     ingest_worker.start()
     ingest_worker.wait_connected(10)
-    publisher = Publisher(url, prefix, w)
-    machine, mine = _process_cpu(), time.process_time()
-    start = publisher.go()
+    ready.set()
+    go.wait()
+    cpu = time.process_time()
     deadline = time.monotonic() + 900
-    while ingest_worker.stats.readings_offered < w.readings and time.monotonic() < deadline:
+    # Done when the workers together were offered the whole stream.
+    while time.monotonic() < deadline:
+        counts[slot] = ingest_worker.stats.readings_offered
+        if sum(counts) >= readings:
+            break
         time.sleep(0.005)
     ingest_worker.flush(60)
-    elapsed = time.perf_counter() - start
-    worker_cpu, machine_after = time.process_time() - mine, _process_cpu()
-    publisher.join()
+    # perf_counter is CLOCK_MONOTONIC on Linux: comparable with the parent's.
+    result[2 * slot], result[2 * slot + 1] = time.perf_counter(), time.process_time() - cpu
+    # Connected until the parent has read the machine's CPU: a backend's time leaves
+    # /proc with it.
+    finished.set()
+    release.wait(120)
     ingest_worker.stop()
     engine.dispose()
+
+
+def ingest(url: str, database_url: str, w: Workload, workers: int = 1) -> Rate:
+    """Publisher process → broker → ingest worker process(es) → database, until all is stored.
+
+    With `workers` > 1 they share the stream through an MQTT shared subscription, as
+    `python -m app.ingest --share-group` runs them.
+    """
+    seeded(database_url, w)
+    prefix = f"bench/{uuid.uuid4().hex[:6]}"
+    ctx = mp.get_context("spawn")
+    counts, result = ctx.Array("q", workers), ctx.Array("d", 2 * workers)
+    group = f"bench{uuid.uuid4().hex[:6]}" if workers > 1 else None
+    processes, all_events = [], []
+    for slot in range(workers):
+        events = (ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event())
+        process = ctx.Process(
+            target=_work,
+            args=(url, database_url, prefix, group, slot, counts, w.readings, events, result),
+        )
+        process.start()
+        processes.append(process)
+        all_events.append(events)
+    for ready, _, _, _ in all_events:
+        if not ready.wait(120):
+            raise RuntimeError("an ingest worker never got ready")
+    publisher = Publisher(url, prefix, w)
+    machine = _process_cpu()
+    start = publisher.go()
+    for _, go, _, _ in all_events:
+        go.set()
+    for _, _, finished, _ in all_events:
+        finished.wait(1000)
+    machine_after = _process_cpu()
+    for _, _, _, release in all_events:
+        release.set()
+    for process in processes:
+        process.join(120)
+    publisher.join()
+    ends, cpus = result[0::2], result[1::2]
+    if any(p.exitcode != 0 for p in processes) or not all(ends):
+        raise RuntimeError(f"an ingest worker failed: {[p.exitcode for p in processes]}")
     found = stored(database_url)
     if found != w.readings:
         raise RuntimeError(f"ingest stored {found} readings, expected {w.readings}")
-    cpu = _cpu_split(machine, machine_after, worker_cpu, publisher.cpu_seconds, w.readings)
+    cpu = _cpu_split(machine, machine_after, sum(cpus), publisher.cpu_seconds, w.readings)
     name = f"ingest → {make_url(database_url).get_backend_name()}"
-    return Rate(name, w.readings, elapsed, cpu)
+    return Rate(name, w.readings, max(ends) - start, cpu)
 
 
 # ---------------------------------------------------------------- where the time goes
