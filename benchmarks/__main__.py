@@ -325,8 +325,8 @@ def _ingest_doc(
         _when(),
         "",
         f"Batched uploads: {batched.describe()} (the embedded broker: a fifth of the "
-        f"meters), median of {runs} runs. The publisher is "
-        "its own process. Ceilings, measured in the same run: a bare paho subscriber "
+        f"meters), median of {runs} runs. The publisher and the worker are each a "
+        "process of their own, as meters and `python -m app.ingest` are. Ceilings, measured in the same run: a bare paho subscriber "
         "draining the same stream, and the same rows loaded into the same empty `readings` "
         "table the cheapest way there is (PostgreSQL: binary COPY in the worker's batch "
         "size; SQLite: `executemany`). The worker also keeps the hourly and daily rollups, "

@@ -459,14 +459,33 @@ def profile(database_url: str, w: Workload) -> Profile | None:
 # ---------------------------------------------------------------- memory over time
 
 
-def rss_mb() -> float:
-    """This process's resident set size in MB (Linux), 0 where unknown."""
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident set size in MB (Linux), 0 where unknown."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid}/statm") as f:
             pages = int(f.read().split()[1])
     except OSError:
         return 0.0
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _soak_work(
+    url: str, database_url: str, prefix: str, ready: EventType, stop: EventType, offered: Any
+) -> None:
+    # The soak's worker in a process of its own, so its RSS is the worker's alone and the
+    # publisher here does not take its interpreter lock.
+    worker.tune_gc()
+    engine = make_engine(database_url)
+    ingest_worker = worker.IngestWorker(
+        url, engine, prefix=prefix, client_id=f"bench-soak-{uuid.uuid4().hex[:6]}"
+    )
+    ingest_worker.start()
+    ingest_worker.wait_connected(10)
+    ready.set()
+    while not stop.wait(0.05):
+        offered.value = ingest_worker.stats.readings_offered
+    ingest_worker.stop()
+    engine.dispose()
 
 
 def soak(
@@ -476,16 +495,16 @@ def soak(
     rate: float,
     progress: Callable[[str], None],
 ) -> list[tuple[float, float, int]]:
-    """Stream `rate` readings/s for `seconds`; return (elapsed s, RSS MB, readings stored)."""
+    """Stream `rate` readings/s for `seconds`; return (elapsed s, worker RSS MB, stored)."""
     w = Workload(meters=200, per_message=96, messages=1)
     seeded(database_url, w)
     prefix = f"bench/{uuid.uuid4().hex[:6]}"
-    engine = make_engine(database_url)
-    ingest_worker = worker.IngestWorker(
-        url, engine, prefix=prefix, client_id=f"bench-soak-{uuid.uuid4().hex[:6]}"
-    )
-    ingest_worker.start()
-    ingest_worker.wait_connected(10)
+    ctx = mp.get_context("spawn")
+    ready, stop, offered = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+    process = ctx.Process(target=_soak_work, args=(url, database_url, prefix, ready, stop, offered))
+    process.start()
+    if not ready.wait(120):
+        raise RuntimeError("the soak's worker never got ready")
     client = mqtt_adapter.make_client(url, f"bench-soak-pub-{uuid.uuid4().hex[:6]}")
     window = mqtt_adapter.PublishWindow(client)
     mqtt_adapter.connect(client)
@@ -513,17 +532,19 @@ def soak(
         published += w.meters * 96
         day += 1
         if elapsed >= next_sample:
-            samples.append((elapsed, rss_mb(), ingest_worker.stats.readings_offered))
+            samples.append((elapsed, rss_mb(process.pid or 0), int(offered.value)))
             progress(f"soak {elapsed:5.0f} s: RSS {samples[-1][1]:.1f} MB")
             next_sample += max(seconds / 20, 1.0)
         time.sleep(max(0.0, start + day * period - time.monotonic()))
     window.drain(120)
     client.disconnect()
     client.loop_stop()
-    ingest_worker.flush(120)
-    samples.append((time.monotonic() - start, rss_mb(), ingest_worker.stats.readings_offered))
-    ingest_worker.stop()
-    engine.dispose()
+    deadline = time.monotonic() + 120
+    while offered.value < published and time.monotonic() < deadline:
+        time.sleep(0.05)
+    samples.append((time.monotonic() - start, rss_mb(process.pid or 0), int(offered.value)))
+    stop.set()
+    process.join(120)
     found = stored(database_url)
     if found != published:
         raise RuntimeError(f"soak stored {found} readings, published {published}")
