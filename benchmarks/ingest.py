@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from app import mqtt as mqtt_adapter
@@ -249,14 +249,18 @@ def _process_cpu() -> dict[int, tuple[str, float]]:
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
+            out[int(pid)] = _proc_stat(pid, tick)
         except OSError:
             continue  # gone in between
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(pid)] = (name, (int(fields[11]) + int(fields[12])) / tick)
     return out
+
+
+def _proc_stat(pid: int | str, tick: int) -> tuple[str, float]:
+    """A process's name and CPU seconds (user + system) from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return stat[stat.index("(") + 1 : stat.rindex(")")], (int(fields[11]) + int(fields[12])) / tick
 
 
 _GROUPS = (
@@ -284,6 +288,24 @@ def _cpu_split(
     return {k: v / n * 1e6 for k, v in groups.items()}
 
 
+def _started_worker(
+    url: str, database_url: str, prefix: str, share_group: str | None
+) -> tuple[worker.IngestWorker, Engine]:
+    """Start and connect an ingest worker as `python -m app.ingest` does (GC tuned)."""
+    worker.tune_gc()
+    engine = make_engine(database_url)
+    ingest_worker = worker.IngestWorker(
+        url,
+        engine,
+        prefix=prefix,
+        client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}",
+        share_group=share_group,
+    )
+    ingest_worker.start()
+    ingest_worker.wait_connected(10)
+    return ingest_worker, engine
+
+
 def _work(
     url: str,
     database_url: str,
@@ -298,17 +320,7 @@ def _work(
     # The worker in a process of its own, as `python -m app.ingest` runs it: a heap of its
     # own too, not the benchmark's (payloads, ceiling rows), which its collector would walk.
     ready, go, finished, release = events
-    worker.tune_gc()
-    engine = make_engine(database_url)
-    ingest_worker = worker.IngestWorker(
-        url,
-        engine,
-        prefix=prefix,
-        client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}",
-        share_group=share_group,
-    )
-    ingest_worker.start()
-    ingest_worker.wait_connected(10)
+    ingest_worker, engine = _started_worker(url, database_url, prefix, share_group)
     ready.set()
     go.wait()
     cpu = time.process_time()
@@ -410,9 +422,7 @@ def profile(database_url: str, w: Workload) -> Profile | None:
     tick = os.sysconf("SC_CLK_TCK")
 
     def backend_cpu() -> float:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
+        return _proc_stat(pid, tick)[1]
 
     directory = store.MeterDirectory()
     with sessions() as session:
@@ -474,13 +484,7 @@ def _soak_work(
 ) -> None:
     # The soak's worker in a process of its own, so its RSS is the worker's alone and the
     # publisher here does not take its interpreter lock.
-    worker.tune_gc()
-    engine = make_engine(database_url)
-    ingest_worker = worker.IngestWorker(
-        url, engine, prefix=prefix, client_id=f"bench-soak-{uuid.uuid4().hex[:6]}"
-    )
-    ingest_worker.start()
-    ingest_worker.wait_connected(10)
+    ingest_worker, engine = _started_worker(url, database_url, prefix, None)
     ready.set()
     while not stop.wait(0.05):
         offered.value = ingest_worker.stats.readings_offered

@@ -370,7 +370,6 @@ def _finite(value: Any, name: str, *, minimum: float | None = None) -> float:
 _START_CACHE: dict[str, datetime] = {}
 _START_CACHE_MAX: Final = 50_000
 _NO_FLAGS: Final[frozenset[str]] = frozenset()
-_INF: Final = math.inf
 
 
 def _grid_start(value: Any, where: str) -> datetime:
@@ -387,41 +386,9 @@ def _grid_start(value: Any, where: str) -> datetime:
 
 
 def _reading(raw: Any, index: int) -> Reading:
-    # The common, well-formed shape is checked inline (exact types, finite, in range); any
-    # doubt falls through to the general checks, which give the precise reason.
+    # Only messages msgspec refused come here (see decode_interval): every rule by hand.
     if type(raw) is not dict:
         raise ContractError(f"readings[{index}] must be an object")
-    get = raw.get
-    voltage = get("voltage")
-    flags = get("flags")
-    kwh, kvarh, kw = get("kwh"), get("kvarh"), get("demand_kw")
-    if (
-        type(kwh) is float
-        and type(kvarh) is float
-        and type(kw) is float
-        and 0.0 <= kwh < _INF
-        and -_INF < kvarh < _INF
-        and 0.0 <= kw < _INF
-        and get("seconds") == INTERVAL_SECONDS
-        and type(get("seconds")) is int
-        and type(voltage) is list
-        and 1 <= len(voltage) <= 3
-        and all(type(v) is float and 0.0 <= v < _INF for v in voltage)
-        and (flags is None or flags == [])
-    ):
-        return Reading(
-            _grid_start(get("start"), f"readings[{index}]"),
-            kwh,
-            kvarh,
-            kw,
-            tuple(voltage),
-            _NO_FLAGS,
-            INTERVAL_SECONDS,
-        )
-    return _reading_checked(raw, index)
-
-
-def _reading_checked(raw: dict[str, Any], index: int) -> Reading:
     where = f"readings[{index}]"
     start = _grid_start(raw.get("start"), where)
     seconds = raw.get("seconds")
@@ -430,7 +397,9 @@ def _reading_checked(raw: dict[str, Any], index: int) -> Reading:
     voltage = raw.get("voltage")
     if not isinstance(voltage, list) or not 1 <= len(voltage) <= 3:
         raise ContractError(f"{where}.voltage must be a list of 1 to 3 per-phase volts")
-    flags = raw.get("flags", [])
+    flags = raw.get("flags")
+    if flags is None:  # absent or null: no flags
+        flags = []
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise ContractError(f"{where}.flags must be a list of strings")
     unknown = set(flags) - READING_FLAGS
