@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import ssl
+import struct
 import threading
 import time
+from collections.abc import Iterable
+from typing import Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -119,3 +122,20 @@ class PublishWindow:
         """Return how many publishes await an acknowledgement."""
         with self._cond:
             return self._outstanding
+
+
+_PUBACK: Final = struct.Struct("!BBH")
+
+
+def ack_all(client: mqtt.Client, mids: Iterable[int]) -> None:
+    """Acknowledge QoS 1 messages (manual ack) with one write instead of one per message.
+
+    `client.ack` queues one 4-byte PUBACK at a time, and from any thread but paho's own each
+    also wakes paho's thread through a socket pair: two system calls and a hand-over of the
+    interpreter lock per message, a fifth of a small message's cost to the ingest. The
+    same PUBACK packets, joined, go out as one queued packet instead (unit-tested against
+    paho's own bytes, as this uses its private queue).
+    """
+    packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+    if packet:
+        client._packet_queue(mqtt.PUBACK, packet, 0, 1)

@@ -354,12 +354,14 @@ class IngestWorker:
             self.stats.batches += 1
             self.stats.readings_offered += result.readings_offered
             self.stats.dead_letters += result.dead_letters
-        for item in batch:
-            # A packet id is only meaningful on the connection that received it: after a
-            # reconnect the broker redelivers (same id) or has forgotten, and a stale id
-            # could acknowledge a different, not yet stored message.
-            if item.mid and item.connection == self._generation:
-                self._client.ack(item.mid, 1)
+        # A packet id is only meaningful on the connection that received it: after a
+        # reconnect the broker redelivers (same id) or has forgotten, and a stale id
+        # could acknowledge a different, not yet stored message.
+        generation = self._generation
+        mqtt_adapter.ack_all(
+            self._client,
+            [item.mid for item in batch if item.mid and item.connection == generation],
+        )
         self._discard(batch, source)
 
     def _discard(self, batch: list[Inbound], source: Handoff[Inbound]) -> None:
