@@ -8,7 +8,8 @@ or an estimate is replaced.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import operator
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
@@ -169,3 +170,42 @@ def by_hour(
         acc[4] += 1
         acc[slot.get(quality, 7)] += 1
     return [(meter_id, Rollup(hour, *acc)) for (meter_id, hour), acc in sums.items()]
+
+
+_HOUR = timedelta(hours=1)
+_new_rollup = tuple.__new__
+
+
+def valid_hours(
+    meter_id: str,
+    starts: Sequence[datetime],
+    kwh: Sequence[float],
+    kvarh: Sequence[float],
+    demand_kw: Sequence[float],
+) -> list[tuple[str, Rollup]] | None:
+    """Roll up one meter's valid intervals, given as columns, into (meter, hourly rollup).
+
+    For intervals in time order without a gap, as a meter sends a message, and on the
+    15-minute grid (the decoder refuses any other); None if not (the caller uses by_hour). It slices whole hours and lets
+    C add them: the same sums in the same order, peak rule and counts as by_hour, which
+    costs a Python step per interval.
+    """
+    n = len(starts)
+    if not n:
+        return []
+    first = starts[0]
+    if n > 1 and (
+        starts[-1] - first != (n - 1) * vee.STEP or not all(map(operator.lt, starts, starts[1:]))
+    ):
+        return None
+    hour = hour_start(first)
+    out = []
+    a, b = 0, min(n, 4 - (first - hour) // vee.STEP)
+    while a < n:
+        d = demand_kw[a:b]
+        peak = max(d)  # and the earliest of equal peaks: the first in time order
+        k = b - a
+        rollup = (hour, sum(kwh[a:b]), sum(kvarh[a:b]), peak, starts[a + d.index(peak)], k, k)
+        out.append((meter_id, _new_rollup(Rollup, (*rollup, 0, 0, 0))))
+        a, b, hour = b, min(n, b + 4), hour + _HOUR
+    return out

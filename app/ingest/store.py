@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models, partitions
+from app.domain import rollups as domain_rollups
 from app.domain import telemetry, vee
 from app.domain.localtime import zone_for
 from app.ingest import bulk, rollups
@@ -88,6 +89,8 @@ READING_COLUMNS: tuple[str, ...] = (
 )
 # (meter_id, start, kWh, kVArh, kW, quality) out of a row in READING_COLUMNS order.
 ROLLUP_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 9)
+_START = operator.itemgetter(1)
+_THREE_PHASE = frozenset({3})
 
 
 _STORED_IS_ESTIMATE = text(
@@ -256,7 +259,12 @@ def write_batch(
     if any(isinstance(i, Accepted) and i.topic.meter_id not in meters for i in batch):
         meters.refresh(session)
 
-    readings: dict[tuple[str, datetime], tuple[Any, ...]] = {}
+    rows: list[tuple[Any, ...]] = []
+    # The batch's hourly rollups, built message by message while every message allows it;
+    # None once one does not (flags, a gap, out of order), and by_hour rolls up the rows.
+    hours: list[tuple[str, domain_rollups.Rollup]] | None = []
+    seen: set[str] = set()
+    repeated = False  # a meter with two messages in the batch: its rows may overlap
     events: dict[tuple[str, str], dict[str, Any]] = {}
     latest: dict[str, tuple[datetime, datetime]] = {}
     dead: list[dict[str, Any]] = []
@@ -283,20 +291,46 @@ def write_batch(
             received = item.received_at
             # Columns by zip (C): the plausibility bounds, the keys and the newest start
             # come from them without a Python loop over the readings.
-            starts, kwh, _, demand_kw, volts, _, _ = zip(*msg.readings, strict=True)
+            starts, kwh, kvarh, demand_kw, volts, flags, _ = zip(*msg.readings, strict=True)
             if not vee.all_plausible(starts, kwh, demand_kw, volts, now=received, limits=limits):
                 # The whole message: a meter that sends one impossible interval has a
                 # broken clock or register, so its neighbours are not to be trusted either.
                 problem = _implausible(msg, received, limits)
                 dead.append(_dead(str(item.topic), item.payload, problem, received, meter_id))
                 continue
-            readings.update(
-                zip(
-                    zip(repeat(meter_id), starts),
-                    map(reading_row, repeat(meter_id), msg.readings, repeat(received)),
-                    strict=True,
+            repeated = repeated or meter_id in seen
+            seen.add(meter_id)
+            n = len(starts)
+            if not any(flags) and set(map(len, volts)) == _THREE_PHASE:
+                # The usual message, valid three-phase readings: rows zipped from columns
+                # and hours sliced from them, in C rather than a Python step per reading.
+                a, b, c = zip(*volts, strict=True)
+                quality, text = repeat(vee.VALID, n), repeat("", n)
+                rows.extend(
+                    zip(
+                        repeat(meter_id, n),
+                        starts,
+                        kwh,
+                        kvarh,
+                        demand_kw,
+                        a,
+                        b,
+                        c,
+                        text,
+                        quality,
+                        repeat(received, n),
+                        strict=True,
+                    )
                 )
-            )
+                if hours is not None:
+                    sliced = domain_rollups.valid_hours(meter_id, starts, kwh, kvarh, demand_kw)
+                    if sliced is None:
+                        hours = None
+                    else:
+                        hours.extend(sliced)
+            else:
+                rows.extend(map(reading_row, repeat(meter_id), msg.readings, repeat(received)))
+                hours = None
             newest = max(starts)
             prev = latest.get(meter_id)
             latest[meter_id] = (max(newest, prev[0]) if prev else newest, item.received_at)
@@ -323,9 +357,14 @@ def write_batch(
 
     # Core executemany on the session's connection: the ORM bulk path costs ~3x per row.
     conn = session.connection()
-    if readings:
+    if rows:
+        if repeated or hours is None:
+            # A reading twice in the batch is stored once, the later copy, as a
+            # redelivery of the first would be; by_hour then rolls up what is left.
+            rows = list({(r[0], r[1]): r for r in rows}.values())
+            hours = None
         result.estimates_replaced = _write_readings(
-            session, readings, meters, max(i.received_at for i in batch)
+            session, rows, hours, meters, max(i.received_at for i in batch)
         )
     if events:
         conn.execute(_insert_ignore(session, _EVENTS), list(events.values()))
@@ -338,15 +377,15 @@ def write_batch(
             # thousands of meters, and one UPDATE each was most of its cost.
             # As one JSON document, which orjson writes in C: psycopg dumps Python lists of
             # timestamps element by element in Python, a fifth of a small message's cost.
-            rows = [{"id": m, "newest": n, "seen": s} for m, (n, s) in touched]
-            conn.execute(_TOUCH_METERS_PG, {"touched": orjson.dumps(rows).decode()})
+            doc = [{"id": m, "newest": n, "seen": s} for m, (n, s) in touched]
+            conn.execute(_TOUCH_METERS_PG, {"touched": orjson.dumps(doc).decode()})
         else:
             conn.execute(
                 _TOUCH_METER,
                 [{"meter": m, "newest": newest, "seen": seen} for m, (newest, seen) in touched],
             )
 
-    result.readings_offered = len(readings)
+    result.readings_offered = len(rows)
     result.events_offered = len(events)
     result.dead_letters = len(dead)
     result.reasons = [d["reason"] for d in dead]
@@ -355,39 +394,56 @@ def write_batch(
 
 def _write_readings(
     session: Session,
-    readings: dict[tuple[str, datetime], tuple[Any, ...]],
+    rows: list[tuple[Any, ...]],
+    hours: list[tuple[str, domain_rollups.Rollup]] | None,
     meters: MeterDirectory,
     now: datetime,
 ) -> int:
-    """Store readings exactly once and keep their rollups; return estimates replaced."""
-    rows = list(readings.values())
+    """Store distinct rows exactly once and keep their rollups; return estimates replaced.
+
+    `hours` are the rows' hourly rollups if the caller has them (else by_hour makes them).
+    """
     # The month's partition (PostgreSQL, partitioned layout) must exist before its rows.
-    meters.months.ensure(session.connection(), {start for _, start in readings})
+    meters.months.ensure(session.connection(), set(map(_START, rows)))
     # Fast path: a stream of new readings (the normal case) is one COPY, and its rollups
     # are the batch's own sums added to the stored buckets; nothing is read back.
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres and bulk.copy_if_all_new(session, _READINGS.name, PG_COLUMNS, rows):
-        rollups.add_new(session, map(ROLLUP_FIELDS, rows), meters.zones)
+        _add_rollups(session, rows, hours, meters)
         return 0
-    replaced = stored_estimates(session, list(readings))
+    keys = [(r[0], r[1]) for r in rows]
+    replaced = stored_estimates(session, keys)
     written = session.connection().execute(
         upsert_readings(session), [dict(zip(READING_COLUMNS, r, strict=True)) for r in rows]
     )
     if not replaced and written.rowcount == len(rows):
         # Every row was inserted (none existed), so adding is exact here too.
-        rollups.add_new(session, map(ROLLUP_FIELDS, rows), meters.zones)
+        _add_rollups(session, rows, hours, meters)
         return 0
     if replaced:
-        new = {k: dict(zip(READING_COLUMNS, r, strict=True)) for k, r in readings.items()}
+        new = {
+            k: dict(zip(READING_COLUMNS, r, strict=True)) for k, r in zip(keys, rows, strict=True)
+        }
         session.connection().execute(
             insert(models.ReadingAudit), audit_rows(replaced, new, "ingest", now)
         )
     # Redelivery or estimates replaced: recompute the touched buckets from what is stored.
     touched: dict[str, list[datetime]] = defaultdict(list)
-    for meter_id, start in readings:
+    for meter_id, start in keys:
         touched[meter_id].append(start)
     rollups.refresh(session, touched, meters.zones)
     return len(replaced)
+
+
+def _add_rollups(
+    session: Session,
+    rows: list[tuple[Any, ...]],
+    hours: list[tuple[str, domain_rollups.Rollup]] | None,
+    meters: MeterDirectory,
+) -> None:
+    if hours is None:
+        hours = domain_rollups.by_hour(map(ROLLUP_FIELDS, rows))
+    rollups.add_hourly(session, hours, meters.zones)
 
 
 _PG_TYPES = {

@@ -22,15 +22,15 @@ DAY0 = datetime(2026, 3, 7, 18, tzinfo=UTC)  # runs over the spring-forward Sund
 STEP = timedelta(minutes=15)
 
 
-def message(meter: Meter, starts: list[datetime]) -> Accepted:
-    """An interval message whose values vary by slot, with some doubtful and tied peaks."""
+def message(meter: Meter, starts: list[datetime], *, doubtful: bool = True) -> Accepted:
+    """An interval message whose values vary by slot, with tied peaks (and doubtful ones)."""
     readings = tuple(
         make_reading(
             s,
             kwh=1 + (k * 7 + len(meter.id)) % 13,
             kvarh=(k * 3) % 5 - 1.0,
             demand_kw=4 * (1 + (k * 7) % 13),
-            flags=frozenset({"partial"}) if k % 17 == 0 else frozenset(),
+            flags=frozenset({"partial"}) if doubtful and k % 17 == 0 else frozenset(),
         )
         for k, s in ((int((s - DAY0) / STEP), s) for s in starts)
     )
@@ -64,7 +64,15 @@ def snapshot(session: Any) -> dict[str, dict[tuple[str, datetime], tuple[Any, ..
     return out
 
 
-def test_streamed_rollups_equal_a_full_recompute(database_url: str) -> None:
+@pytest.mark.parametrize(
+    "doubtful", [True, False], ids=["some-flagged-by-hour", "all-valid-sliced-hours"]
+)
+def test_streamed_rollups_equal_a_full_recompute(database_url: str, doubtful: bool) -> None:
+    """Rollups added batch by batch equal those recomputed from the stored intervals.
+
+    All-valid messages take the sliced-hours path, flagged ones by_hour; the last batch
+    holds two overlapping messages per meter, whose shared readings count once.
+    """
     fleet = build_fleet(4, seed=11)
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
@@ -73,9 +81,17 @@ def test_streamed_rollups_equal_a_full_recompute(database_url: str) -> None:
     directory = MeterDirectory()
     starts = telemetry.interval_range(DAY0, 3 * 96)
     # New data only, in pieces that split hours and local days, out of order.
-    for piece in (starts[130:250], starts[0:7], starts[7:130], starts[250:]):
+    for piece in (starts[130:250], starts[0:7], starts[7:130]):
         with sessions.begin() as session:
-            write_batch(session, [message(m, piece) for m in fleet], directory)
+            write_batch(session, [message(m, piece, doubtful=doubtful) for m in fleet], directory)
+    overlapping = [starts[250:270], starts[260:]]
+    with sessions.begin() as session:
+        result = write_batch(
+            session,
+            [message(m, p, doubtful=doubtful) for p in overlapping for m in fleet],
+            directory,
+        )
+    assert result.readings_offered == 4 * len(starts[250:])
 
     with sessions() as session:
         streamed = snapshot(session)

@@ -102,3 +102,52 @@ def test_by_hour_does_not_depend_on_how_meters_interleave() -> None:
     by_meter = sorted(rows, key=lambda r: (r[0], r[1]))
     assert sorted(rollups.by_hour(rows)) == sorted(rollups.by_hour(by_meter))
     assert len(rollups.by_hour(rows)) == 2 * 3
+
+
+@pytest.mark.parametrize("first_minute", [0, 15, 30, 45])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 96])
+def test_valid_hours_equals_by_hour_for_a_gap_free_message(first_minute: int, n: int) -> None:
+    """Sliced whole hours give by_hour's rollups bit for bit, from any quarter, any length."""
+    t0 = datetime(2026, 3, 2, 5, first_minute, tzinfo=UTC)
+    starts = tuple(t0 + k * STEP for k in range(n))
+    kwh = tuple(0.1 * ((k * 7) % 13) + 1e-9 * k for k in range(n))
+    kvarh = tuple(0.3 - 0.05 * (k % 5) for k in range(n))
+    kw = tuple(float((k * 5) % 11) for k in range(n))  # ties for the peak inside some hours
+    rows = [
+        ("m-1", s, e, r, d, vee.VALID) for s, e, r, d in zip(starts, kwh, kvarh, kw, strict=True)
+    ]
+    assert rollups.valid_hours("m-1", starts, kwh, kvarh, kw) == rollups.by_hour(rows)
+
+
+def test_valid_hours_in_another_zone_uses_utc_hours() -> None:
+    """Starts given in a half-hour zone still fall in UTC hours, as by_hour puts them."""
+    kolkata = ZoneInfo("Asia/Kolkata")
+    t0 = datetime(2026, 3, 2, 10, 45, tzinfo=kolkata)  # 05:15 UTC
+    starts = tuple(t0 + k * STEP for k in range(6))
+    values = tuple(float(k) for k in range(6))
+    rows = [("m", s, v, v, v, vee.VALID) for s, v in zip(starts, values, strict=True)]
+    got = rollups.valid_hours(
+        "m",
+        starts,
+        values,
+        values,
+        values,
+    )
+    assert got == rollups.by_hour(rows)
+    assert got is not None
+    assert [r.start for _, r in got] == [datetime(2026, 3, 2, h, tzinfo=UTC) for h in (5, 6)]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        [0, 2, 1, 3],  # out of order
+        [0, 1, 1, 2],  # a start twice
+        [0, 1, 3, 4],  # a gap
+    ],
+)
+def test_valid_hours_refuses_what_is_not_gap_free_and_in_order(order: list[int]) -> None:
+    starts = [T0 + k * STEP for k in order]
+    ones = [1.0] * len(order)
+    assert rollups.valid_hours("m", starts, ones, ones, ones) is None
+    assert rollups.valid_hours("m", [], [], [], []) == []
