@@ -136,6 +136,9 @@ def ack_all(client: mqtt.Client, mids: Iterable[int]) -> None:
     same PUBACK packets, joined, go out as one queued packet instead (unit-tested against
     paho's own bytes, as this uses its private queue).
     """
+    if not client._manual_ack:
+        # paho already acknowledged each on delivery; a second PUBACK is a protocol error.
+        raise ValueError("ack_all needs a client made with manual_ack=True")
     packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
     if packet:
         client._packet_queue(mqtt.PUBACK, packet, 0, 1)

@@ -261,7 +261,9 @@ def write_batch(
 
     rows: list[tuple[Any, ...]] = []
     # The batch's hourly rollups, built message by message while every message allows it;
-    # None once one does not (flags, a gap, out of order), and by_hour rolls up the rows.
+    # None once one does not (flags, a gap, out of order, a start twice), and then the rows
+    # are made distinct and by_hour rolls them up: valid_hours refusing a repeated start is
+    # what keeps a message's duplicates out of the COPY.
     hours: list[tuple[str, domain_rollups.Rollup]] | None = []
     seen: set[str] = set()
     repeated = False  # a meter with two messages in the batch: its rows may overlap
@@ -305,7 +307,7 @@ def write_batch(
                 # The usual message, valid three-phase readings: rows zipped from columns
                 # and hours sliced from them, in C rather than a Python step per reading.
                 a, b, c = zip(*volts, strict=True)
-                quality, text = repeat(vee.VALID, n), repeat("", n)
+                quality, no_flags = repeat(vee.VALID, n), repeat("", n)
                 rows.extend(
                     zip(
                         repeat(meter_id, n),
@@ -316,7 +318,7 @@ def write_batch(
                         a,
                         b,
                         c,
-                        text,
+                        no_flags,
                         quality,
                         repeat(received, n),
                         strict=True,
@@ -480,9 +482,9 @@ def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> t
         return (meter_id, start, kwh, kvarh, demand_kw, *volts, "", vee.VALID, received_at)
     n = len(volts)
     if not flags:
-        text, quality = "", vee.VALID
+        flag_text, quality = "", vee.VALID
     else:
-        text, quality = ",".join(sorted(flags)), vee.ingest_quality(flags)
+        flag_text, quality = ",".join(sorted(flags)), vee.ingest_quality(flags)
     return (
         meter_id,
         start,
@@ -492,7 +494,7 @@ def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> t
         volts[0],
         volts[1] if n > 1 else None,
         volts[2] if n > 2 else None,
-        text,
+        flag_text,
         quality,
         received_at,
     )

@@ -262,6 +262,9 @@ class IngestWorker:
         properties: Properties | None,
     ) -> None:
         self._connected.clear()
+        # From here on nothing received so far is acknowledged: paho empties its outgoing
+        # queue on reconnect, so a PUBACK queued now would go out on the next connection.
+        self._generation += 1
         if not self._stopping.is_set():
             log.warning("disconnected from broker (%s); paho will reconnect", reason_code)
 

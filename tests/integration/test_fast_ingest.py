@@ -98,16 +98,40 @@ def test_streamed_rollups_equal_a_full_recompute(database_url: str, doubtful: bo
         count = session.scalar(select(func.count()).select_from(models.Reading))
     assert count == 4 * len(starts)
     assert len(streamed["readings_hourly"]) == 4 * 3 * 24
+    assert recomputed(sessions, fleet, starts) == streamed
+    engine.dispose()
 
-    # Wipe the rollups and rebuild them the slow way, from the stored intervals.
+
+def recomputed(sessions: Any, fleet: list[Meter], starts: list[datetime]) -> Any:
+    """Wipe the rollups, rebuild them the slow way from the stored intervals, snapshot them."""
     with sessions.begin() as session:
-        session.execute(models.HourlyRollup.__table__.delete())  # type: ignore[attr-defined]
-        session.execute(models.DailyRollup.__table__.delete())  # type: ignore[attr-defined]
+        session.execute(models.HourlyRollup.__table__.delete())
+        session.execute(models.DailyRollup.__table__.delete())
         rollups.refresh(
             session, {m.id: starts for m in fleet}, {m.id: zone_for(m.lon) for m in fleet}
         )
     with sessions() as session:
-        assert snapshot(session) == streamed
+        return snapshot(session)
+
+
+def test_a_start_twice_in_one_valid_message_is_stored_once(database_url: str) -> None:
+    """A valid three-phase message repeating a start: one row, rollups as recomputed."""
+    fleet = build_fleet(1, seed=5)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        seed_fleet(session, fleet)
+    starts = telemetry.interval_range(DAY0, 12)
+    twice = [*starts[:6], starts[5], *starts[6:]]
+    with sessions.begin() as session:
+        result = write_batch(session, [message(fleet[0], twice, doubtful=False)], MeterDirectory())
+    assert result.readings_offered == len(starts)
+    with sessions() as session:
+        streamed = snapshot(session)
+        count = session.scalar(select(func.count()).select_from(models.Reading))
+    assert count == len(starts)
+    assert sum(v[5] for v in streamed["readings_hourly"].values()) == len(starts)
+    assert recomputed(sessions, fleet, starts) == streamed
     engine.dispose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from app import mqtt as mqtt_adapter
 
@@ -27,4 +28,11 @@ def test_ack_all_writes_the_same_pubacks_as_paho_in_one_packet() -> None:
 def test_ack_all_with_nothing_to_acknowledge_queues_nothing() -> None:
     client = mqtt_adapter.make_client("mqtt://127.0.0.1:1", "none", manual_ack=True)
     mqtt_adapter.ack_all(client, [])
+    assert _queued(client) == []
+
+
+def test_ack_all_refuses_a_client_that_acknowledges_by_itself() -> None:
+    client = mqtt_adapter.make_client("mqtt://127.0.0.1:1", "auto")
+    with pytest.raises(ValueError, match="manual_ack"):
+        mqtt_adapter.ack_all(client, [1])
     assert _queued(client) == []

@@ -119,23 +119,30 @@ def test_valid_hours_equals_by_hour_for_a_gap_free_message(first_minute: int, n:
     assert rollups.valid_hours("m-1", starts, kwh, kvarh, kw) == rollups.by_hour(rows)
 
 
-def test_valid_hours_in_another_zone_uses_utc_hours() -> None:
-    """Starts given in a half-hour zone still fall in UTC hours, as by_hour puts them."""
+def test_valid_hours_leaves_starts_in_another_zone_to_by_hour() -> None:
+    """The decoder gives UTC; starts in a local zone (wall-clock arithmetic) are refused."""
     kolkata = ZoneInfo("Asia/Kolkata")
-    t0 = datetime(2026, 3, 2, 10, 45, tzinfo=kolkata)  # 05:15 UTC
+    t0 = datetime(2026, 3, 2, 10, 45, tzinfo=kolkata)
     starts = tuple(t0 + k * STEP for k in range(6))
     values = tuple(float(k) for k in range(6))
-    rows = [("m", s, v, v, v, vee.VALID) for s, v in zip(starts, values, strict=True)]
-    got = rollups.valid_hours(
-        "m",
-        starts,
-        values,
-        values,
-        values,
-    )
+    assert rollups.valid_hours("m", starts, values, values, values) is None
+    utc = tuple(s.astimezone(UTC) for s in starts)
+    rows = [("m", s, v, v, v, vee.VALID) for s, v in zip(utc, values, strict=True)]
+    got = rollups.valid_hours("m", utc, values, values, values)
     assert got == rollups.by_hour(rows)
     assert got is not None
     assert [r.start for _, r in got] == [datetime(2026, 3, 2, h, tzinfo=UTC) for h in (5, 6)]
+
+
+def test_valid_hours_sums_left_to_right_from_zero_as_by_hour_does() -> None:
+    """Not sum()'s compensated adding (Python 3.12+): 1e16 + 1 + 1 - 1e16 is 0.0 this way."""
+    starts = [T0 + k * STEP for k in range(4)]
+    kwh = [1e16, 1.0, 1.0, -1e16]
+    rows = [("m", s, e, 0.0, 1.0, vee.VALID) for s, e in zip(starts, kwh, strict=True)]
+    got = rollups.valid_hours("m", starts, kwh, [0.0] * 4, [1.0] * 4)
+    assert got is not None
+    assert got[0][1].kwh == 0.0
+    assert got == rollups.by_hour(rows)
 
 
 @pytest.mark.parametrize(
