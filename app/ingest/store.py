@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from itertools import repeat
@@ -293,7 +293,8 @@ def write_batch(
             received = item.received_at
             # Columns by zip (C): the plausibility bounds, the keys and the newest start
             # come from them without a Python loop over the readings.
-            starts, kwh, kvarh, demand_kw, volts, flags, _ = zip(*msg.readings, strict=True)
+            columns = tuple(zip(*msg.readings, strict=True))
+            starts, kwh, _, demand_kw, volts, _, _ = columns
             if not vee.all_plausible(starts, kwh, demand_kw, volts, now=received, limits=limits):
                 # The whole message: a meter that sends one impossible interval has a
                 # broken clock or register, so its neighbours are not to be trusted either.
@@ -302,36 +303,11 @@ def write_batch(
                 continue
             repeated = repeated or meter_id in seen
             seen.add(meter_id)
-            n = len(starts)
-            if not any(flags) and set(map(len, volts)) == _THREE_PHASE:
-                # The usual message, valid three-phase readings: rows zipped from columns
-                # and hours sliced from them, in C rather than a Python step per reading.
-                a, b, c = zip(*volts, strict=True)
-                quality, no_flags = repeat(vee.VALID, n), repeat("", n)
-                rows.extend(
-                    zip(
-                        repeat(meter_id, n),
-                        starts,
-                        kwh,
-                        kvarh,
-                        demand_kw,
-                        a,
-                        b,
-                        c,
-                        no_flags,
-                        quality,
-                        repeat(received, n),
-                        strict=True,
-                    )
-                )
-                if hours is not None:
-                    sliced = domain_rollups.valid_hours(meter_id, starts, kwh, kvarh, demand_kw)
-                    if sliced is None:
-                        hours = None
-                    else:
-                        hours.extend(sliced)
+            made, sliced = message_rows(meter_id, msg.readings, columns, received)
+            rows.extend(made)
+            if hours is not None and sliced is not None:
+                hours.extend(sliced)
             else:
-                rows.extend(map(reading_row, repeat(meter_id), msg.readings, repeat(received)))
                 hours = None
             newest = max(starts)
             prev = latest.get(meter_id)
@@ -473,6 +449,43 @@ def _apply_reply(
         )
         .values(status=reply.status, result=reply.result, replied_at=received_at)
     )
+
+
+def message_rows(
+    meter_id: str,
+    readings: Sequence[telemetry.Reading],
+    columns: Sequence[tuple[Any, ...]],
+    received_at: datetime,
+) -> tuple[Iterable[tuple[Any, ...]], list[tuple[str, domain_rollups.Rollup]] | None]:
+    """Return one message's `readings` rows and, where they allow it, their hourly rollups.
+
+    `columns` are the readings' fields as columns, `zip(*readings)`, as the caller has them.
+
+    The usual message, valid three-phase readings in order without a gap, is zipped into
+    rows from its columns and its hours sliced from them, in C rather than a Python step
+    per reading. Rollups are None for any other (flags, fewer phases, a gap, out of
+    order, a start twice): the caller makes the rows distinct and runs by_hour over them.
+    """
+    starts, kwh, kvarh, demand_kw, volts, flags, _ = columns
+    n = len(starts)
+    if any(flags) or set(map(len, volts)) != _THREE_PHASE:
+        return map(reading_row, repeat(meter_id), readings, repeat(received_at)), None
+    a, b, c = zip(*volts, strict=True)
+    rows = zip(
+        repeat(meter_id, n),
+        starts,
+        kwh,
+        kvarh,
+        demand_kw,
+        a,
+        b,
+        c,
+        repeat("", n),
+        repeat(vee.VALID, n),
+        repeat(received_at, n),
+        strict=True,
+    )
+    return rows, domain_rollups.valid_hours(meter_id, starts, kwh, kvarh, demand_kw)
 
 
 def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> tuple[Any, ...]:
