@@ -37,8 +37,13 @@ class Rollup(NamedTuple):
     @property
     def power_factor(self) -> float | None:
         """Return the average power factor (kWh over kVAh), None without energy."""
-        kvah = math.hypot(self.kwh, self.kvarh)
-        return round(self.kwh / kvah, 4) if kvah > 0 else None
+        return power_factor(self.kwh, self.kvarh)
+
+
+def power_factor(kwh: float, kvarh: float) -> float | None:
+    """Return the power factor of kWh and kVArh (kWh over kVAh, 4 places), None without energy."""
+    kvah = math.hypot(kwh, kvarh)
+    return round(kwh / kvah, 4) if kvah > 0 else None
 
 
 def hour_start(start: datetime) -> datetime:

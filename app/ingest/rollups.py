@@ -138,8 +138,24 @@ _INTERVALS = _COLUMN_NAMES.index("intervals")
 
 
 def _values(meter_id: str, r: rollups.Rollup) -> tuple[Any, ...]:
-    # Table order is the rollup's with meter_id first and power_factor after peak_at.
-    return (meter_id, *r[:5], r.power_factor, *r[5:])
+    # Table order is the rollup's with meter_id first and power_factor after peak_at;
+    # unpacked once, as this runs for every hour the ingest adds.
+    start, kwh, kvarh, peak_kw, peak_at, intervals, valid, estimated, questionable, edited = r
+    pf = rollups.power_factor(kwh, kvarh)
+    return (
+        meter_id,
+        start,
+        kwh,
+        kvarh,
+        peak_kw,
+        peak_at,
+        pf,
+        intervals,
+        valid,
+        estimated,
+        questionable,
+        edited,
+    )
 
 
 def _add(session: Session, table: Table, values: list[tuple[Any, ...]], *, fresh: bool) -> None:
