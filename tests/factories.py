@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
 from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
@@ -25,6 +28,18 @@ def make_reading(start: datetime, **overrides: object) -> telemetry.Reading:
     }
     fields.update(overrides)
     return telemetry.Reading(**fields)  # type: ignore[arg-type]
+
+
+def fleet_sessions(
+    database_url: str, meters: int, seed: int
+) -> tuple[Engine, sessionmaker[Session], list[Meter]]:
+    """Seed `meters` meters built from `seed`; return the engine, its sessions and the fleet."""
+    fleet = build_fleet(meters, seed=seed)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        seed_fleet(session, fleet)
+    return engine, sessions, fleet
 
 
 def seed_database(

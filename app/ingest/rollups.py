@@ -8,7 +8,7 @@ proportional to what changed, never to the history.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -58,27 +58,18 @@ def _row(meter_id: str, r: rollups.Rollup) -> dict[str, Any]:
     return dict(zip(_COLUMN_NAMES, _values(meter_id, r), strict=True))
 
 
-def add_new(
-    session: Session,
-    intervals: Iterable[tuple[str, datetime, float, float, float, str]],
-    zones: Mapping[str, tzinfo],
-) -> tuple[int, int]:
-    """Add intervals that were not stored before to their hourly and daily rollups.
-
-    The fast path of the ingest: the batch's own intervals are rolled up in memory and
-    added to the stored buckets in SQL, so no raw interval is read back. Only exact when
-    none of `intervals` was stored before (the caller proved it); an upsert that adds is
-    also safe when two workers add to one bucket at once, as the row lock orders them.
-    """
-    return add_hourly(session, rollups.by_hour(intervals), zones)
-
-
 def add_hourly(
     session: Session,
     hours: list[tuple[str, rollups.Rollup]],
     zones: Mapping[str, tzinfo],
 ) -> tuple[int, int]:
-    """Add new intervals' (meter, hourly rollup) pairs to the hourly and daily rollups."""
+    """Add new intervals' (meter, hourly rollup) pairs to the hourly and daily rollups.
+
+    The fast path of the ingest: the batch's own intervals, rolled up in memory, are added
+    to the stored buckets in SQL, so no raw interval is read back. Only exact when none of
+    them was stored before (the caller proved it); an upsert that adds is also safe when
+    two workers add to one bucket at once, as the row lock orders them.
+    """
     day_of: dict[tuple[tzinfo, datetime], datetime] = {}
     by_day: dict[tuple[str, datetime], list[rollups.Rollup]] = defaultdict(list)
     hourly = []

@@ -491,8 +491,6 @@ def message_rows(
 def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> tuple[Any, ...]:
     """Return a reading as a `readings` row in READING_COLUMNS order."""
     start, kwh, kvarh, demand_kw, volts, flags, _ = r
-    if not flags and len(volts) == 3:  # the usual three-phase reading
-        return (meter_id, start, kwh, kvarh, demand_kw, *volts, "", vee.VALID, received_at)
     n = len(volts)
     if not flags:
         flag_text, quality = "", vee.VALID

@@ -16,7 +16,7 @@ from app.domain.localtime import zone_for
 from app.ingest import bulk, rollups
 from app.ingest.store import PG_COLUMNS, Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter, build_fleet
-from tests.factories import make_reading
+from tests.factories import fleet_sessions, make_reading
 
 DAY0 = datetime(2026, 3, 7, 18, tzinfo=UTC)  # runs over the spring-forward Sunday
 STEP = timedelta(minutes=15)
@@ -73,11 +73,7 @@ def test_streamed_rollups_equal_a_full_recompute(database_url: str, doubtful: bo
     All-valid messages take the sliced-hours path, flagged ones by_hour; the last batch
     holds two overlapping messages per meter, whose shared readings count once.
     """
-    fleet = build_fleet(4, seed=11)
-    engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as session:
-        seed_fleet(session, fleet)
+    engine, sessions, fleet = fleet_sessions(database_url, 4, seed=11)
     directory = MeterDirectory()
     starts = telemetry.interval_range(DAY0, 3 * 96)
     # New data only, in pieces that split hours and local days, out of order.
@@ -116,11 +112,7 @@ def recomputed(sessions: Any, fleet: list[Meter], starts: list[datetime]) -> Any
 
 def test_a_start_twice_in_one_valid_message_is_stored_once(database_url: str) -> None:
     """A valid three-phase message repeating a start: one row, rollups as recomputed."""
-    fleet = build_fleet(1, seed=5)
-    engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as session:
-        seed_fleet(session, fleet)
+    engine, sessions, fleet = fleet_sessions(database_url, 1, seed=5)
     starts = telemetry.interval_range(DAY0, 12)
     twice = [*starts[:6], starts[5], *starts[6:]]
     with sessions.begin() as session:
@@ -136,11 +128,7 @@ def test_a_start_twice_in_one_valid_message_is_stored_once(database_url: str) ->
 
 
 def test_redelivered_batch_leaves_rollups_unchanged(database_url: str) -> None:
-    fleet = build_fleet(2, seed=3)
-    engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as session:
-        seed_fleet(session, fleet)
+    engine, sessions, fleet = fleet_sessions(database_url, 2, seed=3)
     directory = MeterDirectory()
     starts = telemetry.interval_range(DAY0, 96)
     with sessions.begin() as session:

@@ -9,14 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import models
-from app.db.seed import seed_fleet
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import rollups, telemetry
 from app.domain.localtime import zone_for
 from app.ingest.estimation import run_vee
 from app.ingest.store import Accepted, MeterDirectory, write_batch
-from simulator.fleet import Meter, build_fleet
-from tests.factories import make_reading
+from simulator.fleet import Meter
+from tests.factories import fleet_sessions, make_reading
 
 STEP = timedelta(minutes=15)
 # Spring-forward Sunday in the US: a 23-hour local day for every meter of the fleet.
@@ -67,11 +66,7 @@ def stored_daily(database_url: str, meter: Meter) -> dict[datetime, models.Daily
 
 
 def test_rollups_follow_redelivery_late_data_and_estimates(database_url: str) -> None:
-    fleet = build_fleet(3, seed=5)
-    engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as session:
-        seed_fleet(session, fleet)
+    engine, sessions, fleet = fleet_sessions(database_url, 3, seed=5)
     meter = fleet[0]
     starts = telemetry.interval_range(DAY0, 4 * 96)
     directory = MeterDirectory()
