@@ -16,6 +16,8 @@ from psycopg import sql
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from app.ingest import pgcopy
+
 
 def _driver(session: Session) -> psycopg.Connection[Any]:
     conn = session.connection().connection.driver_connection
@@ -28,11 +30,14 @@ def copy_rows(
     session: Session,
     table: str,
     columns: Sequence[tuple[str, str]],
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[Sequence[Any]] | bytes,
     *,
     create: str | None = None,
 ) -> None:
-    """COPY rows of (name, PostgreSQL type) `columns` into `table`, after running `create`."""
+    """COPY rows of (name, PostgreSQL type) `columns` into `table`, after running `create`.
+
+    `rows` are Python rows, or bytes: tuples already in the binary format (`pgcopy.records`).
+    """
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
     )
@@ -41,9 +46,14 @@ def copy_rows(
             if create:
                 cur.execute(create.encode())
             with cur.copy(statement) as copy:
-                copy.set_types([kind for _, kind in columns])
-                for row in rows:
-                    copy.write_row(row)
+                if isinstance(rows, bytes):
+                    copy.write(pgcopy.SIGNATURE)
+                    copy.write(rows)
+                    copy.write(pgcopy.TRAILER)
+                else:
+                    copy.set_types([kind for _, kind in columns])
+                    for row in rows:
+                        copy.write_row(row)
     except psycopg.Error as exc:
         # The worker retries SQLAlchemy errors (database down, connection lost) with
         # backoff; a driver error from COPY must look the same to it.
@@ -57,7 +67,7 @@ def copy_if_all_new(
     session: Session,
     table: str,
     columns: Sequence[tuple[str, str]],
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[Sequence[Any]] | bytes,
 ) -> bool:
     """COPY rows straight into `table` in a savepoint; False, nothing written, if a key exists.
 

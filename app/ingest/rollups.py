@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.domain import rollups
-from app.ingest import bulk
+from app.ingest import bulk, columnar
 
 METERS_PER_QUERY = 500
 _HOURLY: Table = models.HourlyRollup.__table__  # type: ignore[assignment]
@@ -149,10 +149,30 @@ def _values(meter_id: str, r: rollups.Rollup) -> tuple[Any, ...]:
     )
 
 
-def _add(session: Session, table: Table, values: list[tuple[Any, ...]], *, fresh: bool) -> None:
+def add_columns(session: Session, hours: columnar.Hours, zones: Mapping[str, tzinfo]) -> None:
+    """Add a columnar batch's hours to the hourly and daily rollups (PostgreSQL).
+
+    The same fast path as `add_hourly`, for hours computed a column at a time: their COPY
+    data is built by numpy, and only the day parts (a 24th as many) are Python rows.
+    """
+    factors = hours.power_factors()
+    data = hours.copy(factors)
+    if data is None:  # an hour without energy has no power factor: NULL, a Python row
+        _add(session, _HOURLY, [_values(m, r) for m, r in hours.pairs()], fresh=hours.complete)
+    else:
+        _add(session, _HOURLY, data, fresh=hours.complete)
+    _add(session, _DAILY, [_values(m, r) for m, r in hours.days(zones)], fresh=False)
+
+
+def _add(
+    session: Session, table: Table, values: list[tuple[Any, ...]] | bytes, *, fresh: bool
+) -> None:
+    """Add rows (tuples in table order, or binary COPY tuples on PostgreSQL) to a rollup."""
     if not values:
         return
     if session.get_bind().dialect.name != "postgresql":
+        if isinstance(values, bytes):
+            raise TypeError("binary COPY rows need PostgreSQL")
         rows = [dict(zip(_COLUMN_NAMES, v, strict=True)) for v in values]
         session.connection().execute(_additive(sqlite.insert(table), table), rows)
         return

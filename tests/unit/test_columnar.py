@@ -1,0 +1,228 @@
+"""The columnar batch path equals the per-message one: rows, hours and days, bit for bit."""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+import pytest
+
+from app.domain import rollups, telemetry
+from app.domain.localtime import zone_for
+from app.ingest import columnar, pgcopy, store
+from tests.factories import make_reading
+
+T0 = datetime(2026, 3, 6, 20, tzinfo=UTC)  # the batches run over a spring-forward Sunday
+STEP = timedelta(minutes=15)
+RECEIVED = datetime(2026, 3, 12, 9, 30, 1, 250_000, tzinfo=UTC)
+
+
+def _bits(value: Any) -> Any:
+    # float.hex tells -0.0 from 0.0 and every last bit apart; == would not.
+    if isinstance(value, float):
+        return value.hex()
+    if isinstance(value, tuple):
+        return tuple(_bits(v) for v in value)
+    return value
+
+
+def _messages(seed: int) -> list[tuple[str, tuple[telemetry.Reading, ...]]]:
+    """Messages of distinct meters (ids of several lengths), any start slot and length."""
+    rng = random.Random(seed)
+    # An hour whose every value is -0.0: its sum from 0.0 is 0.0, not -0.0.
+    zero = tuple(
+        make_reading(T0 + k * STEP, kwh=-0.0, kvarh=-0.0, demand_kw=-0.0) for k in range(4)
+    )
+    out = [(f"zero-{seed}", zero)]
+    for m in range(rng.randint(1, 12)):
+        meter_id = "m" * rng.randint(1, 3) + f"-{seed}-{m}"
+        first = T0 + rng.randrange(0, 200) * STEP
+        n = rng.choice([1, 2, 3, 4, 5, 7, 96, rng.randint(1, 300)])
+        readings = tuple(
+            make_reading(
+                first + k * STEP,
+                # -0.0, ties and values whose sums round differently by order.
+                kwh=rng.choice([0.0, -0.0, 0.1, 0.2, 0.3, 1e16, 1.0, rng.random() * 50]),
+                kvarh=rng.choice([-0.0, 0.0, -0.1, 0.7, -3.3, rng.uniform(-20, 20)]),
+                demand_kw=rng.choice([-0.0, 0.0, 4.0, 4.0, 8.5, rng.random() * 400]),
+                voltage=(rng.uniform(100, 300), rng.uniform(100, 300), rng.uniform(100, 300)),
+            )
+            for k in range(n)
+        )
+        out.append((meter_id, readings))
+    return out
+
+
+def _block(messages: list[tuple[str, tuple[telemetry.Reading, ...]]]) -> columnar.Block:
+    builder = columnar.Builder()
+    for meter_id, readings in messages:
+        columns = tuple(zip(*readings, strict=True))
+        assert columnar.plain(columns)
+        builder.add(meter_id, columns, RECEIVED)
+    return builder.block()
+
+
+def _valid_hours(
+    messages: list[tuple[str, tuple[telemetry.Reading, ...]]],
+) -> list[tuple[str, rollups.Rollup]]:
+    out = []
+    for meter_id, readings in messages:
+        starts, kwh, kvarh, demand_kw, *_ = zip(*readings, strict=True)
+        hours = rollups.valid_hours(meter_id, starts, kwh, kvarh, demand_kw)
+        assert hours is not None
+        out.extend(hours)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_hours_equal_valid_hours_bit_for_bit(seed: int) -> None:
+    messages = _messages(seed)
+    hours = _block(messages).hours()
+    expected = _valid_hours(messages)
+    assert [(m, _bits(tuple(r))) for m, r in hours.pairs()] == [
+        (m, _bits(tuple(r))) for m, r in expected
+    ]
+    assert hours.power_factors() == [r.power_factor for _, r in expected]
+    assert hours.complete == all(r.intervals == 4 for _, r in expected)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_days_equal_combined_hours_bit_for_bit(seed: int) -> None:
+    messages = _messages(seed)
+    zone_list: list[tzinfo] = [
+        zone_for(-74.0),
+        zone_for(-118.2),
+        UTC,
+        timezone(timedelta(hours=-5)),
+        zone_for(-87.6),
+    ]
+    zones = {m: zone_list[i % len(zone_list)] for i, (m, _) in enumerate(messages)}
+    # What add_hourly does with the same hours: group by (meter, local day), combine.
+    by_day: dict[tuple[str, datetime], list[rollups.Rollup]] = defaultdict(list)
+    for meter_id, hour in _valid_hours(messages):
+        by_day[(meter_id, rollups.day_start(hour.start, zones[meter_id]))].append(hour)
+    expected = [(m, rollups.combine(parts, day)) for (m, day), parts in by_day.items()]
+    got = _block(messages).hours().days(zones)
+    assert [(m, _bits(tuple(r))) for m, r in got] == [
+        (m, _bits(tuple(r))) for m, r in expected if r is not None
+    ]
+
+
+def _parse(data: bytes, kinds: list[str]) -> list[tuple[Any, ...]]:
+    """Decode binary COPY tuples of these PostgreSQL types: the test's own reader."""
+    rows, at = [], 0
+    while at < len(data):
+        (count,) = struct.unpack_from(">h", data, at)
+        assert count == len(kinds)
+        at += 2
+        row: list[Any] = []
+        for kind in kinds:
+            (size,) = struct.unpack_from(">i", data, at)
+            at += 4
+            if size < 0:
+                row.append(None)
+                continue
+            raw = data[at : at + size]
+            at += size
+            if kind == "float8":
+                row.append(struct.unpack(">d", raw)[0])
+            elif kind == "int4":
+                row.append(struct.unpack(">i", raw)[0])
+            elif kind == "timestamptz":
+                (us,) = struct.unpack(">q", raw)
+                row.append(pgcopy.PG_EPOCH + timedelta(microseconds=us))
+            else:
+                row.append(raw.decode())
+        rows.append(tuple(row))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_reading_copy_holds_the_general_paths_rows(seed: int) -> None:
+    messages = _messages(seed)
+    data = _block(messages).reading_copy()
+    got = _parse(data, [kind for _, kind in store.PG_COLUMNS])
+    expected = []
+    for meter_id, readings in messages:
+        made, _ = store.message_rows(
+            meter_id, readings, tuple(zip(*readings, strict=True)), RECEIVED
+        )
+        expected.extend(made)
+    # Grouped by meter-id length, then in message order: the same set of rows.
+    assert sorted(map(_bits, got)) == sorted(map(_bits, expected))
+
+
+def test_hours_copy_holds_the_hours_rows_and_refuses_null_power_factors() -> None:
+    messages = _messages(7)
+    hours = _block(messages).hours()
+    factors = hours.power_factors()
+    kinds = ["varchar", "timestamptz", "float8", "float8", "float8", "timestamptz", "float8"]
+    kinds += ["int4"] * 5
+    if None in factors:
+        assert hours.copy(factors) is None
+        factors = [f if f is not None else 1.0 for f in factors]
+    data = hours.copy(factors)
+    assert data is not None
+    got = _parse(data, kinds)
+    expected = [
+        (m, r.start, r.kwh, r.kvarh, r.peak_kw, r.peak_at, f, *r[5:])
+        for (m, r), f in zip(hours.pairs(), factors, strict=True)
+    ]
+    assert sorted(map(_bits, got)) == sorted(map(_bits, expected))
+    assert hours.copy([*factors[:-1], None]) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "flag",
+        "two-phase",
+        "gap",
+        "out-of-order",
+        "repeated",
+        "other-zone",
+    ],
+)
+def test_plain_refuses_what_the_columns_cannot_hold(change: str) -> None:
+    starts = [T0 + k * STEP for k in range(6)]
+    readings = [make_reading(s) for s in starts]
+    assert columnar.plain(tuple(zip(*readings, strict=True)))
+    if change == "flag":
+        readings[2] = make_reading(starts[2], flags=frozenset({"partial"}))
+    elif change == "two-phase":
+        readings[3] = make_reading(starts[3], voltage=(120.0, 120.0))
+    elif change == "gap":
+        readings = readings[:2] + readings[3:]
+    elif change == "out-of-order":
+        readings[1], readings[2] = readings[2], readings[1]
+    elif change == "repeated":
+        # Same span from first to last, one start twice and one missing.
+        readings[2] = make_reading(starts[1])
+    else:
+        eastern = timezone(timedelta(hours=-5))
+        readings = [make_reading(s.astimezone(eastern)) for s in starts]
+    assert not columnar.plain(tuple(zip(*readings, strict=True)))
+
+
+def test_records_write_nulls_constants_and_refuse_ragged_text() -> None:
+    import numpy as np
+
+    data = pgcopy.records(
+        [
+            pgcopy.Field("varchar", np.array([b"ab", b"cd"])),
+            pgcopy.Field("int4", np.array([1, -2], dtype=np.int64)),
+            pgcopy.Field("float8", None),
+            pgcopy.Field("varchar", b""),
+            pgcopy.Field("float8", 2.5),
+        ],
+        2,
+    )
+    kinds = ["varchar", "int4", "float8", "varchar", "float8"]
+    assert _parse(data, kinds) == [("ab", 1, None, "", 2.5), ("cd", -2, None, "", 2.5)]
+    with pytest.raises(ValueError, match="differ in length"):
+        pgcopy.records([pgcopy.Field("varchar", np.array([b"a", b"bc"]))], 2)
+    with pytest.raises(ValueError, match="no fixed-width"):
+        pgcopy.records([pgcopy.Field("json", b"{}")], 1)
