@@ -227,7 +227,7 @@ def reading_copies(w: Workload) -> list[bytes]:
         builder = columnar.Builder()
         for _, meter, body in items[lo : lo + per_batch]:
             message = telemetry.decode_interval(body)
-            builder.add(meter, tuple(zip(*message.readings, strict=True)), now)
+            builder.add(meter, telemetry.columns_of(message.readings), now)
         out.append(builder.block().reading_copy())
     return out
 
@@ -485,7 +485,7 @@ def profile(database_url: str, w: Workload) -> Profile | None:
         builder = columnar.Builder()
         for topic, message in decoded:
             if isinstance(message, telemetry.IntervalMessage):
-                columns = tuple(zip(*message.readings, strict=True))
+                columns = telemetry.columns_of(message.readings)
                 # The payloads are all plain: valid, three-phase, gap-free, one per meter.
                 assert columnar.plain(columns)  # noqa: S101 - the benchmark's own workload
                 builder.add(topic.meter_id, columns, received)

@@ -497,14 +497,15 @@ def all_plausible(
     starts: Sequence[datetime],
     kwh: Sequence[float],
     demand_kw: Sequence[float],
-    voltage: Sequence[Sequence[float]],
+    phases: Sequence[Sequence[float | None]],
     *,
     now: datetime,
     limits: Plausibility,
 ) -> bool:
     """Return True if `implausible` finds nothing in any of these intervals (given as columns).
 
-    The same limits taken as bounds over whole columns by C builtins: the ingest checks every
+    `phases` are the per-phase volts columns (None where a meter lacks the phase). The same
+    limits taken as bounds over whole columns by C builtins: the ingest checks every
     message this way and asks `implausible` for a reason only when a bound is broken.
     """
     return (
@@ -512,8 +513,20 @@ def all_plausible(
         and min(starts) >= limits.earliest
         and max(demand_kw) <= limits.max_demand_kw
         and max(kwh) <= limits.max_demand_kw * HOURS_PER_INTERVAL
-        and max(map(max, voltage)) <= limits.max_volts
+        and all(_peak(volts) <= limits.max_volts for volts in phases)
     )
+
+
+def _peak(volts: Sequence[float | None]) -> float:
+    # max() over the column as it is; only when a None is in it (a phase a meter lacks:
+    # max raises, or returns a lone None) are the present values picked out.
+    try:
+        peak = max(volts, default=0.0)  # type: ignore[type-var]
+    except TypeError:
+        peak = None
+    if peak is None:
+        return max((v for v in volts if v is not None), default=0.0)
+    return peak
 
 
 def ingest_quality(flags: Iterable[str]) -> Quality:

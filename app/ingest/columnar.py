@@ -32,18 +32,19 @@ Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
 
-def plain(columns: Sequence[tuple[Any, ...]]) -> bool:
-    """Return True if a message's readings (as `zip(*readings)` columns) suit this path.
+def plain(columns: telemetry.Columns) -> bool:
+    """Return True if a message's readings (as columns) suit this path.
 
     Valid three-phase readings without flags, UTC starts one interval apart in time order:
     the message's rows are then its first start and its value columns.
     """
-    starts, _, _, _, volts, flags, _ = columns
+    starts = columns.starts
     n = len(starts)
     first = starts[0]
     return (
-        not any(flags)
-        and set(map(len, volts)) == _THREE_PHASE
+        not any(columns.flags)
+        and None not in columns.voltage_b
+        and None not in columns.voltage_c
         and first.tzinfo is UTC
         # Strictly increasing and n-1 steps from first to last: every step is one interval.
         and (n == 1 or starts[-1] - first == (n - 1) * vee.STEP)
@@ -62,14 +63,13 @@ class Builder:
         self.received: list[int] = []
         self._values: list[tuple[Any, ...]] = []
 
-    def add(self, meter_id: str, columns: Sequence[tuple[Any, ...]], received_at: datetime) -> None:
+    def add(self, meter_id: str, columns: telemetry.Columns, received_at: datetime) -> None:
         """Add one message that `plain` accepted."""
-        starts, kwh, kvarh, demand_kw, volts, _, _ = columns
         self.meters.append(meter_id)
-        self.counts.append(len(starts))
-        self.first.append(pg_micros(starts[0]))
+        self.counts.append(len(columns.starts))
+        self.first.append(pg_micros(columns.starts[0]))
         self.received.append(pg_micros(received_at))
-        self._values.append((kwh, kvarh, demand_kw, volts))
+        self._values.append(columns[1:7])
 
     def __len__(self) -> int:
         """Return the number of messages added."""
@@ -78,17 +78,19 @@ class Builder:
     def block(self) -> Block:
         """Return the messages' readings as one set of columns."""
         n = sum(self.counts)
-        kwh, kvarh, demand_kw, volts = zip(*self._values, strict=True)
-        flat = chain.from_iterable
+        kwh, kvarh, demand_kw, a, b, c = (
+            np.fromiter(chain.from_iterable(column), np.float64, n)
+            for column in zip(*self._values, strict=True)
+        )
         return Block(
             meters=self.meters,
             counts=np.array(self.counts, dtype=np.int64),
             first=np.array(self.first, dtype=np.int64),
             received=np.array(self.received, dtype=np.int64),
-            kwh=np.fromiter(flat(kwh), np.float64, n),
-            kvarh=np.fromiter(flat(kvarh), np.float64, n),
-            demand_kw=np.fromiter(flat(demand_kw), np.float64, n),
-            volts=np.fromiter(flat(flat(volts)), np.float64, 3 * n).reshape(n, 3),
+            kwh=kwh,
+            kvarh=kvarh,
+            demand_kw=demand_kw,
+            volts=np.stack((a, b, c), axis=1),
         )
 
 

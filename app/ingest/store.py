@@ -296,9 +296,12 @@ def write_batch(
             received = item.received_at
             # Columns by zip (C): the plausibility bounds, the keys and the newest start
             # come from them without a Python loop over the readings.
-            columns = tuple(zip(*msg.readings, strict=True))
-            starts, kwh, _, demand_kw, volts, _, _ = columns
-            if not vee.all_plausible(starts, kwh, demand_kw, volts, now=received, limits=limits):
+            columns = telemetry.columns_of(msg.readings)
+            starts = columns.starts
+            phases = (columns.voltage_a, columns.voltage_b, columns.voltage_c)
+            if not vee.all_plausible(
+                starts, columns.kwh, columns.demand_kw, phases, now=received, limits=limits
+            ):
                 # The whole message: a meter that sends one impossible interval has a
                 # broken clock or register, so its neighbours are not to be trusted either.
                 problem = _implausible(msg, received, limits)
@@ -402,7 +405,7 @@ def _write_readings(
 
 
 # (meter, readings, their columns, received at) of one interval message.
-_Message = tuple[str, Sequence[telemetry.Reading], Sequence[tuple[Any, ...]], datetime]
+_Message = tuple[str, Sequence[telemetry.Reading], telemetry.Columns, datetime]
 
 
 def _extend(
@@ -410,7 +413,7 @@ def _extend(
     hours: list[tuple[str, domain_rollups.Rollup]] | None,
     meter_id: str,
     readings: Sequence[telemetry.Reading],
-    columns: Sequence[tuple[Any, ...]],
+    columns: telemetry.Columns,
     received_at: datetime,
 ) -> list[tuple[str, domain_rollups.Rollup]] | None:
     """Add a message's rows to `rows`; return `hours` with its hours, None once one has none."""
@@ -519,38 +522,39 @@ def _apply_reply(
 def message_rows(
     meter_id: str,
     readings: Sequence[telemetry.Reading],
-    columns: Sequence[tuple[Any, ...]],
+    columns: telemetry.Columns,
     received_at: datetime,
 ) -> tuple[Iterable[tuple[Any, ...]], list[tuple[str, domain_rollups.Rollup]] | None]:
     """Return one message's `readings` rows and, where they allow it, their hourly rollups.
 
-    `columns` are the readings' fields as columns, `zip(*readings)`, as the caller has them.
+    `columns` are the readings' fields as columns (`telemetry.columns_of`).
 
-    The usual message, valid three-phase readings in order without a gap, is zipped into
-    rows from its columns and its hours sliced from them, in C rather than a Python step
-    per reading. Rollups are None for any other (flags, fewer phases, a gap, out of
-    order, a start twice): the caller makes the rows distinct and runs by_hour over them.
+    A message without flags is zipped into rows from its columns, and if its starts are in
+    order without a gap its hours are sliced from them, in C rather than a Python step per
+    reading. Rollups are None for any other (flags, a gap, out of order, a start twice):
+    the caller makes the rows distinct and runs by_hour over them.
     """
-    starts, kwh, kvarh, demand_kw, volts, flags, _ = columns
-    n = len(starts)
-    if any(flags) or set(map(len, volts)) != _THREE_PHASE:
+    if any(columns.flags):
         return map(reading_row, repeat(meter_id), readings, repeat(received_at)), None
-    a, b, c = zip(*volts, strict=True)
+    n = len(columns.starts)
     rows = zip(
         repeat(meter_id, n),
-        starts,
-        kwh,
-        kvarh,
-        demand_kw,
-        a,
-        b,
-        c,
+        columns.starts,
+        columns.kwh,
+        columns.kvarh,
+        columns.demand_kw,
+        columns.voltage_a,
+        columns.voltage_b,
+        columns.voltage_c,
         repeat("", n),
         repeat(vee.VALID, n),
         repeat(received_at, n),
         strict=True,
     )
-    return rows, domain_rollups.valid_hours(meter_id, starts, kwh, kvarh, demand_kw)
+    hours = domain_rollups.valid_hours(
+        meter_id, columns.starts, columns.kwh, columns.kvarh, columns.demand_kw
+    )
+    return rows, hours
 
 
 def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> tuple[Any, ...]:

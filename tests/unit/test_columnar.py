@@ -59,7 +59,7 @@ def _messages(seed: int) -> list[tuple[str, tuple[telemetry.Reading, ...]]]:
 def _block(messages: list[tuple[str, tuple[telemetry.Reading, ...]]]) -> columnar.Block:
     builder = columnar.Builder()
     for meter_id, readings in messages:
-        columns = tuple(zip(*readings, strict=True))
+        columns = telemetry.columns_of(readings)
         assert columnar.plain(columns)
         builder.add(meter_id, columns, RECEIVED)
     return builder.block()
@@ -147,9 +147,7 @@ def test_reading_copy_holds_the_general_paths_rows(seed: int) -> None:
     got = _parse(data, [kind for _, kind in store.PG_COLUMNS])
     expected = []
     for meter_id, readings in messages:
-        made, _ = store.message_rows(
-            meter_id, readings, tuple(zip(*readings, strict=True)), RECEIVED
-        )
+        made, _ = store.message_rows(meter_id, readings, telemetry.columns_of(readings), RECEIVED)
         expected.extend(made)
     # Grouped by meter-id length, then in message order: the same set of rows.
     assert sorted(map(_bits, got)) == sorted(map(_bits, expected))
@@ -189,7 +187,7 @@ def test_hours_copy_holds_the_hours_rows_and_refuses_null_power_factors() -> Non
 def test_plain_refuses_what_the_columns_cannot_hold(change: str) -> None:
     starts = [T0 + k * STEP for k in range(6)]
     readings = [make_reading(s) for s in starts]
-    assert columnar.plain(tuple(zip(*readings, strict=True)))
+    assert columnar.plain(telemetry.columns_of(readings))
     if change == "flag":
         readings[2] = make_reading(starts[2], flags=frozenset({"partial"}))
     elif change == "two-phase":
@@ -204,7 +202,7 @@ def test_plain_refuses_what_the_columns_cannot_hold(change: str) -> None:
     else:
         eastern = timezone(timedelta(hours=-5))
         readings = [make_reading(s.astimezone(eastern)) for s in starts]
-    assert not columnar.plain(tuple(zip(*readings, strict=True)))
+    assert not columnar.plain(telemetry.columns_of(readings))
 
 
 def test_records_write_nulls_constants_and_refuse_ragged_text() -> None:

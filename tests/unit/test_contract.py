@@ -261,6 +261,29 @@ def test_encoder_rounds_to_three_decimals() -> None:
     assert decoded.readings[0].voltage == (230.044,)
 
 
+def test_decoded_columns_hold_the_readings_of_every_phase_count() -> None:
+    """The decoder keeps readings as columns; they equal the readings, phases None-padded."""
+    readings = tuple(
+        make_reading(
+            start=T0 + timedelta(minutes=15 * k),
+            voltage=((230.5,), (230.5, 229.25), (230.5, 229.25, 231.0))[k % 3],
+            flags=frozenset({"partial"}) if k == 4 else frozenset(),
+        )
+        for k in range(7)
+    )
+    decoded = t.decode_interval(t.encode_interval(make_interval_message(readings=readings)))
+    assert decoded.readings == readings
+    assert tuple(decoded.readings) == readings
+    assert decoded.readings[1:3] == readings[1:3]
+    assert len(decoded.readings) == 7
+    columns = t.columns_of(decoded.readings)
+    assert columns == t.columns_of(readings)
+    assert columns.voltage_b == (None, 229.25, 229.25, None, 229.25, 229.25, None)
+    assert columns.voltage_c == (None, None, 231.0, None, None, 231.0, None)
+    assert columns.flags[4] == frozenset({"partial"})
+    assert columns.readings() == readings
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_values_never_get_through(bad: float) -> None:
     """orjson writes NaN/Infinity as null, which the decoder rejects as not a number."""

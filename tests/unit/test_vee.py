@@ -268,8 +268,27 @@ def test_column_bounds_agree_with_the_interval_check(bad: int) -> None:
     rows = [(T0 + k * STEP, 1.0, 4.0, (277.0, 277.0, 277.0)) for k in range(8)]
     rows.insert(3, _EDGE[bad])
     starts, kwh, kw, volts = zip(*rows, strict=True)
+    # Per-phase columns, None where a reading lacks the phase.
+    phases = [tuple(v[p] if len(v) > p else None for v in volts) for p in range(3)]
     some = any(
         vee.implausible(s, e, d, v, now=NOW, limits=_LIMITS) is not None for s, e, d, v in rows
     )
-    assert vee.all_plausible(starts, kwh, kw, volts, now=NOW, limits=_LIMITS) is not some
+    assert vee.all_plausible(starts, kwh, kw, phases, now=NOW, limits=_LIMITS) is not some
     assert some is bool(bad % 2)  # the edge cases alternate: on the limit, then just past it
+
+
+def test_column_bounds_skip_phases_a_meter_lacks() -> None:
+    """A one-phase meter's missing phases (None) are not volts; its own phase still counts."""
+    starts = tuple(T0 + k * STEP for k in range(3))
+    ok = (277.0, 278.0, 276.0)
+    missing = (None, None, None)
+    assert vee.all_plausible(
+        starts, (1.0,) * 3, (4.0,) * 3, [ok, missing, missing], now=NOW, limits=_LIMITS
+    )
+    high = (277.0, _LIMITS.max_volts + 1, 276.0)
+    assert not vee.all_plausible(
+        starts, (1.0,) * 3, (4.0,) * 3, [high, missing, missing], now=NOW, limits=_LIMITS
+    )
+    assert not vee.all_plausible(
+        starts, (1.0,) * 3, (4.0,) * 3, [ok, (None, *high[1:]), missing], now=NOW, limits=_LIMITS
+    )
