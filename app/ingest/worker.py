@@ -74,6 +74,7 @@ class IngestStats:
     readings_offered: int = 0
     dead_letters: int = 0
     db_errors: int = 0
+    write_errors: int = 0
 
 
 class IngestWorker:
@@ -353,6 +354,25 @@ class IngestWorker:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+            except Exception as exc:
+                # Not the database: something in these messages trips a bug in the write
+                # path. The writer must not die with it (its queue would stall, unacked,
+                # for ever): halve the batch until the message that fails is alone, and
+                # dead-letter that one, raw and with the error, like any unusable message.
+                log.exception("writing %d messages failed; isolating the cause", len(batch))
+                with self._stats_lock:
+                    self.stats.write_errors += 1
+                if len(batch) > 1:
+                    half = len(batch) // 2
+                    self._commit_with_retry(batch[:half], source)
+                    self._commit_with_retry(batch[half:], source)
+                elif isinstance(batch[0], Accepted):
+                    self._commit_with_retry([_failed(batch[0], exc)], source)
+                else:
+                    # Even its dead letter cannot be written: leave it to the broker.
+                    log.error("message on %s left unacknowledged", batch[0].topic)
+                    self._discard(batch, source)
+                return
         with self._stats_lock:
             self.stats.batches += 1
             self.stats.readings_offered += result.readings_offered
@@ -404,6 +424,14 @@ def _lock_meters(session: Session, batch: list[Inbound]) -> None:
             .order_by(models.Meter.id)
             .with_for_update()
         )
+
+
+def _failed(item: Accepted, exc: Exception) -> Rejected:
+    """Return `item` as a dead letter for the error writing it raised."""
+    reason = f"ingest error {type(exc).__name__}: {exc}"
+    return Rejected(
+        str(item.topic), item.payload, reason, item.received_at, item.mid, item.connection
+    )
 
 
 def _rows(item: Inbound) -> int:

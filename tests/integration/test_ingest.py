@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -361,3 +362,49 @@ def test_database_outage_mid_stream_loses_and_duplicates_nothing(
     assert count(database_url, models.Reading) == 96
     if postgres:
         assert worker.stats.db_errors >= 1, "the outage never reached the worker"
+
+
+def test_a_message_that_breaks_the_write_path_is_dead_lettered_alone(
+    fleet: list[Meter],
+    publisher: Callable[[str, bytes], None],
+    start_worker: Callable[[], IngestWorker],
+    database_url: str,
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug that one message trips (not a database error) costs that message, not the worker.
+
+    The fault is injected into the write path for one meter's messages; every other reading
+    of the same batches is stored, the culprit goes to the dead letters with the error, and
+    the writer goes on with what comes after.
+    """
+    poison = fleet[1]
+
+    def buggy_write_batch(session: Any, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(i, Accepted) and i.topic.meter_id == poison.id for i in batch):
+            raise RuntimeError("simulated bug in the write path")
+        return write_batch(session, batch, *args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "write_batch", buggy_write_batch)
+    worker = start_worker()
+    starts = telemetry.interval_range(T0, 4)
+    bad = interval_payload(poison, starts)
+    for meter in fleet[:4]:
+        payload = bad if meter is poison else interval_payload(meter, starts)
+        publisher(topic(topic_prefix, meter), payload)
+    assert wait_for_count(database_url, models.DeadLetter, 1) == 1
+    assert wait_for_count(database_url, models.Reading, 3 * 4) == 3 * 4
+    # The writer is alive: what comes after is stored too.
+    later = telemetry.interval_range(T0 + timedelta(hours=1), 4)
+    publisher(topic(topic_prefix, fleet[0]), interval_payload(fleet[0], later))
+    assert wait_for_count(database_url, models.Reading, 4 * 4) == 4 * 4
+    assert worker.flush()
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        letter = session.scalars(select(models.DeadLetter)).one()
+        stored = set(session.scalars(select(models.Reading.meter_id).distinct()))
+    engine.dispose()
+    assert bytes(letter.payload) == bad
+    assert letter.reason == "ingest error RuntimeError: simulated bug in the write path"
+    assert poison.id not in stored
+    assert worker.stats.write_errors >= 1
