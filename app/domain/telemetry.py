@@ -598,9 +598,8 @@ def decode_interval(payload: bytes, meter_id: str | None = None) -> IntervalMess
     rs = wire.readings
     n = len(rs)
     flags: tuple[frozenset[str], ...] = (_NO_FLAGS,) * n
-    raw_flags = tuple(map(_FLAGS_OF, rs))
-    if any(raw_flags):
-        flags = tuple(frozenset(f) if f else _NO_FLAGS for f in raw_flags)
+    if any(map(_FLAGS_OF, rs)):
+        flags = tuple(frozenset(r.flags) if r.flags else _NO_FLAGS for r in rs)
         if not all(f <= READING_FLAGS for f in flags):
             return _decode_interval_checked(payload, meter_id)
     found = tuple(map(_START_CACHE.get, map(_START_OF, rs)))

@@ -204,8 +204,19 @@ class Hours:
 
     def power_factors(self) -> list[float | None]:
         """Return each hour's power factor, as `rollups.power_factor` computes it."""
+        # round(kwh / hypot, 4) a column at a time: the 4-place value k / 10⁴ is the same
+        # double Python's round() returns whenever the scaled ratio is clearly on one side
+        # of a half (numpy's hypot and product can differ from Python's in the last bit);
+        # the rare ratio within 1e-6 of a half, and an hour without energy, go to Python.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = self.kwh / np.hypot(self.kwh, self.kvarh) * 10_000.0
+        whole = np.rint(scaled)
+        doubtful = ~np.isfinite(scaled) | (np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6)
+        out: list[float | None] = (whole / 10_000.0).tolist()
         pf = rollups.power_factor
-        return [pf(k, q) for k, q in zip(self.kwh.tolist(), self.kvarh.tolist(), strict=True)]
+        for i in np.flatnonzero(doubtful).tolist():
+            out[i] = pf(float(self.kwh[i]), float(self.kvarh[i]))
+        return out
 
     @property
     def complete(self) -> bool:

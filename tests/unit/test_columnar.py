@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 from collections import defaultdict
@@ -85,7 +86,7 @@ def test_hours_equal_valid_hours_bit_for_bit(seed: int) -> None:
     assert [(m, _bits(tuple(r))) for m, r in hours.pairs()] == [
         (m, _bits(tuple(r))) for m, r in expected
     ]
-    assert hours.power_factors() == [r.power_factor for _, r in expected]
+    assert _bits(tuple(hours.power_factors())) == _bits(tuple(r.power_factor for _, r in expected))
     assert hours.complete == all(r.intervals == 4 for _, r in expected)
 
 
@@ -224,3 +225,33 @@ def test_records_write_nulls_constants_and_refuse_ragged_text() -> None:
         pgcopy.records([pgcopy.Field("varchar", np.array([b"a", b"bc"]))], 2)
     with pytest.raises(ValueError, match="no fixed-width"):
         pgcopy.records([pgcopy.Field("json", b"{}")], 1)
+
+
+def test_power_factors_equal_pythons_round_even_next_to_a_half() -> None:
+    """The column-at-a-time power factor equals round(kwh / hypot, 4), ties and zeros included."""
+    import numpy as np
+
+    rng = random.Random(3)
+    kwh, kvarh = [], []
+    for _ in range(4000):
+        t = rng.uniform(0.001, 500.0)
+        # A ratio of exactly k + 0.5 ten-thousandths, give or take the rounding of hypot.
+        r = (rng.randrange(1, 10_000) + 0.5) / 10_000
+        kwh.append(t)
+        kvarh.append(rng.choice([1, -1]) * math.sqrt(max(t * t / (r * r) - t * t, 0.0)))
+    kwh += [0.0, -0.0, 0.0, 5.0, rng.random()]
+    kvarh += [0.0, 0.0, 3.0, 0.0, -0.0]
+    n = len(kwh)
+    hours = columnar.Hours(
+        meters=["m"],
+        message=np.zeros(n, dtype=np.int64),
+        start=np.zeros(n, dtype=np.int64),
+        kwh=np.array(kwh),
+        kvarh=np.array(kvarh),
+        peak_kw=np.zeros(n),
+        peak_at=np.zeros(n, dtype=np.int64),
+        intervals=np.full(n, 4, dtype=np.int64),
+    )
+    expected = tuple(rollups.power_factor(k, q) for k, q in zip(kwh, kvarh, strict=True))
+    assert _bits(tuple(hours.power_factors())) == _bits(expected)
+    assert expected[n - 5 : n - 3] == (None, None)
