@@ -331,7 +331,8 @@ def _ingest_doc(
         "hand-over per message, half its CPU on small messages). Ceilings, measured in the same run: a bare paho subscriber "
         "draining the same stream, and the same rows loaded into the same empty `readings` "
         "table the cheapest way there is (PostgreSQL: binary COPY in the worker's batch "
-        "size; SQLite: `executemany`). The worker also keeps the hourly and daily rollups, "
+        "size, of data built before the clock starts, so only the server and the send "
+        "are timed; SQLite: `executemany`). The worker also keeps the hourly and daily rollups, "
         "which the ceilings do not. Every case starts on a fresh schema after a "
         "`CHECKPOINT` and a `sync`, so no run pays for writing out the one before.",
         "",
