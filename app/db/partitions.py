@@ -88,6 +88,10 @@ class Months:
         self._known: set[str] | None = None
         self._monthly = False
 
+    def reset(self) -> None:
+        """Forget what is known (after a rollback that may have undone a creation)."""
+        self._known = None
+
     def ensure(self, conn: Connection, starts: Iterable[datetime]) -> list[str]:
         """Create the monthly partitions `starts` fall in that do not exist yet; return them."""
         if conn.dialect.name != "postgresql":

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import repeat
 from typing import Annotated, Any, Final, Literal, NamedTuple, cast, overload
 
 import msgspec
@@ -163,7 +162,8 @@ class Columns(NamedTuple):
         """Return the readings these columns hold."""
         volts = tuple(map(_phases, self.voltage_a, self.voltage_b, self.voltage_c))
         fields = (self.starts, self.kwh, self.kvarh, self.demand_kw, volts, self.flags)
-        return tuple(map(_as_reading, zip(*fields, repeat(INTERVAL_SECONDS), strict=False)))
+        seconds = (INTERVAL_SECONDS,) * len(self.starts)
+        return tuple(map(_as_reading, zip(*fields, seconds, strict=True)))
 
 
 def _phases(a: float, b: float | None, c: float | None) -> tuple[float, ...]:
@@ -259,7 +259,7 @@ class IntervalMessage:
     """One or more interval readings from one meter (a backlog travels as one message)."""
 
     meter_id: str
-    readings: Sequence[Reading]  # a tuple, or the decoder's ReadingColumns
+    readings: tuple[Reading, ...] | ReadingColumns  # ReadingColumns: as the decoder keeps them
     sent_at: datetime | None = None
     register: Register | None = None
 

@@ -26,7 +26,6 @@ from app.ingest.pgcopy import PG_EPOCH, Field, pg_micros, records
 STEP_US: Final = telemetry.INTERVAL_SECONDS * 1_000_000
 HOUR_US: Final = 3_600_000_000
 _SLOTS: Final = HOUR_US // STEP_US  # intervals in an hour
-_THREE_PHASE: Final = frozenset({3})
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -156,6 +155,12 @@ class Block:
 
     def hours(self) -> Hours:
         """Return the rows' hourly rollups, as `rollups.valid_hours` gives them per message."""
+        # Python adds past 1.8e308 to inf without a word; numpy would warn (kVArh is bounded
+        # only by the largest float), and a warning must not fail a batch.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._hours()
+
+    def _hours(self) -> Hours:
         starts, position, message = self.starts, self.position, self.message
         slot = (starts // STEP_US) % _SLOTS
         # A new hour at every hour boundary and at every message's first row.
@@ -208,7 +213,7 @@ class Hours:
         # double Python's round() returns whenever the scaled ratio is clearly on one side
         # of a half (numpy's hypot and product can differ from Python's in the last bit);
         # the rare ratio within 1e-6 of a half, and an hour without energy, go to Python.
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             scaled = self.kwh / np.hypot(self.kwh, self.kvarh) * 10_000.0
         whole = np.rint(scaled)
         doubtful = ~np.isfinite(scaled) | (np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6)
@@ -276,6 +281,10 @@ class Hours:
 
     def days(self, zones: Mapping[str, tzinfo]) -> list[tuple[str, rollups.Rollup]]:
         """Return the parts of local days these hours add, as `rollups.combine` makes them."""
+        with np.errstate(over="ignore", invalid="ignore"):  # as in Block.hours
+            return self._days(zones)
+
+    def _days(self, zones: Mapping[str, tzinfo]) -> list[tuple[str, rollups.Rollup]]:
         count = len(self.start)
         if not count:
             return []

@@ -90,7 +90,6 @@ READING_COLUMNS: tuple[str, ...] = (
 # (meter_id, start, kWh, kVArh, kW, quality) out of a row in READING_COLUMNS order.
 ROLLUP_FIELDS = operator.itemgetter(0, 1, 2, 3, 4, 9)
 _START = operator.itemgetter(1)
-_THREE_PHASE = frozenset({3})
 
 
 _STORED_IS_ESTIMATE = text(

@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import mqtt as mqtt_adapter
@@ -75,6 +75,7 @@ class IngestStats:
     dead_letters: int = 0
     db_errors: int = 0
     write_errors: int = 0
+    unacknowledged: int = 0
 
 
 class IngestWorker:
@@ -329,8 +330,11 @@ class IngestWorker:
             if self._stopping.is_set() and not source:
                 return
 
-    def _commit_with_retry(self, batch: list[Inbound], source: Handoff[Inbound]) -> None:
+    def _commit_with_retry(
+        self, batch: list[Inbound], source: Handoff[Inbound], *, isolating: bool = False
+    ) -> None:
         delay = 0.5
+        again = not isolating  # a fault in the messages gets one more try, then halving
         while True:
             try:
                 with self._sessions.begin() as session:
@@ -339,39 +343,25 @@ class IngestWorker:
                     result = write_batch(session, batch, self._meters, self.limits)
                 break
             except SQLAlchemyError as exc:
-                with self._stats_lock:
-                    self.stats.db_errors += 1
-                if self._stopping.is_set():
-                    # Unacknowledged, so the broker keeps them for the next run.
-                    log.error(
-                        "database unavailable at shutdown; %d messages left to the broker",
-                        len(batch),
-                    )
-                    self._discard(batch, source)
+                if _refused(exc):
+                    # The rows themselves, not the server being away: retrying cannot
+                    # help for ever, so it is a fault in the messages.
+                    self._months_unknown()
+                    if self._fault(batch, source, exc, again):
+                        again = False
+                        continue
                     return
-                log.error(
-                    "database write failed (%s); retrying in %.1f s", exc.__class__.__name__, delay
-                )
-                time.sleep(delay)
+                if self._database_away(exc, batch, source, delay):
+                    return
                 delay = min(delay * 2, RETRY_MAX_S)
             except Exception as exc:
                 # Not the database: something in these messages trips a bug in the write
                 # path. The writer must not die with it (its queue would stall, unacked,
-                # for ever): halve the batch until the message that fails is alone, and
-                # dead-letter that one, raw and with the error, like any unusable message.
-                log.exception("writing %d messages failed; isolating the cause", len(batch))
-                with self._stats_lock:
-                    self.stats.write_errors += 1
-                if len(batch) > 1:
-                    half = len(batch) // 2
-                    self._commit_with_retry(batch[:half], source)
-                    self._commit_with_retry(batch[half:], source)
-                elif isinstance(batch[0], Accepted):
-                    self._commit_with_retry([_failed(batch[0], exc)], source)
-                else:
-                    # Even its dead letter cannot be written: leave it to the broker.
-                    log.error("message on %s left unacknowledged", batch[0].topic)
-                    self._discard(batch, source)
+                # for ever).
+                self._months_unknown()
+                if self._fault(batch, source, exc, again):
+                    again = False
+                    continue
                 return
         with self._stats_lock:
             self.stats.batches += 1
@@ -386,6 +376,61 @@ class IngestWorker:
             [item.mid for item in batch if item.mid and item.connection == generation],
         )
         self._discard(batch, source)
+
+    def _database_away(
+        self, exc: SQLAlchemyError, batch: list[Inbound], source: Handoff[Inbound], delay: float
+    ) -> bool:
+        """Count a database failure and wait `delay`; True if shutting down (batch left)."""
+        self._months_unknown()
+        with self._stats_lock:
+            self.stats.db_errors += 1
+        if self._stopping.is_set():
+            # Unacknowledged, so the broker keeps them for the next run.
+            log.error(
+                "database unavailable at shutdown; %d messages left to the broker", len(batch)
+            )
+            self._discard(batch, source)
+            return True
+        log.error("database write failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+        time.sleep(delay)
+        return False
+
+    def _fault(
+        self, batch: list[Inbound], source: Handoff[Inbound], exc: Exception, again: bool
+    ) -> bool:
+        """Handle a batch that fails for what is in it; True to try the same batch once more.
+
+        One more try first (a passing fault loses nothing); then halve the batch until the
+        message that fails is alone, and dead-letter that one, raw and with the error, like
+        any unusable message. A fault every message trips dead-letters them all: visible,
+        with its reason, in the portal's dead letters, and the stream goes on.
+        """
+        with self._stats_lock:
+            self.stats.write_errors += 1
+        if again:
+            log.exception("writing %d messages failed; trying once more", len(batch))
+            time.sleep(0.5)
+            return True
+        log.warning("writing %d messages failed again (%s); halving", len(batch), exc)
+        if len(batch) > 1:
+            half = len(batch) // 2
+            self._commit_with_retry(batch[:half], source, isolating=True)
+            self._commit_with_retry(batch[half:], source, isolating=True)
+        elif isinstance(batch[0], Accepted):
+            self._commit_with_retry([_failed(batch[0], exc)], source, isolating=True)
+        else:
+            # Even its dead letter cannot be written. The broker redelivers it only after a
+            # reconnect; until then it holds one of the session's in-flight slots.
+            log.error("message on %s left unacknowledged", batch[0].topic)
+            with self._stats_lock:
+                self.stats.unacknowledged += 1
+            self._discard(batch, source)
+        return False
+
+    def _months_unknown(self) -> None:
+        # A rolled-back batch may have created a month's partition in its transaction:
+        # the next one reads the catalogue again instead of trusting what it noted.
+        self._meters.months.reset()
 
     def _discard(self, batch: list[Inbound], source: Handoff[Inbound]) -> None:
         source.done(len(batch))
@@ -424,6 +469,14 @@ def _lock_meters(session: Session, batch: list[Inbound]) -> None:
             .order_by(models.Meter.id)
             .with_for_update()
         )
+
+
+def _refused(exc: SQLAlchemyError) -> bool:
+    """Return True if the database refused the rows themselves (a value, a constraint)."""
+    if isinstance(exc, DataError | IntegrityError):
+        return not exc.connection_invalidated
+    # A value SQLAlchemy could not bind is not the driver's error: the messages' fault too.
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
 def _failed(item: Accepted, exc: Exception) -> Rejected:

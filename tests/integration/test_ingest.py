@@ -364,6 +364,7 @@ def test_database_outage_mid_stream_loses_and_duplicates_nothing(
         assert worker.stats.db_errors >= 1, "the outage never reached the worker"
 
 
+@pytest.mark.parametrize("fault", ["bug", "refused"])
 def test_a_message_that_breaks_the_write_path_is_dead_lettered_alone(
     fleet: list[Meter],
     publisher: Callable[[str, bytes], None],
@@ -371,18 +372,22 @@ def test_a_message_that_breaks_the_write_path_is_dead_lettered_alone(
     database_url: str,
     topic_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
+    fault: str,
 ) -> None:
-    """A bug that one message trips (not a database error) costs that message, not the worker.
+    """A fault one message trips costs that message, not the worker.
 
-    The fault is injected into the write path for one meter's messages; every other reading
-    of the same batches is stored, the culprit goes to the dead letters with the error, and
+    Injected into the write path for one meter's messages: a bug (an exception that is not
+    the database's) or a row the database refuses (a constraint). Every other reading of
+    the same batches is stored, the culprit goes to the dead letters with the error, and
     the writer goes on with what comes after.
     """
     poison = fleet[1]
 
     def buggy_write_batch(session: Any, batch: Any, *args: Any, **kwargs: Any) -> Any:
         if any(isinstance(i, Accepted) and i.topic.meter_id == poison.id for i in batch):
-            raise RuntimeError("simulated bug in the write path")
+            if fault == "bug":
+                raise RuntimeError("simulated bug in the write path")
+            session.execute(text("INSERT INTO meters (id) VALUES (NULL)"))
         return write_batch(session, batch, *args, **kwargs)
 
     monkeypatch.setattr(worker_module, "write_batch", buggy_write_batch)
@@ -405,6 +410,9 @@ def test_a_message_that_breaks_the_write_path_is_dead_lettered_alone(
         stored = set(session.scalars(select(models.Reading.meter_id).distinct()))
     engine.dispose()
     assert bytes(letter.payload) == bad
-    assert letter.reason == "ingest error RuntimeError: simulated bug in the write path"
+    if fault == "bug":
+        assert letter.reason == "ingest error RuntimeError: simulated bug in the write path"
+    else:
+        assert letter.reason.startswith("ingest error IntegrityError:")
     assert poison.id not in stored
     assert worker.stats.write_errors >= 1

@@ -500,6 +500,7 @@ INVALID: dict[str, Bad] = {
     "flags-string": bad("interval", with_reading(flags="partial"), "readings[0].flags"),
     "flag-not-string": bad("interval", with_reading(flags=[1]), "readings[0].flags"),
     "voltage-four": bad("interval", with_reading(voltage=[230.0] * 4), "readings[0].voltage"),
+    "voltage-five": bad("interval", with_reading(voltage=[230.0] * 5), "readings[0].voltage"),
     "voltage-empty": bad("interval", with_reading(voltage=[]), "readings[0].voltage"),
     "voltage-negative": bad("interval", with_reading(voltage=[-1.0]), "readings[0].voltage"),
     "voltage-bool": bad("interval", with_reading(voltage=[True]), "readings[0].voltage"),
