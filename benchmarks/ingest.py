@@ -329,6 +329,7 @@ def _started_worker(
 ) -> tuple[worker.IngestWorker, Engine]:
     """Start and connect an ingest worker as `python -m app.ingest` does (GC tuned)."""
     worker.tune_gc()
+    worker.tune_malloc()
     engine = make_engine(database_url)
     ingest_worker = worker.IngestWorker(
         url,

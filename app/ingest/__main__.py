@@ -23,7 +23,7 @@ from app.exports import csvio, greenbutton
 from app.exports.series import interval_from_row
 from app.ingest.estimation import run_vee
 from app.ingest.importer import store_intervals
-from app.ingest.worker import IngestWorker, tune_gc
+from app.ingest.worker import IngestWorker, tune_gc, tune_malloc
 
 
 def _share_group(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -84,6 +84,7 @@ def main(
         return
     limits = vee.Plausibility(future_tolerance=timedelta(seconds=future_tolerance))
     tune_gc()
+    tune_malloc()
     worker = IngestWorker(
         mqtt_url, url, prefix=prefix, client_id=client_id, limits=limits, share_group=share_group
     )
