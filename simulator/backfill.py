@@ -28,7 +28,7 @@ from app.db import models, partitions
 from app.db.seed import seed_fleet
 from app.db.session import make_sessionmaker
 from app.domain.localtime import zone_for
-from app.ingest import rollups
+from app.ingest import pgcopy, rollups
 from app.ingest.store import READING_COLUMNS
 from simulator import rollup_arrays
 from simulator.fleet import Meter
@@ -112,24 +112,15 @@ def row_tuples(chunk: Chunk, received_at: datetime) -> list[tuple[Any, ...]]:
     )
 
 
-_PG_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-_PG_TRAILER: Final = b"\xff\xff"
 _EPOCH_SQL: Final = "timestamptz '1970-01-01 00:00:00+00'"
 _HOURLY: Final[Table] = models.HourlyRollup.__table__  # type: ignore[assignment]
 _DAILY: Final[Table] = models.DailyRollup.__table__  # type: ignore[assignment]
 
 
-def _pg_binary(columns: Sequence[tuple[str, str, NDArray[Any]]]) -> bytes:
-    """Encode equal-length arrays as a PostgreSQL binary COPY stream (fixed-width columns)."""
-    fields: list[tuple[str, str]] = [("count", ">i2")]
-    for name, code, _ in columns:
-        fields += [(f"{name}_len", ">i4"), (name, code)]
-    rec = np.empty(len(columns[0][2]), dtype=fields)
-    rec["count"] = len(columns)
-    for name, code, values in columns:
-        rec[f"{name}_len"] = np.dtype(code).itemsize
-        rec[name] = values
-    return _PG_HEADER + rec.tobytes() + _PG_TRAILER
+def _pg_binary(columns: Sequence[tuple[str, NDArray[Any]]]) -> bytes:
+    """Encode equal-length arrays of (PostgreSQL type, values) as a binary COPY stream."""
+    fields = [pgcopy.Field(kind, values) for kind, values in columns]
+    return pgcopy.SIGNATURE + pgcopy.records(fields, len(columns[0][1])) + pgcopy.TRAILER
 
 
 class _Writer:
@@ -166,15 +157,15 @@ class _Writer:
         volts = block.voltage.reshape(-1, 3)
         data = _pg_binary(
             [
-                ("meter", ">i4", np.repeat(np.arange(n_rows), n_t)),
-                ("t", ">i4", np.tile(np.arange(chunk.first, chunk.first + n_t), n_rows)),
-                ("kwh", ">f8", block.kwh.ravel()),
-                ("kvarh", ">f8", block.kvarh.ravel()),
-                ("demand_kw", ">f8", block.demand_kw.ravel()),
-                ("voltage_a", ">f8", volts[:, 0]),
-                ("voltage_b", ">f8", volts[:, 1]),
-                ("voltage_c", ">f8", volts[:, 2]),
-                ("flags", ">i2", block.flags.ravel()),
+                ("int4", np.repeat(np.arange(n_rows), n_t)),
+                ("int4", np.tile(np.arange(chunk.first, chunk.first + n_t), n_rows)),
+                ("float8", block.kwh.ravel()),
+                ("float8", block.kvarh.ravel()),
+                ("float8", block.demand_kw.ravel()),
+                ("float8", volts[:, 0]),
+                ("float8", volts[:, 1]),
+                ("float8", volts[:, 2]),
+                ("int2", block.flags.ravel()),
             ]
         )
         return self._pg(
@@ -229,14 +220,14 @@ class _Writer:
             return
         data = _pg_binary(
             [
-                ("meter", ">i4", b.rows),
-                ("start", ">i8", b.start),
-                ("kwh", ">f8", b.kwh),
-                ("kvarh", ">f8", b.kvarh),
-                ("peak_kw", ">f8", b.peak_kw),
-                ("peak_at", ">i8", b.peak_at),
-                ("pf", ">f8", np.array([math.nan if f is None else f for f in pf])),
-                ("n", ">i4", b.intervals),
+                ("int4", b.rows),
+                ("int8", b.start),
+                ("float8", b.kwh),
+                ("float8", b.kvarh),
+                ("float8", b.peak_kw),
+                ("int8", b.peak_at),
+                ("float8", np.array([math.nan if f is None else f for f in pf])),
+                ("int4", b.intervals),
             ]
         )
         keep = ("meter_id", "start")

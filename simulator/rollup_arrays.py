@@ -10,7 +10,6 @@ with other values) are marked incomplete and left to `refresh`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -18,7 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import numpy as np
 from numpy.typing import NDArray
 
-from app.domain.rollups import day_span, day_start
+from app.domain.rollups import day_span, day_start, power_factors
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INTERVALS_PER_HOUR = 4
@@ -43,11 +42,7 @@ class Buckets:
 
     def power_factor(self) -> list[float | None]:
         """Return each bucket's PF exactly as `Rollup.power_factor` computes it (None without energy)."""
-        out: list[float | None] = []
-        for k, v in zip(self.kwh.tolist(), self.kvarh.tolist(), strict=True):
-            kvah = math.hypot(k, v)
-            out.append(round(k / kvah, 4) if kvah > 0 else None)
-        return out
+        return power_factors(self.kwh, self.kvarh)
 
     def __len__(self) -> int:
         """Return the number of buckets."""

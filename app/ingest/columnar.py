@@ -14,6 +14,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cached_property
 from itertools import chain
 from typing import Any, Final
 
@@ -106,18 +107,18 @@ class Block:
     demand_kw: Floats
     volts: Floats
 
-    @property
+    @cached_property
     def message(self) -> Ints:
         """Return each row's message index."""
         return np.repeat(np.arange(len(self.meters), dtype=np.int64), self.counts)
 
-    @property
+    @cached_property
     def position(self) -> Ints:
         """Return each row's index within its message."""
         offsets = np.cumsum(self.counts) - self.counts
         return np.arange(len(self.kwh), dtype=np.int64) - np.repeat(offsets, self.counts)
 
-    @property
+    @cached_property
     def starts(self) -> Ints:
         """Return each row's interval start in PostgreSQL microseconds."""
         return np.repeat(self.first, self.counts) + self.position * STEP_US
@@ -209,19 +210,7 @@ class Hours:
 
     def power_factors(self) -> list[float | None]:
         """Return each hour's power factor, as `rollups.power_factor` computes it."""
-        # round(kwh / hypot, 4) a column at a time: the 4-place value k / 10⁴ is the same
-        # double Python's round() returns whenever the scaled ratio is clearly on one side
-        # of a half (numpy's hypot and product can differ from Python's in the last bit);
-        # the rare ratio within 1e-6 of a half, and an hour without energy, go to Python.
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            scaled = self.kwh / np.hypot(self.kwh, self.kvarh) * 10_000.0
-        whole = np.rint(scaled)
-        doubtful = ~np.isfinite(scaled) | (np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6)
-        out: list[float | None] = (whole / 10_000.0).tolist()
-        pf = rollups.power_factor
-        for i in np.flatnonzero(doubtful).tolist():
-            out[i] = pf(float(self.kwh[i]), float(self.kvarh[i]))
-        return out
+        return rollups.power_factors(self.kwh, self.kvarh)
 
     @property
     def complete(self) -> bool:

@@ -22,7 +22,13 @@ PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 # Value types of the fixed-width PostgreSQL types this module writes (network byte order).
-_WIDTH: Final = {"float8": ">f8", "timestamptz": ">i8", "int8": ">i8", "int4": ">i4"}
+_WIDTH: Final = {
+    "float8": ">f8",
+    "timestamptz": ">i8",
+    "int8": ">i8",
+    "int4": ">i4",
+    "int2": ">i2",
+}
 
 
 def pg_micros(value: datetime) -> int:
