@@ -21,12 +21,13 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    column,
+    delete,
     func,
-    literal_column,
     or_,
     select,
-    text,
 )
+from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -195,10 +196,12 @@ def _add(
         f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
     )
     names = [c for c, _ in columns]
-    picked: list[ColumnElement[Any]] = [literal_column(c) for c in names]
-    statement = postgresql.insert(table).from_select(
-        names, select(*picked).select_from(text(stage))
-    )
+    staged = sql_table(stage, *(column(c) for c in names))
+    # Taken out of the stage as they are added: its rows otherwise last until the commit,
+    # and a second add in the same transaction (a batch's columnar part, then its general
+    # part) would add the first one's rows again.
+    moved = delete(staged).returning(*staged.c).cte("moved")
+    statement = postgresql.insert(table).from_select(names, select(*moved.c)).add_cte(moved)
     session.connection().execute(_additive(statement, table))
 
 

@@ -414,7 +414,13 @@ class IngestWorker:
             )
             self._discard(batch, source)
             return True
-        log.error("database write failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+        log.error(
+            "database write failed (%s: %s); retrying in %.1f s",
+            type(exc).__name__,
+            # The server's own first line: what an operator needs to tell why.
+            (str(exc.orig if isinstance(exc, DBAPIError) else exc).splitlines() or [""])[0][:300],
+            delay,
+        )
         time.sleep(delay)
         return False
 

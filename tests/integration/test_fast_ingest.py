@@ -98,6 +98,74 @@ def test_streamed_rollups_equal_a_full_recompute(database_url: str, doubtful: bo
     engine.dispose()
 
 
+def test_one_reading_a_message_streams_equal_a_full_recompute(database_url: str) -> None:
+    """Batches of one-reading messages, several a meter, interleaved: stored once, rolled up.
+
+    Meter 0 skips an interval (a later run), meter 1 sends a flagged reading first (its
+    later ones take the general path), meter 2's earlier reading is redelivered in a batch.
+    """
+    engine, sessions, fleet = fleet_sessions(database_url, 4, seed=13)
+    directory = MeterDirectory()
+    starts = telemetry.interval_range(DAY0, 40)
+    for batch_starts in (starts[0:11], starts[11:17], starts[17:40]):
+        batch = []
+        for k, start in enumerate(batch_starts):
+            for i, meter in enumerate(fleet):
+                if i == 0 and start == starts[13]:
+                    continue  # sent in the next batch, out of order
+                batch.append(message(meter, [start], doubtful=i == 1 and k == 0))
+                if i == 2 and k == 3:
+                    batch.append(message(meter, [batch_starts[1]], doubtful=False))
+        if batch_starts[0] == starts[17]:
+            batch.append(message(fleet[0], [starts[13]], doubtful=False))
+        with sessions.begin() as session:
+            result = write_batch(session, batch, directory)
+        assert result.dead_letters == 0
+        distinct = {(b.topic.meter_id, r.start) for b in batch for r in b.message.readings}  # type: ignore[union-attr]
+        assert result.readings_offered == len(distinct)
+    with sessions() as session:
+        streamed = snapshot(session)
+        count = session.scalar(select(func.count()).select_from(models.Reading))
+        received = session.execute(
+            select(models.Reading.received_at).order_by(models.Reading.received_at)
+        ).scalars()
+        distinct_times = len(set(received))
+    assert count == 4 * len(starts)
+    # Each reading keeps the time its own message came in (message() stamps them apart).
+    assert distinct_times > 4 * len(starts) // 2
+    assert sum(v[5] for v in streamed["readings_hourly"].values()) == 4 * len(starts)
+    assert recomputed(sessions, fleet, starts) == streamed
+    engine.dispose()
+
+
+@pytest.mark.parametrize("per_message", [1, 6])
+def test_a_batch_of_plain_and_flagged_messages_adds_each_rollup_once(
+    database_url: str, per_message: int
+) -> None:
+    """Columnar (plain) and general (flagged) messages in one batch, both adding rollups.
+
+    On PostgreSQL both parts stage part-hours and days in the same temporary tables in
+    one transaction; each part's rows must be added once.
+    """
+    engine, sessions, fleet = fleet_sessions(database_url, 4, seed=17)
+    directory = MeterDirectory()
+    starts = telemetry.interval_range(DAY0 + STEP, 5 * per_message)
+    for k in range(0, len(starts), per_message):
+        part = starts[k : k + per_message]
+        batch = [message(m, part, doubtful=False) for m in fleet]
+        for i in (1, 3):  # every reading flagged: the general path
+            readings = batch[i].message.readings  # type: ignore[union-attr]
+            flagged = tuple(r._replace(flags=frozenset({"partial"})) for r in readings)
+            batch[i] = batch[i]._replace(message=telemetry.IntervalMessage(fleet[i].id, flagged))
+        with sessions.begin() as session:
+            assert write_batch(session, batch, directory).readings_offered == 4 * len(part)
+    with sessions() as session:
+        streamed = snapshot(session)
+    assert sum(v[5] for v in streamed["readings_daily"].values()) == 4 * len(starts)
+    assert recomputed(sessions, fleet, starts) == streamed
+    engine.dispose()
+
+
 def recomputed(sessions: Any, fleet: list[Meter], starts: list[datetime]) -> Any:
     """Wipe the rollups, rebuild them the slow way from the stored intervals, snapshot them."""
     with sessions.begin() as session:
