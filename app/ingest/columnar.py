@@ -1,9 +1,11 @@
 """A batch of plain interval messages as numpy columns: its COPY data and its rollups.
 
 The ingest's usual batch is thousands of messages of valid three-phase readings, each
-gap-free and in time order, one message per meter. For such a batch the readings' COPY
-data, the hourly rollups and their COPY data, and the daily parts are computed a column at
-a time for the whole batch instead of a Python step per reading or per hour. The sums are
+gap-free and in time order; a meter's messages that continue one another form one run.
+For such a batch
+the readings' COPY data, the hourly rollups and their COPY data, and the daily parts are
+computed a column at a time for the whole batch instead of a Python step per reading or
+per hour. The sums are
 the same additions in the same order as `rollups.by_hour` and `rollups.combine`, so the
 results equal a recomputation from the stored rows bit for bit (unit tests hold them to it).
 """
@@ -53,40 +55,76 @@ def plain(columns: telemetry.Columns) -> bool:
 
 
 class Builder:
-    """Collects plain messages of one batch; `block()` turns them into columns."""
+    """Collects plain messages of one batch; `block()` turns them into columns.
+
+    A meter's messages that continue one another (each starting one interval after the
+    last one ended) become one run of rows: a stream of one reading a message brings
+    several messages a meter to every batch, and the rollups need one run per meter.
+    """
 
     def __init__(self) -> None:
         """Start empty."""
         self.meters: list[str] = []
         self.counts: list[int] = []
         self.first: list[int] = []
-        self.received: list[int] = []
-        self._values: list[tuple[Any, ...]] = []
+        self._index: dict[str, int] = {}
+        # Per meter's run: its messages' value columns, sizes and times received.
+        self._values: list[list[tuple[Any, ...]]] = []
+        self._sizes: list[list[int]] = []
+        self._received: list[list[int]] = []
 
-    def add(self, meter_id: str, columns: telemetry.Columns, received_at: datetime) -> None:
-        """Add one message that `plain` accepted."""
-        self.meters.append(meter_id)
-        self.counts.append(len(columns.starts))
-        self.first.append(pg_micros(columns.starts[0]))
-        self.received.append(pg_micros(received_at))
-        self._values.append(columns[1:7])
+    def add(self, meter_id: str, columns: telemetry.Columns, received_at: datetime) -> bool:
+        """Add one message that `plain` accepted; False if it does not continue its meter's run.
+
+        The caller stores a message refused here (and the meter's later ones) another way.
+        """
+        n = len(columns.starts)
+        first = pg_micros(columns.starts[0])
+        at = self._index.get(meter_id)
+        if at is None:
+            self._index[meter_id] = len(self.meters)
+            self.meters.append(meter_id)
+            self.counts.append(n)
+            self.first.append(first)
+            self._values.append([columns[1:7]])
+            self._sizes.append([n])
+            self._received.append([pg_micros(received_at)])
+            return True
+        if first != self.first[at] + self.counts[at] * STEP_US:
+            return False
+        self.counts[at] += n
+        self._values[at].append(columns[1:7])
+        self._sizes[at].append(n)
+        self._received[at].append(pg_micros(received_at))
+        return True
+
+    def holds(self, meter_id: str, start: datetime) -> bool:
+        """Return True if `meter_id`'s run has a row at `start` (an interval start)."""
+        at = self._index.get(meter_id)
+        if at is None:
+            return False
+        us = pg_micros(start)
+        return self.first[at] <= us < self.first[at] + self.counts[at] * STEP_US
 
     def __len__(self) -> int:
-        """Return the number of messages added."""
+        """Return the number of runs (meters) added."""
         return len(self.meters)
 
     def block(self) -> Block:
-        """Return the messages' readings as one set of columns."""
+        """Return the runs' readings as one set of columns."""
         n = sum(self.counts)
         kwh, kvarh, demand_kw, a, b, c = (
             np.fromiter(chain.from_iterable(column), np.float64, n)
-            for column in zip(*self._values, strict=True)
+            for column in zip(*chain.from_iterable(self._values), strict=True)
         )
         return Block(
             meters=self.meters,
             counts=np.array(self.counts, dtype=np.int64),
             first=np.array(self.first, dtype=np.int64),
-            received=np.array(self.received, dtype=np.int64),
+            received=np.repeat(
+                np.fromiter(chain.from_iterable(self._received), np.int64),
+                np.fromiter(chain.from_iterable(self._sizes), np.int64),
+            ),
             kwh=kwh,
             kvarh=kvarh,
             demand_kw=demand_kw,
@@ -96,7 +134,10 @@ class Builder:
 
 @dataclass
 class Block:
-    """Readings of plain messages as columns; `counts[i]` rows from message `i`."""
+    """Readings of plain messages as columns; `counts[i]` rows from run (meter) `i`.
+
+    `received` is per row: the time its own message was received.
+    """
 
     meters: list[str]
     counts: Ints
@@ -109,12 +150,12 @@ class Block:
 
     @cached_property
     def message(self) -> Ints:
-        """Return each row's message index."""
+        """Return each row's run (meter) index."""
         return np.repeat(np.arange(len(self.meters), dtype=np.int64), self.counts)
 
     @cached_property
     def position(self) -> Ints:
-        """Return each row's index within its message."""
+        """Return each row's index within its run."""
         offsets = np.cumsum(self.counts) - self.counts
         return np.arange(len(self.kwh), dtype=np.int64) - np.repeat(offsets, self.counts)
 
@@ -130,7 +171,7 @@ class Block:
     def reading_copy(self) -> bytes:
         """Return the rows as binary COPY tuples in `store.READING_COLUMNS` order."""
         starts = self.starts
-        received = np.repeat(self.received, self.counts)
+        received = self.received
         message = self.message
         parts = []
         for rows, ids in _by_id_length(self.meters, message):
@@ -164,7 +205,7 @@ class Block:
     def _hours(self) -> Hours:
         starts, position, message = self.starts, self.position, self.message
         slot = (starts // STEP_US) % _SLOTS
-        # A new hour at every hour boundary and at every message's first row.
+        # A new hour at every hour boundary and at every run's first row.
         opens = (slot == 0) | (position == 0)
         group = np.cumsum(opens) - 1
         heads = np.flatnonzero(opens)
@@ -197,7 +238,7 @@ class Block:
 
 @dataclass
 class Hours:
-    """Hourly rollups of a block's valid readings, as columns; `message` indexes `meters`."""
+    """Hourly rollups of a block's valid readings, as columns; `message` (run) indexes `meters`."""
 
     meters: list[str]
     message: Ints

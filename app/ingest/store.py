@@ -264,8 +264,8 @@ def write_batch(
     # are made distinct and by_hour rolls them up: valid_hours refusing a repeated start is
     # what keeps a message's duplicates out of the COPY.
     hours: list[tuple[str, domain_rollups.Rollup]] | None = []
-    seen: set[str] = set()
-    repeated = False  # a meter with two messages in the batch: its rows may overlap
+    general: set[str] = set()  # meters with a message on the general path
+    repeated = False  # a meter with two messages on the general path: its rows may overlap
     # PostgreSQL: plain messages (see columnar.plain) are stored a column at a time.
     block = columnar.Builder() if session.get_bind().dialect.name == "postgresql" else None
     plain: list[_Message] = []
@@ -306,12 +306,18 @@ def write_batch(
                 problem = _implausible(msg, received, limits)
                 dead.append(_dead(str(item.topic), item.payload, problem, received, meter_id))
                 continue
-            repeated = repeated or meter_id in seen
-            seen.add(meter_id)
-            if block is not None and columnar.plain(columns):
-                block.add(meter_id, columns, received)
+            if (
+                block is not None
+                and meter_id not in general
+                and columnar.plain(columns)
+                and block.add(meter_id, columns, received)
+            ):
                 plain.append((meter_id, msg.readings, columns, received))
             else:
+                # A meter's later messages follow it here, where a reading twice in the batch
+                # is stored once, the later copy (the block is written first).
+                repeated = repeated or meter_id in general
+                general.add(meter_id)
                 hours = _extend(rows, hours, meter_id, msg.readings, columns, received)
             newest = max(starts)
             prev = latest.get(meter_id)
@@ -341,11 +347,7 @@ def write_batch(
     conn = session.connection()
     now = max((i.received_at for i in batch), default=None)
     offered = 0
-    if plain and repeated:
-        # Rows of one meter may overlap: every message takes the general path below.
-        for message in plain:
-            hours = _extend(rows, hours, *message)
-    elif plain and block is not None and now is not None:
+    if plain and block is not None and now is not None:
         offered = sum(len(m[1]) for m in plain)
         result.estimates_replaced += _write_block(session, block, plain, meters, now)
     if rows and now is not None:
@@ -354,6 +356,10 @@ def write_batch(
             # redelivery of the first would be; by_hour then rolls up what is left.
             rows = list({(r[0], r[1]): r for r in rows}.values())
             hours = None
+        if block is not None and not general.isdisjoint(block.meters):
+            # Rows a run of the block holds already are offered once (and written again as
+            # a redelivery is, which changes nothing: the block's rows are actuals).
+            offered -= sum(block.holds(r[0], r[1]) for r in rows)
         result.estimates_replaced += _write_readings(session, rows, hours, meters, now)
     if events:
         conn.execute(_insert_ignore(session, _EVENTS), list(events.values()))
@@ -431,7 +437,7 @@ def _write_block(
     meters: MeterDirectory,
     now: datetime,
 ) -> int:
-    """Store plain messages of distinct meters exactly once, with their rollups (PostgreSQL).
+    """Store plain messages (one run of rows a meter) exactly once, with rollups (PostgreSQL).
 
     One COPY of numpy-built rows, and rollups added a column at a time; if a row was
     stored before (a redelivery, an actual over an estimate), the general path instead.
@@ -442,7 +448,8 @@ def _write_block(
         rollups.add_columns(session, columns.hours(), meters.zones)
         return 0
     rows: list[tuple[Any, ...]] = []
-    hours: list[tuple[str, domain_rollups.Rollup]] | None = []
+    # A run of several messages may split an hour between them: by_hour joins its parts.
+    hours: list[tuple[str, domain_rollups.Rollup]] | None = [] if len(block) == len(plain) else None
     for message in plain:
         hours = _extend(rows, hours, *message)
     return _upsert_rows(session, rows, hours, meters, now)

@@ -7,6 +7,7 @@ import random
 import struct
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -152,6 +153,66 @@ def test_reading_copy_holds_the_general_paths_rows(seed: int) -> None:
         expected.extend(made)
     # Grouped by meter-id length, then in message order: the same set of rows.
     assert sorted(map(_bits, got)) == sorted(map(_bits, expected))
+
+
+def _pieces(
+    messages: list[tuple[str, tuple[telemetry.Reading, ...]]], seed: int
+) -> list[tuple[str, tuple[telemetry.Reading, ...], datetime]]:
+    """Cut each message into pieces that continue one another, interleaved across meters."""
+    rng = random.Random(seed)
+    queues = []
+    for meter_id, readings in messages:
+        cuts = sorted(rng.sample(range(1, len(readings)), min(len(readings) - 1, 5)))
+        bounds = [0, *cuts, len(readings)]
+        queues.append([(meter_id, readings[a:b]) for a, b in pairwise(bounds)])
+    out = []
+    received = RECEIVED
+    while any(queues):
+        queue = rng.choice([q for q in queues if q])
+        meter_id, piece = queue.pop(0)
+        received += timedelta(milliseconds=rng.randint(1, 900))
+        out.append((meter_id, piece, received))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_meters_continuing_messages_are_one_run(seed: int) -> None:
+    """Pieces of a meter's readings, arriving interleaved: the whole readings' hours and rows."""
+    messages = _messages(seed)
+    builder = columnar.Builder()
+    for meter_id, piece, received in _pieces(messages, seed):
+        assert builder.add(meter_id, telemetry.columns_of(piece), received)
+    # One run a meter, in the order the meters first arrived.
+    whole = dict(messages)
+    assert sorted(builder.meters) == sorted(whole)
+    block = builder.block()
+    assert [(m, _bits(tuple(r))) for m, r in block.hours().pairs()] == [
+        (m, _bits(tuple(r))) for m, r in _valid_hours([(m, whole[m]) for m in builder.meters])
+    ]
+    # Each row keeps the time its own message was received.
+    expected = []
+    for meter_id, piece, received in _pieces(messages, seed):
+        made, _ = store.message_rows(meter_id, piece, telemetry.columns_of(piece), received)
+        expected.extend(made)
+    got = _parse(block.reading_copy(), [kind for _, kind in store.PG_COLUMNS])
+    assert sorted(map(_bits, got)) == sorted(map(_bits, expected))
+
+
+@pytest.mark.parametrize("offset", [-4, -1, 1, 40])
+def test_a_message_that_does_not_continue_its_meters_run_is_refused(offset: int) -> None:
+    """Overlapping, repeated, early or after a gap: refused, and the run is unchanged."""
+    readings = [make_reading(T0 + k * STEP) for k in range(8)]
+    builder = columnar.Builder()
+    assert builder.add("m", telemetry.columns_of(readings[:4]), RECEIVED)
+    other = [make_reading(T0 + (4 + offset + k) * STEP) for k in range(2)]
+    assert not builder.add("m", telemetry.columns_of(other), RECEIVED)
+    assert builder.add("n", telemetry.columns_of(other), RECEIVED)
+    assert builder.add("m", telemetry.columns_of(readings[4:]), RECEIVED)
+    assert builder.counts == [8, 2]
+    hours = builder.block().hours()
+    assert [(m, _bits(tuple(r))) for m, r in hours.pairs()] == [
+        (m, _bits(tuple(r))) for m, r in _valid_hours([("m", tuple(readings)), ("n", tuple(other))])
+    ]
 
 
 def test_hours_copy_holds_the_hours_rows_and_refuses_null_power_factors() -> None:
