@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import struct
 import threading
 import time
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -24,6 +25,101 @@ MAX_INFLIGHT = 1_000
 CONNECT_TIMEOUT_S = 10.0
 
 
+# One kernel read serves many packets: a 15-minute reading is a ~200-byte PUBLISH.
+READ_AHEAD_BYTES: Final = 256 * 1024
+# Packets read from that buffer per pass of paho's loop, which between passes sends
+# (acknowledgements) and keeps the connection alive.
+READ_AHEAD_PACKETS: Final = 100
+
+
+class ReadAheadSocket:
+    """A TCP socket (paho's `SocketLike`) that reads ahead into a buffer of its own.
+
+    paho reads each packet with three or four `recv` calls (the command byte, each byte
+    of the remaining length, the rest): for a small QoS 1 message that was four system
+    calls and most of the receiving thread's time. Here one kernel read fills a buffer
+    the next packets are sliced from; `pending()` tells paho's loop not to wait in
+    select() while bytes are buffered (as it does for TLS).
+    """
+
+    def __init__(self, sock: socket.socket, size: int = READ_AHEAD_BYTES) -> None:
+        """Wrap a connected socket."""
+        self._sock = sock
+        self._size = size
+        self._buffer = b""
+        self._at = 0
+
+    def recv(self, buffer_size: int) -> bytes:
+        """Return up to `buffer_size` bytes (b"" at end of stream; BlockingIOError if none)."""
+        buffer, at = self._buffer, self._at
+        if at >= len(buffer):
+            buffer = self._sock.recv(max(buffer_size, self._size))
+            if len(buffer) <= buffer_size:
+                self._buffer, self._at = b"", 0
+                return buffer
+            self._buffer, at = buffer, 0
+        end = min(at + buffer_size, len(buffer))
+        self._at = end
+        return buffer[at:end]
+
+    def pending(self) -> int:
+        """Return how many bytes are buffered (paho then reads without select())."""
+        return len(self._buffer) - self._at
+
+    def send(self, buffer: bytes | bytearray) -> int:
+        """Send as the socket does."""
+        return self._sock.send(buffer)
+
+    def close(self) -> None:
+        """Close the socket and drop what was buffered."""
+        self._buffer, self._at = b"", 0
+        self._sock.close()
+
+    def fileno(self) -> int:
+        """Return the socket's descriptor (for select())."""
+        return self._sock.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        """Set the socket's blocking mode."""
+        self._sock.setblocking(flag)
+
+    def shutdown(self, how: int) -> None:
+        """Shut the connection down as the socket does (the simulator's abrupt drops)."""
+        self._sock.shutdown(how)
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else (settimeout, setsockopt, getpeername...) is the socket's."""
+        return getattr(self._sock, name)
+
+
+class Client(mqtt.Client):
+    """paho's client reading plain TCP through a `ReadAheadSocket`."""
+
+    def _create_socket(self) -> Any:
+        # paho 2.2 (pinned) builds its socket here and has no public hook for it. TLS and
+        # websockets keep paho's own: they buffer (and report pending bytes) themselves.
+        sock = super()._create_socket()
+        if isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
+            return ReadAheadSocket(sock)
+        return sock
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """Read a packet, then the ones already buffered (at most READ_AHEAD_PACKETS more).
+
+        paho reads one packet per pass of its loop, and each pass calls select(): with the
+        next packets already in memory that call was the loop's largest cost.
+        """
+        rc = super().loop_read(max_packets)
+        more = READ_AHEAD_PACKETS
+        while more and rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            sock = self._sock
+            if not isinstance(sock, ReadAheadSocket) or not sock.pending():
+                break
+            rc = super().loop_read(max_packets)
+            more -= 1
+        return rc
+
+
 def make_client(
     url: str | MqttEndpoint,
     client_id: str,
@@ -34,7 +130,7 @@ def make_client(
 ) -> mqtt.Client:
     """Build a paho v2-callback MQTT 3.1.1 client for `url` (not yet connected)."""
     endpoint = parse_mqtt_url(url) if isinstance(url, str) else url
-    client = mqtt.Client(
+    client = Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=clean_session,

@@ -57,7 +57,7 @@ from app.domain.telemetry import (
     subscription,
     topic_for,
 )
-from app.mqtt import CONNECT_TIMEOUT_S, PublishWindow, connect, make_client
+from app.mqtt import CONNECT_TIMEOUT_S, PublishWindow, ReadAheadSocket, connect, make_client
 from simulator.clock import SimClock
 from simulator.control import ControlError, ControlRequest, control_topic, parse_control
 from simulator.engine import Engine, Out
@@ -448,7 +448,7 @@ class FleetPublisher:
         log.info("fault: reconnect burst across %d connection(s)", len(self._links))
         for link in self._links:
             sock = link.client.socket()
-            if isinstance(sock, socket.socket):
+            if isinstance(sock, socket.socket | ReadAheadSocket):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
         self._wait_connected()

@@ -54,3 +54,43 @@ def test_retained_messages_reach_only_matching_subscribers(
         c.disconnect()
         c.loop_stop()
     assert got == [(f"{topic_prefix}/u1/m1/interval", False)]
+
+
+def test_a_burst_of_small_and_large_messages_arrives_whole_and_in_order(
+    mqtt_url: str, topic_prefix: str
+) -> None:
+    """Through the read-ahead socket: many packets per kernel read, and ones larger than it."""
+    sizes = [20, 200, 3, mqtt_adapter.READ_AHEAD_BYTES + 5_000, 1, 90_000] * 5 + [150] * 3_000
+    bodies = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    got: list[bytes] = []
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(client: object, userdata: object, msg: object) -> None:
+        got.append(msg.payload)  # type: ignore[attr-defined]
+        if len(got) == len(bodies):
+            done.set()
+
+    sub = mqtt_adapter.make_client(mqtt_url, f"t-burst-{uuid.uuid4().hex[:6]}")
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    mqtt_adapter.connect(sub)
+    sub.loop_start()
+    sub.subscribe(f"{topic_prefix}/burst", 1)
+    assert subscribed.wait(5)
+    assert isinstance(sub.socket(), mqtt_adapter.ReadAheadSocket)
+    pub = mqtt_adapter.make_client(mqtt_url, f"t-burst-pub-{uuid.uuid4().hex[:6]}")
+    mqtt_adapter.connect(pub)
+    pub.loop_start()
+    for sent, body in enumerate(bodies):
+        # Paced by the subscriber: a broker queues only so many messages for a client
+        # (Mosquitto: max_queued_messages, 1,000 by default) and drops the rest.
+        deadline = time.monotonic() + 30
+        while sent - len(got) >= 500 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        pub.publish(f"{topic_prefix}/burst", body, qos=1)
+    assert done.wait(60), f"{len(got)} of {len(bodies)} messages"
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
+    assert got == bodies
