@@ -566,7 +566,7 @@ def soak(
         starts = telemetry.interval_range(first, 96)
         for m in fleet:
             readings = tuple(
-                telemetry.Reading(s, 1.0 + i % 9, 0.4, 4.0 + i % 9, (120.0,))
+                telemetry.Reading(s, 1.0 + i % 9, 0.4, 4.0 + i % 9, (120.0, 120.1, 119.9))
                 for i, s in enumerate(starts)
             )
             body = telemetry.encode_interval(telemetry.IntervalMessage(m.id, readings))
