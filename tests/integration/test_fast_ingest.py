@@ -138,6 +138,26 @@ def test_one_reading_a_message_streams_equal_a_full_recompute(database_url: str)
     engine.dispose()
 
 
+def test_runs_that_meet_stored_rows_fall_back_and_count_once(database_url: str) -> None:
+    """One-reading messages forming runs over rows stored before: the general path, exact."""
+    engine, sessions, fleet = fleet_sessions(database_url, 3, seed=19)
+    directory = MeterDirectory()
+    starts = telemetry.interval_range(DAY0, 12)
+    with sessions.begin() as session:
+        write_batch(session, [message(m, starts[:5], doubtful=False) for m in fleet], directory)
+    # Each meter's run starts two intervals back (a redelivery) and goes on with new ones.
+    batch = [message(m, [s], doubtful=False) for s in starts[3:] for m in fleet]
+    with sessions.begin() as session:
+        assert write_batch(session, batch, directory).readings_offered == 3 * len(starts[3:])
+    with sessions() as session:
+        streamed = snapshot(session)
+        count = session.scalar(select(func.count()).select_from(models.Reading))
+    assert count == 3 * len(starts)
+    assert sum(v[5] for v in streamed["readings_hourly"].values()) == 3 * len(starts)
+    assert recomputed(sessions, fleet, starts) == streamed
+    engine.dispose()
+
+
 @pytest.mark.parametrize("per_message", [1, 6])
 def test_a_batch_of_plain_and_flagged_messages_adds_each_rollup_once(
     database_url: str, per_message: int
