@@ -314,8 +314,8 @@ def write_batch(
             ):
                 plain.append((meter_id, msg.readings, columns, received))
             else:
-                # A meter's later messages follow it here, where a reading twice in the batch
-                # is stored once, the later copy (the block is written first).
+                # A meter's later messages follow it here: the block is written first, so a
+                # later plain copy of a reading must not overtake this one there.
                 repeated = repeated or meter_id in general
                 general.add(meter_id)
                 hours = _extend(rows, hours, meter_id, msg.readings, columns, received)
@@ -352,13 +352,18 @@ def write_batch(
         result.estimates_replaced += _write_block(session, block, plain, meters, now)
     if rows and now is not None:
         if repeated or hours is None:
-            # A reading twice in the batch is stored once, the later copy, as a
-            # redelivery of the first would be; by_hour then rolls up what is left.
-            rows = list({(r[0], r[1]): r for r in rows}.values())
+            # A reading twice in the batch is stored once, the first copy, as across
+            # batches (docs/protocol.md: later copies are ignored); by_hour then rolls up
+            # what is left.
+            first: dict[tuple[str, datetime], tuple[Any, ...]] = {}
+            for row in rows:
+                first.setdefault((row[0], row[1]), row)
+            rows = list(first.values())
             hours = None
         if block is not None and not general.isdisjoint(block.meters):
             # Rows a run of the block holds already are offered once (and written again as
-            # a redelivery is, which changes nothing: the block's rows are actuals).
+            # a redelivery is, which changes nothing: the block's rows came first and are
+            # actuals).
             offered -= sum(block.holds(r[0], r[1]) for r in rows)
         result.estimates_replaced += _write_readings(session, rows, hours, meters, now)
     if events:

@@ -138,8 +138,52 @@ def test_one_reading_a_message_streams_equal_a_full_recompute(database_url: str)
     engine.dispose()
 
 
+def test_a_reading_twice_in_a_batch_keeps_its_first_copy_whatever_its_path(
+    database_url: str,
+) -> None:
+    """As across batches (docs/protocol.md): the first copy is stored, later ones ignored."""
+    engine, sessions, fleet = fleet_sessions(database_url, 3, seed=23)
+    t0, t1 = telemetry.interval_range(DAY0, 2)
+
+    def one(i: int, start: datetime, kwh: float, flags: frozenset[str] = frozenset()) -> Accepted:
+        meter = fleet[i]
+        reading = make_reading(start, kwh=kwh, demand_kw=4 * kwh, flags=flags)
+        return Accepted(
+            telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "interval"),
+            telemetry.IntervalMessage(meter.id, (reading,)),
+            b"",
+            datetime.now(UTC),
+        )
+
+    partial = frozenset({"partial"})
+    batch = [
+        one(0, t0, 1.0),
+        one(0, t1, 2.0),  # continues meter 0's run: the block
+        one(0, t1, 9.0),  # the same reading again: the general path
+        one(1, t1, 2.0, partial),  # flagged: the general path ...
+        one(1, t1, 9.0),  # ... and so the meter's later plain copy too
+        one(2, t1, 2.0),
+        one(2, t1, 9.0, partial),  # a later flagged copy replaces no actual
+    ]
+    with sessions.begin() as session:
+        assert write_batch(session, batch, MeterDirectory()).readings_offered == 4
+    with sessions() as session:
+        stored = {
+            r.meter_id: (r.kwh, r.flags)
+            for r in session.scalars(select(models.Reading).where(models.Reading.start == t1))
+        }
+        streamed = snapshot(session)
+    assert stored == {fleet[0].id: (2.0, ""), fleet[1].id: (2.0, "partial"), fleet[2].id: (2.0, "")}
+    assert recomputed(sessions, fleet, [t0, t1]) == streamed
+    engine.dispose()
+
+
 def test_runs_that_meet_stored_rows_fall_back_and_count_once(database_url: str) -> None:
-    """One-reading messages forming runs over rows stored before: the general path, exact."""
+    """One-reading messages forming runs over rows stored before: the general path, exact.
+
+    (The general path then recomputes the touched buckets from the stored rows; this holds
+    its counts and rollups, whatever hours the fallback passes.)
+    """
     engine, sessions, fleet = fleet_sessions(database_url, 3, seed=19)
     directory = MeterDirectory()
     starts = telemetry.interval_range(DAY0, 12)
