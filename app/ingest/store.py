@@ -453,11 +453,11 @@ def _write_block(
         rollups.add_columns(session, columns.hours(), meters.zones)
         return 0
     rows: list[tuple[Any, ...]] = []
-    # A run of several messages may split an hour between them: by_hour joins its parts.
-    hours: list[tuple[str, domain_rollups.Rollup]] | None = [] if len(block) == len(plain) else None
     for message in plain:
-        hours = _extend(rows, hours, *message)
-    return _upsert_rows(session, rows, hours, meters, now)
+        _extend(rows, None, *message)
+    # No hours: a row met a stored one, so the upsert recomputes the touched buckets (and a
+    # run of several messages may split an hour between them anyway).
+    return _upsert_rows(session, rows, None, meters, now)
 
 
 def _upsert_rows(

@@ -365,23 +365,15 @@ class IngestWorker:
                         _lock_meters(session, batch)
                     result = write_batch(session, batch, self._meters, self.limits)
                 break
-            except SQLAlchemyError as exc:
-                if _refused(exc):
-                    # The rows themselves, not the server being away: retrying cannot
-                    # help for ever, so it is a fault in the messages.
-                    self._months_unknown()
-                    if self._fault(batch, source, exc, again):
-                        again = False
-                        continue
-                    return
-                if self._database_away(exc, batch, source, delay):
-                    return
-                delay = min(delay * 2, RETRY_MAX_S)
             except Exception as exc:
-                # Not the database: something in these messages trips a bug in the write
-                # path. The writer must not die with it (its queue would stall, unacked,
-                # for ever).
-                self._months_unknown()
+                if isinstance(exc, SQLAlchemyError) and not _refused(exc):
+                    if self._database_away(exc, batch, source, delay):
+                        return
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+                # The database refused the rows themselves, or they trip a bug in the write
+                # path: a fault in the messages, which retrying for ever cannot mend. The
+                # writer must not die of it either (its queue would stall, unacked).
                 if self._fault(batch, source, exc, again):
                     again = False
                     continue
@@ -434,6 +426,7 @@ class IngestWorker:
         any unusable message. A fault every message trips dead-letters them all: visible,
         with its reason, in the portal's dead letters, and the stream goes on.
         """
+        self._months_unknown()
         with self._stats_lock:
             self.stats.write_errors += 1
         if again:
