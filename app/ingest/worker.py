@@ -493,10 +493,24 @@ def _lock_meters(session: Session, batch: list[Inbound]) -> None:
         )
 
 
+# SQLSTATE classes in which the server refuses what the statement carries: more than one
+# row where one was expected (21), a value (22), a constraint (23). Every other class
+# waits for the database or an operator (08 connection, 40 deadlock, 53 disk full, 57 shut
+# down, 42 a missing table before the migrations ran), so the writer keeps retrying them.
+_REFUSED_CLASSES = frozenset({"21", "22", "23"})
+
+
 def _refused(exc: SQLAlchemyError) -> bool:
     """Return True if the database refused the rows themselves (a value, a constraint)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return False
+    # psycopg names the SQLSTATE; a CardinalityViolation is its ProgrammingError, which by
+    # class alone would look like a database to wait for, and stall the writer for ever.
+    state = getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
+    if isinstance(state, str) and len(state) == 5:
+        return state[:2] in _REFUSED_CLASSES
     if isinstance(exc, DataError | IntegrityError):
-        return not exc.connection_invalidated
+        return True
     # A value SQLAlchemy could not bind is not the driver's error: the messages' fault too.
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 

@@ -364,7 +364,7 @@ def test_database_outage_mid_stream_loses_and_duplicates_nothing(
         assert worker.stats.db_errors >= 1, "the outage never reached the worker"
 
 
-@pytest.mark.parametrize("fault", ["bug", "refused"])
+@pytest.mark.parametrize("fault", ["bug", "refused", "cardinality"])
 def test_a_message_that_breaks_the_write_path_is_dead_lettered_alone(
     fleet: list[Meter],
     publisher: Callable[[str, bytes], None],
@@ -377,16 +377,22 @@ def test_a_message_that_breaks_the_write_path_is_dead_lettered_alone(
     """A fault one message trips costs that message, not the worker.
 
     Injected into the write path for one meter's messages: a bug (an exception that is not
-    the database's) or a row the database refuses (a constraint). Every other reading of
-    the same batches is stored, the culprit goes to the dead letters with the error, and
-    the writer goes on with what comes after.
+    the database's), a row the database refuses (a constraint) or, on PostgreSQL, a
+    statement the server refuses for its data although psycopg calls it a ProgrammingError
+    (a CardinalityViolation, as an upsert meeting one key twice raises). Every other
+    reading of the same batches is stored, the culprit goes to the dead letters with the
+    error, and the writer goes on with what comes after.
     """
+    if fault == "cardinality" and not database_url.startswith("postgresql"):
+        pytest.skip("SQLite takes the first row of a subquery: it has no cardinality error")
     poison = fleet[1]
 
     def buggy_write_batch(session: Any, batch: Any, *args: Any, **kwargs: Any) -> Any:
         if any(isinstance(i, Accepted) and i.topic.meter_id == poison.id for i in batch):
             if fault == "bug":
                 raise RuntimeError("simulated bug in the write path")
+            if fault == "cardinality":
+                session.execute(text("SELECT (SELECT 1 UNION ALL SELECT 2)"))
             session.execute(text("INSERT INTO meters (id) VALUES (NULL)"))
         return write_batch(session, batch, *args, **kwargs)
 
@@ -412,6 +418,10 @@ def test_a_message_that_breaks_the_write_path_is_dead_lettered_alone(
     assert bytes(letter.payload) == bad
     if fault == "bug":
         assert letter.reason == "ingest error RuntimeError: simulated bug in the write path"
+    elif fault == "cardinality":
+        assert letter.reason.startswith("ingest error ProgrammingError:")
+        assert "CardinalityViolation" in letter.reason
+        assert worker.stats.db_errors == 0, "a refusal was waited on as an outage"
     else:
         assert letter.reason.startswith("ingest error IntegrityError:")
     assert poison.id not in stored
