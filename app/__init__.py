@@ -15,3 +15,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.web.factory import create_app as factory
 
     return factory(settings)
+
+
+def create_portal(settings: Settings | None = None) -> Flask:
+    """Create the portal for a long-lived server process (gunicorn): warmed, startup heap frozen."""
+    from app.web.factory import create_app as factory
+    from app.web.factory import settle
+
+    return settle(factory(settings))

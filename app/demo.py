@@ -118,7 +118,7 @@ def main() -> None:
             "-",
             "--log-level",
             "warning",
-            "app:create_app()",
+            "app:create_portal()",
         ],
         "simulator": [
             py,

@@ -53,7 +53,8 @@ def overview() -> Any:
         for seg, label in SEGMENT_LABELS.items()
         if any(r.segment == seg for r in rows)
     }
-    chart = fleet_load_figure(queries.fleet_load_by_segment(db(), scope))
+    past = cast(queries.PastLoads, current_app.extensions["wattline"]["past_loads"])
+    chart = fleet_load_figure(queries.fleet_load_by_segment(db(), scope, past=past))
     return render_template(
         "fleet.html",
         rows=rows,

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from app import create_app
-from app.db.queries import fleet_load_by_segment
+from app.db import models
+from app.db.queries import PastLoads, fleet_load_by_segment
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.domain.access import Scope
@@ -155,3 +157,54 @@ def test_fleet_load_reads_hourly_rollups(database_url: str, fleet: list[Meter]) 
         for seg, n in meters.items()
     }
     assert {(start, seg): round(kw, 6) for start, seg, kw in rows} == expected
+
+
+def test_fleet_load_keeps_past_hours_a_while_and_reads_the_newest_hour_fresh(
+    database_url: str, fleet: list[Meter]
+) -> None:
+    """Completed hours come from the cache until it expires; the newest hour never does.
+
+    The cache is keyed by scope (a distributor never gets the fleet-wide sums) and by the
+    window, so a reading that opens a new hour moves the whole chart at once.
+    """
+    clock = [0.0]
+    past = PastLoads(ttl=300.0, timer=lambda: clock[0])
+    everything, northgrid = Scope(everything=True), Scope(distributor_id="northgrid")
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+
+    def load(scope: Scope, cache: PastLoads | None = past) -> dict[tuple[datetime, str], float]:
+        with sessions() as session:
+            rows = fleet_load_by_segment(session, scope, past=cache)
+        return {(start, seg): round(kw, 6) for start, seg, kw in rows}
+
+    assert load(everything) == load(everything, None)
+    assert load(northgrid) == load(northgrid, None) != load(everything, None)
+
+    # A late actual raises a past hour's rollup and the newest hour's, for one meter.
+    meter = next(m for m in fleet if m.utility_id == "glpl")
+    late, newest = T0 + timedelta(hours=10), T0 + timedelta(hours=23)
+    with sessions.begin() as session:
+        session.execute(
+            update(models.HourlyRollup)
+            .where(
+                models.HourlyRollup.meter_id == meter.id,
+                models.HourlyRollup.start.in_([late, newest]),
+            )
+            .values(kwh=models.HourlyRollup.kwh + 100.0)
+        )
+    before, fresh = load(everything), load(everything, None)
+    assert before[(newest, "iou")] == fresh[(newest, "iou")]
+    assert before[(late, "iou")] == round(fresh[(late, "iou")] - 100.0, 6)
+    clock[0] += 299.0
+    assert load(everything)[(late, "iou")] == before[(late, "iou")]
+    clock[0] += 2.0
+    assert load(everything) == fresh
+    assert load(northgrid) == load(northgrid, None)
+
+    # A reading in a new hour moves the window: the cached hours are not reused.
+    publish(database_url, [interval(meter, T0 + timedelta(hours=24), 1)])
+    moved, recomputed = load(everything), load(everything, None)
+    engine.dispose()
+    assert moved == recomputed
+    assert min(start for start, _ in moved) == T0 + timedelta(hours=1)

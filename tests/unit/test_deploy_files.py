@@ -137,18 +137,18 @@ def test_python_m_modules_exist(service: str, module: str) -> None:
     assert module_exists(module), f"{service}: no module {module!r} in the repo"
 
 
-def test_web_runs_gunicorn_on_create_app() -> None:
-    """The portal runs gunicorn against app:create_app(), and app/__init__.py defines it."""
+def test_web_runs_gunicorn_on_create_portal() -> None:
+    """The portal runs gunicorn against app:create_portal(), and app/__init__.py defines it."""
     words = command_words(services()["web"])
     assert words[0] == "gunicorn"
     assert words[words.index("--bind") + 1] == "0.0.0.0:8000"
     target = words[-1]
     module, _, attr = target.partition(":")
-    assert attr.removesuffix("()") == "create_app"
+    assert attr.removesuffix("()") == "create_portal"
     source = ROOT / module.replace(".", "/") / "__init__.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     assert any(
-        isinstance(node, ast.FunctionDef) and node.name == "create_app" for node in tree.body
+        isinstance(node, ast.FunctionDef) and node.name == "create_portal" for node in tree.body
     )
     assert services()["web"]["ports"] == ["${PORT:-8000}:8000"]
 
@@ -335,4 +335,4 @@ def test_dockerfile_exposes_and_probes_the_portal() -> None:
     assert instructions["EXPOSE"] == "8000"
     assert "urllib.request" in instructions["HEALTHCHECK"]
     assert "http://127.0.0.1:8000/api/v1/health" in instructions["HEALTHCHECK"]
-    assert "'app:create_app()'" in shlex.join(ast.literal_eval(instructions["CMD"]))
+    assert "'app:create_portal()'" in shlex.join(ast.literal_eval(instructions["CMD"]))
