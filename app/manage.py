@@ -1,15 +1,18 @@
-"""Operator commands: `python -m app.manage migrate | seed-demo`."""
+"""Operator commands: `python -m app.manage migrate | seed-demo | rebuild-rollups`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import click
+from rich.progress import Progress
 
 from app.config import Settings
 from app.db import migrate as migrations
 from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
+from app.ingest import rollups
+from app.ingest.store import MeterDirectory
 from simulator.fleet import build_fleet
 
 
@@ -43,6 +46,47 @@ def seed_demo(meters: int, seed: int) -> None:
         deals = seed_partners(session, datetime.now(UTC))
     engine.dispose()
     click.echo(f"seeded {added} new meters, the demo logins and {deals} new demo deals")
+
+
+@cli.command("rebuild-rollups")
+@click.option(
+    "--meter",
+    "meter_ids",
+    multiple=True,
+    help="Rebuild only this meter (repeat for several); default: every meter.",
+)
+@click.option(
+    "--chunk",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Meters per transaction (each holds the rollup tables' write lock for its length).",
+)
+def rebuild_rollups(meter_ids: tuple[str, ...], chunk: int) -> None:
+    """Recompute hourly and daily rollups from the stored intervals; safe beside the ingest."""
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    meters = MeterDirectory()
+    with sessions() as session:
+        meters.refresh(session)
+    unknown = sorted(set(meter_ids) - set(meters.zones))
+    if unknown:
+        engine.dispose()
+        raise click.BadParameter(f"no such meter: {', '.join(unknown)}", param_hint="--meter")
+    ids = sorted(set(meter_ids) or meters.zones)
+    hourly = daily = 0
+    with Progress(transient=True) as progress:
+        task = progress.add_task("rebuilding rollups", total=len(ids))
+        for at in range(0, len(ids), chunk):
+            part = ids[at : at + chunk]
+            with sessions.begin() as session:
+                h, d = rollups.rebuild(session, part, meters.zones)
+            hourly += h
+            daily += d
+            progress.advance(task, len(part))
+    engine.dispose()
+    click.echo(f"rebuilt {hourly:,} hourly and {daily:,} daily rollups of {len(ids):,} meters")
 
 
 if __name__ == "__main__":

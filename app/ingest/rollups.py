@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
 )
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -203,6 +204,42 @@ def _add(
     moved = delete(staged).returning(*staged.c).cte("moved")
     statement = postgresql.insert(table).from_select(names, select(*moved.c)).add_cte(moved)
     session.connection().execute(_additive(statement, table))
+
+
+def rebuild(
+    session: Session, meter_ids: Sequence[str], zones: Mapping[str, tzinfo]
+) -> tuple[int, int]:
+    """Drop and recompute every hourly and daily rollup of `meter_ids` from stored intervals.
+
+    Safe beside a running ingest. On PostgreSQL the rollup tables are locked EXCLUSIVE for
+    the transaction (the portal's reads go on): a batch about to add to a bucket waits and
+    then adds to the rebuilt one, and a batch that wrote first has committed its readings
+    before the rebuild reads them. `readings` is locked first, as a batch takes it first:
+    a batch creating a month's partition holds `readings` and then wants the rollups, and
+    the other order deadlocked (`test_rollups_store.py` found it). On SQLite the first
+    DELETE takes the database's one write lock, so no batch commits between the
+    rebuild's reads and its writes.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE readings IN ACCESS SHARE MODE"))
+        session.execute(text("LOCK TABLE readings_hourly, readings_daily IN EXCLUSIVE MODE"))
+    session.execute(delete(_HOURLY).where(_HOURLY.c.meter_id.in_(meter_ids)))
+    session.execute(delete(_DAILY).where(_DAILY.c.meter_id.in_(meter_ids)))
+    spans = session.execute(
+        select(
+            models.Reading.meter_id, func.min(models.Reading.start), func.max(models.Reading.start)
+        )
+        .where(models.Reading.meter_id.in_(meter_ids))
+        .group_by(models.Reading.meter_id)
+    )
+    touched: dict[str, list[datetime]] = {}
+    for meter_id, first, last in spans:
+        hour, end = rollups.hour_start(first), rollups.hour_start(last)
+        hours = touched[meter_id] = []
+        while hour <= end:
+            hours.append(hour)
+            hour += timedelta(hours=1)
+    return refresh(session, touched, zones) if touched else (0, 0)
 
 
 def refresh(
