@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import click
 from rich.progress import Progress
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import migrate as migrations
@@ -60,9 +63,16 @@ def seed_demo(meters: int, seed: int) -> None:
     type=click.IntRange(min=1),
     default=50,
     show_default=True,
-    help="Meters per transaction (each holds the rollup tables' write lock for its length).",
+    help="Meters per transaction.",
 )
-def rebuild_rollups(meter_ids: tuple[str, ...], chunk: int) -> None:
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="Days per transaction (each holds the rollup tables' write lock while it runs).",
+)
+def rebuild_rollups(meter_ids: tuple[str, ...], chunk: int, days: int) -> None:
     """Recompute hourly and daily rollups from the stored intervals; safe beside the ingest."""
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
@@ -76,17 +86,45 @@ def rebuild_rollups(meter_ids: tuple[str, ...], chunk: int) -> None:
         raise click.BadParameter(f"no such meter: {', '.join(unknown)}", param_hint="--meter")
     ids = sorted(set(meter_ids) or meters.zones)
     hourly = daily = 0
+    step = timedelta(days=days)
     with Progress(transient=True) as progress:
         task = progress.add_task("rebuilding rollups", total=len(ids))
         for at in range(0, len(ids), chunk):
             part = ids[at : at + chunk]
-            with sessions.begin() as session:
-                h, d = rollups.rebuild(session, part, meters.zones)
-            hourly += h
-            daily += d
+            with sessions() as session:
+                span = rollups.rebuild_span(session, part)
+            if span is not None:
+                # Windows from UTC midnight, in time order (see `rollups.rebuild`).
+                first = span[0].replace(hour=0, minute=0, second=0, microsecond=0)
+                while first < span[1]:
+                    h, d = _rebuild_window(sessions, part, meters, first, first + step)
+                    hourly += h
+                    daily += d
+                    first += step
             progress.advance(task, len(part))
     engine.dispose()
     click.echo(f"rebuilt {hourly:,} hourly and {daily:,} daily rollups of {len(ids):,} meters")
+
+
+def _rebuild_window(
+    sessions: sessionmaker[Session],
+    part: list[str],
+    meters: MeterDirectory,
+    first: datetime,
+    end: datetime,
+) -> tuple[int, int]:
+    for attempt in range(1, 6):
+        try:
+            with sessions.begin() as session:
+                return rollups.rebuild(session, part, meters.zones, first, end)
+        except OperationalError as exc:
+            # A deadlock or serialization failure (SQLSTATE class 40) rolled the window back;
+            # nothing of it was written, so it runs again.
+            state = getattr(exc.orig, "sqlstate", None) or ""
+            if not state.startswith("40") or attempt == 5:
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 if __name__ == "__main__":

@@ -139,14 +139,16 @@ def readings_between(
 
 
 LoadRow = tuple[datetime, str, float]
+# The newest hours of the fleet load chart, always read from the database.
+FRESH_HOURS = 2
 
 
 class PastLoads:
     """Per-segment loads of completed hours, shared by a process's requests for `ttl` seconds.
 
     Summing a day of hourly rollups is 240,000 rows at 10,000 meters, most of the fleet
-    overview's time; the hours before the newest change only when a late reading lands,
-    so they are kept a few minutes and the newest hour is always read fresh. Keyed by
+    overview's time; the hours before the newest two change only when a late reading
+    lands, so they are kept a few minutes and the newest two are always read fresh. Keyed by
     scope, so one tenant's sums never reach another.
     """
 
@@ -180,7 +182,7 @@ def fleet_load_by_segment(
 ) -> list[LoadRow]:
     """Average demand kW per hour and segment over the newest `hours` of visible meters.
 
-    With `past`, the hours before the newest come from it when it has them.
+    With `past`, the hours before the newest `FRESH_HOURS` come from it when it has them.
     """
     newest = session.scalar(
         select(func.max(models.Meter.last_interval_start))
@@ -191,15 +193,18 @@ def fleet_load_by_segment(
         return []
     hour = newest.replace(minute=0, second=0, microsecond=0)
     since = hour - timedelta(hours=hours - 1)
-    if past is None or hours < 2:
+    if past is None or hours <= FRESH_HOURS:
         return _load(session, scope, since, hour)
-    before = hour - timedelta(hours=1)
+    # The hour before the newest is fresh too: the window moves when the first meter
+    # reports a new hour, and a meter whose call failed sends its last quarter of the
+    # previous hour along with its next one.
+    before = hour - timedelta(hours=FRESH_HOURS)
     key = (scope, since, before)
     earlier = past.get(key)
     if earlier is None:
         earlier = tuple(_load(session, scope, since, before))
         past.put(key, earlier)
-    return [*earlier, *_load(session, scope, hour, hour)]
+    return [*earlier, *_load(session, scope, before + timedelta(hours=1), hour)]
 
 
 def _load(session: Session, scope: Scope, first: datetime, last: datetime) -> list[LoadRow]:

@@ -206,37 +206,70 @@ def _add(
     session.connection().execute(_additive(statement, table))
 
 
+def rebuild_span(session: Session, meter_ids: Sequence[str]) -> tuple[datetime, datetime] | None:
+    """Return [first, end) covering the meters' stored intervals and rollups, or None."""
+    found: list[datetime] = []
+    reading = models.Reading.__table__
+    for table in (reading, _HOURLY, _DAILY):
+        low, high = session.execute(
+            select(func.min(table.c.start), func.max(table.c.start)).where(
+                table.c.meter_id.in_(meter_ids)
+            )
+        ).one()
+        found += [t for t in (low, high) if t is not None]
+    if not found:
+        return None
+    # A day's rollup starts at local midnight and spans the day; an hour spans an hour.
+    return min(found), max(found) + timedelta(days=1)
+
+
 def rebuild(
-    session: Session, meter_ids: Sequence[str], zones: Mapping[str, tzinfo]
+    session: Session,
+    meter_ids: Sequence[str],
+    zones: Mapping[str, tzinfo],
+    first: datetime,
+    end: datetime,
 ) -> tuple[int, int]:
-    """Drop and recompute every hourly and daily rollup of `meter_ids` from stored intervals.
+    """Drop the meters' rollups starting in [first, end) and recompute them from the intervals.
+
+    Hours are those of the window; a local day that crosses the window's edge is
+    recomputed from its hours, some of them not rebuilt yet, and again when the next
+    window rebuilds those, so windows in order leave every day right.
 
     Safe beside a running ingest. On PostgreSQL the rollup tables are locked EXCLUSIVE for
     the transaction (the portal's reads go on): a batch about to add to a bucket waits and
     then adds to the rebuilt one, and a batch that wrote first has committed its readings
-    before the rebuild reads them. `readings` is locked first, as a batch takes it first:
-    a batch creating a month's partition holds `readings` and then wants the rollups, and
-    the other order deadlocked (`test_rollups_store.py` found it). On SQLite the first
-    DELETE takes the database's one write lock, so no batch commits between the
+    before the rebuild reads them. `readings` is locked first, as a batch takes it first
+    (a batch creates its months' partitions, which locks `readings`, before it writes any
+    rollup); the other order deadlocked (`test_rollups_store.py` found it). On SQLite the
+    first DELETE takes the database's one write lock, so no batch commits between the
     rebuild's reads and its writes.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE readings IN ACCESS SHARE MODE"))
         session.execute(text("LOCK TABLE readings_hourly, readings_daily IN EXCLUSIVE MODE"))
-    session.execute(delete(_HOURLY).where(_HOURLY.c.meter_id.in_(meter_ids)))
-    session.execute(delete(_DAILY).where(_DAILY.c.meter_id.in_(meter_ids)))
+    for table in (_HOURLY, _DAILY):
+        session.execute(
+            delete(table).where(
+                table.c.meter_id.in_(meter_ids), table.c.start >= first, table.c.start < end
+            )
+        )
     spans = session.execute(
         select(
             models.Reading.meter_id, func.min(models.Reading.start), func.max(models.Reading.start)
         )
-        .where(models.Reading.meter_id.in_(meter_ids))
+        .where(
+            models.Reading.meter_id.in_(meter_ids),
+            models.Reading.start >= first,
+            models.Reading.start < end,
+        )
         .group_by(models.Reading.meter_id)
     )
     touched: dict[str, list[datetime]] = {}
-    for meter_id, first, last in spans:
-        hour, end = rollups.hour_start(first), rollups.hour_start(last)
+    for meter_id, low, high in spans:
+        hour, last = rollups.hour_start(low), rollups.hour_start(high)
         hours = touched[meter_id] = []
-        while hour <= end:
+        while hour <= last:
             hours.append(hour)
             hour += timedelta(hours=1)
     return refresh(session, touched, zones) if touched else (0, 0)

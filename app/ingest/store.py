@@ -347,6 +347,12 @@ def write_batch(
     conn = session.connection()
     now = max((i.received_at for i in batch), default=None)
     offered = 0
+    if rows:
+        # Every month's partition before any rollup is written (the block's are made in
+        # `_write_block`, before its rollups too): creating one locks `readings` ACCESS
+        # EXCLUSIVE, and a batch that held the rollup tables while it waited for that
+        # deadlocked with `rebuild-rollups`, which takes `readings` and then the rollups.
+        meters.months.ensure(conn, set(map(_START, rows)))
     if plain and block is not None and now is not None:
         offered = sum(len(m[1]) for m in plain)
         result.estimates_replaced += _write_block(session, block, plain, meters, now)

@@ -162,7 +162,7 @@ def test_fleet_load_reads_hourly_rollups(database_url: str, fleet: list[Meter]) 
 def test_fleet_load_keeps_past_hours_a_while_and_reads_the_newest_hour_fresh(
     database_url: str, fleet: list[Meter]
 ) -> None:
-    """Completed hours come from the cache until it expires; the newest hour never does.
+    """Older hours come from the cache until it expires; the newest two never do.
 
     The cache is keyed by scope (a distributor never gets the fleet-wide sums) and by the
     window, so a reading that opens a new hour moves the whole chart at once.
@@ -181,20 +181,22 @@ def test_fleet_load_keeps_past_hours_a_while_and_reads_the_newest_hour_fresh(
     assert load(everything) == load(everything, None)
     assert load(northgrid) == load(northgrid, None) != load(everything, None)
 
-    # A late actual raises a past hour's rollup and the newest hour's, for one meter.
+    # A late actual raises a past hour's rollup and the newest two hours', for one meter.
     meter = next(m for m in fleet if m.utility_id == "glpl")
     late, newest = T0 + timedelta(hours=10), T0 + timedelta(hours=23)
+    previous = newest - timedelta(hours=1)
     with sessions.begin() as session:
         session.execute(
             update(models.HourlyRollup)
             .where(
                 models.HourlyRollup.meter_id == meter.id,
-                models.HourlyRollup.start.in_([late, newest]),
+                models.HourlyRollup.start.in_([late, previous, newest]),
             )
             .values(kwh=models.HourlyRollup.kwh + 100.0)
         )
     before, fresh = load(everything), load(everything, None)
     assert before[(newest, "iou")] == fresh[(newest, "iou")]
+    assert before[(previous, "iou")] == fresh[(previous, "iou")]
     assert before[(late, "iou")] == round(fresh[(late, "iou")] - 100.0, 6)
     clock[0] += 299.0
     assert load(everything)[(late, "iou")] == before[(late, "iou")]

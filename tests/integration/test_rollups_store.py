@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
-from app.db import models
+from app.db import models, partitions
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import rollups, telemetry
 from app.domain.localtime import zone_for
@@ -22,6 +25,7 @@ from simulator.fleet import Meter
 from tests.factories import fleet_sessions, make_reading
 
 STEP = timedelta(minutes=15)
+ONE_DAY = timedelta(days=1)
 # Spring-forward Sunday in the US: a 23-hour local day for every meter of the fleet.
 DAY0 = datetime(2026, 3, 8, tzinfo=UTC)
 
@@ -206,7 +210,8 @@ def test_rebuild_rollups_recomputes_them_from_the_stored_intervals(
         k: v for k, v in kept.items() if k[1] == other
     }
 
-    result = runner.invoke(cli, ["rebuild-rollups", "--chunk", "2"])
+    # Windows of one UTC day: the local days (a DST one among them) cross every edge.
+    result = runner.invoke(cli, ["rebuild-rollups", "--chunk", "2", "--days", "1"])
     assert result.exit_code == 0, result.output
     assert "of 3 meters" in result.output
     assert stored_rollups(database_url) == kept
@@ -245,13 +250,18 @@ def test_rebuild_beside_a_writing_ingest_loses_and_doubles_nothing(database_url:
 
     writer = threading.Thread(target=write)
     writer.start()
-    rebuilds = 0
+    rebuilds = overlapped = 0
     while not done.is_set() or rebuilds < 3:
+        writing = not done.is_set()
         with sessions.begin() as session:
-            rollups_store.rebuild(session, [m.id for m in fleet], zones)
+            rollups_store.rebuild(
+                session, [m.id for m in fleet], zones, DAY0 - timedelta(days=1), DAY0 + ONE_DAY
+            )
         rebuilds += 1
+        overlapped += writing and not done.is_set()
     writer.join()
     assert not failures, failures
+    assert overlapped >= 1, "no rebuild ran while the writer wrote"
 
     with sessions() as session:
         hours = {
@@ -266,3 +276,87 @@ def test_rebuild_beside_a_writing_ingest_loses_and_doubles_nothing(database_url:
     assert hours == {
         key: (pytest.approx(math.fsum(kwh)), len(kwh)) for key, kwh in readings.items()
     }
+
+
+def test_a_batch_opening_a_month_beside_a_rebuild_does_not_deadlock(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose flagged reading opens a new month's partition, with a rebuild waiting.
+
+    The batch's plain message is written first (it adds to the rollups); its flagged one
+    falls in a month without a partition. The batch is held just before it creates that
+    partition while a rebuild starts. Creating the partition once the batch had added to
+    the rollups deadlocked (the batch held the rollups and wanted `readings`, the rebuild
+    held `readings` and wanted the rollups); now every partition is made first.
+    """
+    if not database_url.startswith("postgresql"):
+        pytest.skip("partitions and table locks are PostgreSQL's; SQLite has one write lock")
+    engine, sessions, fleet = fleet_sessions(database_url, 2, seed=5)
+    plain_meter, flagged_meter = fleet
+    zones = {m.id: zone_for(m.lon) for m in fleet}
+    end_of_april = datetime(2026, 4, 30, 23, 0, tzinfo=UTC)
+    directory = MeterDirectory()
+    with sessions.begin() as session:  # April's partition exists and the worker knows it
+        write_batch(session, [message(plain_meter, [end_of_april - STEP])], directory)
+    held, release = threading.Event(), threading.Event()
+    ensure = partitions.Months.ensure
+
+    def ensure_after_a_pause(
+        self: partitions.Months, conn: Any, starts: Iterable[datetime]
+    ) -> list[str]:
+        starts = set(starts)
+        if any(s.month == 5 for s in starts) and not held.is_set():
+            held.set()
+            release.wait(10)
+        return ensure(self, conn, starts)
+
+    monkeypatch.setattr(partitions.Months, "ensure", ensure_after_a_pause)
+    may_first = datetime(2026, 5, 1, tzinfo=UTC)
+    flagged = Accepted(
+        telemetry.Topic(
+            telemetry.DEFAULT_PREFIX, flagged_meter.utility_id, flagged_meter.id, "interval"
+        ),
+        telemetry.IntervalMessage(
+            flagged_meter.id, (make_reading(may_first, flags=("clock_adjusted",)),)
+        ),
+        b"",
+        datetime.now(UTC),
+    )
+    errors: list[BaseException] = []
+
+    def run(work: Callable[[Session], object]) -> None:
+        try:
+            with sessions.begin() as session:
+                work(session)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    batch = threading.Thread(
+        target=run,
+        args=(
+            lambda s: write_batch(
+                s, [message(plain_meter, [end_of_april, end_of_april + STEP]), flagged], directory
+            ),
+        ),
+    )
+    batch.start()
+    assert held.wait(10)
+    ids = [m.id for m in fleet]
+    rebuild = threading.Thread(
+        target=run,
+        args=(
+            lambda s: rollups_store.rebuild(
+                s, ids, zones, end_of_april - ONE_DAY, may_first + ONE_DAY
+            ),
+        ),
+    )
+    rebuild.start()
+    rebuild.join(0.5)
+    release.set()
+    batch.join()
+    rebuild.join()
+    with sessions() as session:
+        stored = session.scalar(select(func.count()).select_from(models.Reading))
+    engine.dispose()
+    assert not errors, errors
+    assert stored == 4
