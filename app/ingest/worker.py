@@ -494,10 +494,12 @@ def _lock_meters(session: Session, batch: list[Inbound]) -> None:
 
 
 # SQLSTATE classes in which the server refuses what the statement carries: more than one
-# row where one was expected (21), a value (22), a constraint (23). Every other class
-# waits for the database or an operator (08 connection, 40 deadlock, 53 disk full, 57 shut
-# down, 42 a missing table before the migrations ran), so the writer keeps retrying them.
-_REFUSED_CLASSES = frozenset({"21", "22", "23"})
+# row where one was expected (21), a value (22), a constraint (23), a program limit such
+# as an index row too large or too many parameters (54, which halving the batch can
+# mend). Every other class waits for the database or an operator (08 connection, 40
+# deadlock, 53 disk full, 57 shut down, 42 a missing table before the migrations ran), so
+# the writer keeps retrying them.
+_REFUSED_CLASSES = frozenset({"21", "22", "23", "54"})
 
 
 def _refused(exc: SQLAlchemyError) -> bool:

@@ -26,6 +26,8 @@ def _from_psycopg(error: type[psycopg.Error], *, lost: bool = False) -> SQLAlche
         (psycopg.errors.NotNullViolation, True),
         (psycopg.errors.NumericValueOutOfRange, True),
         (psycopg.errors.InvalidTextRepresentation, True),
+        (psycopg.errors.ProgramLimitExceeded, True),
+        (psycopg.errors.TooManyArguments, True),
         # The database or an operator: keep everything, wait, retry.
         (psycopg.errors.AdminShutdown, False),
         (psycopg.errors.ConnectionFailure, False),
