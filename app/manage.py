@@ -97,10 +97,12 @@ def rebuild_rollups(meter_ids: tuple[str, ...], chunk: int, days: int) -> None:
                 # Windows from UTC midnight, in time order (see `rollups.rebuild`).
                 first = span[0].replace(hour=0, minute=0, second=0, microsecond=0)
                 while first < span[1]:
-                    h, d = _rebuild_window(sessions, part, meters, first, first + step)
-                    hourly += h
-                    daily += d
+                    _rebuild_window(sessions, part, meters, first, first + step)
                     first += step
+                with sessions() as session:
+                    h, d = rollups.count(session, part)
+                hourly += h
+                daily += d
             progress.advance(task, len(part))
     engine.dispose()
     click.echo(f"rebuilt {hourly:,} hourly and {daily:,} daily rollups of {len(ids):,} meters")
@@ -112,11 +114,12 @@ def _rebuild_window(
     meters: MeterDirectory,
     first: datetime,
     end: datetime,
-) -> tuple[int, int]:
+) -> None:
     for attempt in range(1, 6):
         try:
             with sessions.begin() as session:
-                return rollups.rebuild(session, part, meters.zones, first, end)
+                rollups.rebuild(session, part, meters.zones, first, end)
+            return
         except OperationalError as exc:
             # A deadlock or serialization failure (SQLSTATE class 40) rolled the window back;
             # nothing of it was written, so it runs again.
@@ -124,7 +127,6 @@ def _rebuild_window(
             if not state.startswith("40") or attempt == 5:
                 raise
             time.sleep(0.1 * attempt)
-    raise AssertionError("unreachable")
 
 
 if __name__ == "__main__":

@@ -223,6 +223,14 @@ def rebuild_span(session: Session, meter_ids: Sequence[str]) -> tuple[datetime, 
     return min(found), max(found) + timedelta(days=1)
 
 
+def count(session: Session, meter_ids: Sequence[str]) -> tuple[int, int]:
+    """Return how many hourly and daily rollups the meters have."""
+    return (
+        session.scalar(select(func.count()).where(_HOURLY.c.meter_id.in_(meter_ids))) or 0,
+        session.scalar(select(func.count()).where(_DAILY.c.meter_id.in_(meter_ids))) or 0,
+    )
+
+
 def rebuild(
     session: Session,
     meter_ids: Sequence[str],
