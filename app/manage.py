@@ -1,4 +1,4 @@
-"""Operator commands: `python -m app.manage migrate | seed-demo | rebuild-rollups`."""
+"""Operator commands: `python -m app.manage migrate | seed-demo | rebuild-rollups | replay-dead-letters`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import click
 from rich.progress import Progress
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.command_bus import CommandBus, CommandBusError
 from app.config import Settings
 from app.db import migrate as migrations
+from app.db import models
 from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from app.ingest import rollups
+from app.ingest.replay import replay
 from app.ingest.store import MeterDirectory
 from simulator.fleet import build_fleet
 
@@ -127,6 +131,67 @@ def _rebuild_window(
             if not state.startswith("40") or attempt == 5:
                 raise
             time.sleep(0.1 * attempt)
+
+
+@cli.command("replay-dead-letters")
+@click.option("--id", "letter_ids", type=int, multiple=True, help="This dead letter (repeatable).")
+@click.option("--meter", "meter_ids", multiple=True, help="Dead letters naming this meter.")
+@click.option("--reason", help="Dead letters whose reason contains this text (any case).")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter not yet replayed.")
+@click.option("--again", is_flag=True, help="Include letters replayed before.")
+def replay_dead_letters(
+    letter_ids: tuple[int, ...],
+    meter_ids: tuple[str, ...],
+    reason: str | None,
+    everything: bool,
+    again: bool,
+) -> None:
+    """Publish dead letters again on their topics (QoS 1) for the ingest, oldest first.
+
+    The ingest stores each one exactly once or dead-letters it again with today's reason.
+    """
+    if not (letter_ids or meter_ids or reason or everything):
+        raise click.UsageError("say which dead letters: --id, --meter, --reason or --all")
+    settings = Settings.from_env()
+    if settings.mqtt_url is None:
+        raise click.UsageError("MQTT_URL is not set: replaying publishes to the broker")
+    query = select(models.DeadLetter).order_by(models.DeadLetter.id)
+    if letter_ids:
+        query = query.where(models.DeadLetter.id.in_(letter_ids))
+    if meter_ids:
+        query = query.where(models.DeadLetter.meter_id.in_(meter_ids))
+    if reason:
+        query = query.where(models.DeadLetter.reason.icontains(reason, autoescape=True))
+    if not again:
+        query = query.where(models.DeadLetter.replayed_at.is_(None))
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        # Letters a replay dead-letters again are new rows: not replayed in the same run.
+        newest = session.scalar(select(func.max(models.DeadLetter.id))) or 0
+    query = query.where(models.DeadLetter.id <= newest)
+    bus = CommandBus(settings.mqtt_url, settings.topic_prefix)
+    done = 0
+    failed: CommandBusError | None = None
+    # A page at a time, each committed: a letter the broker acknowledged stays marked even
+    # if a later one fails.
+    last = 0
+    while failed is None:
+        with make_sessionmaker(engine).begin() as session:
+            page = list(session.scalars(query.where(models.DeadLetter.id > last).limit(500)))
+            if not page:
+                break
+            last = page[-1].id
+            for letter in page:
+                try:
+                    done += replay([letter], bus.publish, datetime.now(UTC))
+                except CommandBusError as exc:
+                    failed = exc
+                    break
+    bus.close()
+    engine.dispose()
+    click.echo(f"replayed {done:,} dead letters")
+    if failed is not None:
+        raise click.ClickException(f"stopped: {failed}")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,8 @@ class DeadLetter(Base):
     received_at: Mapped[datetime] = mapped_column(index=True)
     # The known meter the topic names, so tenants see their own dead letters (None: vendor only).
     meter_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # When the payload was published again on its topic (`app.ingest.replay`); None: never.
+    replayed_at: Mapped[datetime | None]
 
 
 class ServiceHeartbeat(Base):

@@ -280,6 +280,15 @@ def dead_letters(
     return list(session.scalars(query))
 
 
+def dead_letter(session: Session, scope: Scope, letter_id: int) -> models.DeadLetter | None:
+    """Return one dead letter if the scope may see it (tenants: only one naming their meter)."""
+    query = select(models.DeadLetter).where(models.DeadLetter.id == letter_id)
+    if not scope.everything:
+        visible = scoped_meters(scope).with_only_columns(models.Meter.id)
+        query = query.where(models.DeadLetter.meter_id.in_(visible))
+    return session.scalars(query).first()
+
+
 def rollups_between(
     session: Session, meter_id: str, period: str, start: datetime, end: datetime
 ) -> list[models.HourlyRollup] | list[models.DailyRollup]:

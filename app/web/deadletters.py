@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.command_bus import CommandBus, CommandBusError
 from app.db import queries
 from app.domain.access import Role
+from app.ingest.replay import replay as replay_letters
 from app.web.auth import user
 from app.web.db import db
 
@@ -17,6 +20,8 @@ bp = Blueprint("deadletters", __name__, url_prefix="/dead-letters")
 ROLES = frozenset(
     {Role.VENDOR_ADMIN, Role.VENDOR_SE, Role.DISTRIBUTOR_MANAGER, Role.UTILITY_VIEWER}
 )
+# Replaying publishes on a meter's topic: for those who run the feed, not those who watch it.
+REPLAY_ROLES = frozenset({Role.VENDOR_ADMIN, Role.VENDOR_SE, Role.DISTRIBUTOR_MANAGER})
 PAGE = 100
 PAYLOAD_SHOWN = 4000
 
@@ -59,8 +64,40 @@ def index() -> Any:
             "payload": bytes(d.payload[:PAYLOAD_SHOWN]).decode("utf-8", errors="replace"),
             "truncated": len(d.payload) > PAYLOAD_SHOWN,
             "size": len(d.payload),
+            "replayed_at": d.replayed_at,
         }
         for d in rows
     ]
     older = letters[-1]["id"] if len(letters) == PAGE else None
-    return render_template("dead_letters.html", letters=letters, older=older)
+    return render_template(
+        "dead_letters.html",
+        letters=letters,
+        older=older,
+        may_replay=current.role in REPLAY_ROLES,
+    )
+
+
+@bp.post("/<int:letter_id>/replay")
+@login_required
+def replay(letter_id: int) -> Any:
+    """Publish a dead letter again on its topic for the ingest (CSRF-protected form)."""
+    current = user()
+    if current.role not in REPLAY_ROLES:
+        abort(403, description="Replaying dead letters is for the roles that run the feed.")
+    letter = queries.dead_letter(db(), current.scope, letter_id)
+    if letter is None:
+        abort(404, description=f"No dead letter {letter_id} among your meters.")
+    if letter.replayed_at is not None:
+        abort(409, description=f"Dead letter {letter_id} was replayed at {letter.replayed_at}.")
+    bus = cast(CommandBus, current_app.extensions["wattline"]["commands"])
+    try:
+        replay_letters([letter], bus.publish, datetime.now(UTC))
+    except CommandBusError as exc:
+        abort(503, description=f"Dead letter {letter_id} was not replayed: {exc}")
+    db().commit()
+    flash(
+        f"Dead letter {letter_id} published again on {letter.topic}; the ingest takes it "
+        "like any message (a reason, if it is refused again, appears as a new dead letter).",
+        "ok",
+    )
+    return redirect(url_for("deadletters.index"))

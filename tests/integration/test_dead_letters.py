@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app import create_app
+from app.db import models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest.store import Accepted, MeterDirectory, Rejected, write_batch
 from simulator.fleet import Meter
 from tests.factories import T0, make_reading, seed_database
-from tests.integration.test_portal import login, make_settings
+from tests.integration.test_portal import csrf_from, login, make_settings
 
 PREFIX = "wattline/v1"
 
@@ -130,3 +134,52 @@ def test_anonymous_is_sent_to_login_and_bad_paging_is_400(app: Flask) -> None:
     assert "bad glpl" not in client.get("/dead-letters/", query_string={"before": "1"}).get_data(
         as_text=True
     )
+
+
+def _replay(client: FlaskClient, letter_id: int) -> TestResponse:
+    page = client.get("/dead-letters/").get_data(as_text=True)
+    return client.post(f"/dead-letters/{letter_id}/replay", data={"csrf_token": csrf_from(page)})
+
+
+@pytest.mark.parametrize(
+    ("email", "status"),
+    [
+        ("ops@millbrook.example", 403),  # sees dead letters, does not run the feed
+        ("rep@northgrid.example", 403),
+        ("manager@northgrid.example", 404),  # the ghost meter's letter names no meter of theirs
+    ],
+)
+def test_replay_is_for_feed_roles_and_their_own_letters(
+    database_url: str, tmp_path: Path, letters: dict[str, str], email: str, status: int
+) -> None:
+    """Refused before anything is published: the broker URL goes nowhere."""
+    app = create_app(make_settings(database_url, tmp_path, mqtt_url="mqtt://127.0.0.1:1"))
+    client = app.test_client()
+    login(client, email)
+    ghost = 3  # the third letter of the fixture: an unknown meter, vendor staff only
+    assert _replay(client, ghost).status_code == status
+    html = client.get("/dead-letters/").get_data(as_text=True)
+    assert ("Replay dead letter" in html) == (email == "manager@northgrid.example")
+    assert all(letter.replayed_at is None for letter in _all_letters(database_url))
+    app.extensions["wattline"]["engine"].dispose()
+
+
+def test_replay_without_a_broker_is_503_and_marks_nothing(
+    database_url: str, tmp_path: Path, letters: dict[str, str]
+) -> None:
+    app = create_app(make_settings(database_url, tmp_path, mqtt_url="mqtt://127.0.0.1:1"))
+    client = app.test_client()
+    login(client, "admin@wattline.example")
+    response = _replay(client, 1)
+    assert response.status_code == 503
+    assert "not replayed" in response.get_data(as_text=True)
+    assert all(letter.replayed_at is None for letter in _all_letters(database_url))
+    app.extensions["wattline"]["engine"].dispose()
+
+
+def _all_letters(database_url: str) -> list[models.DeadLetter]:
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        found = list(session.scalars(select(models.DeadLetter)))
+    engine.dispose()
+    return found
