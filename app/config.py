@@ -111,6 +111,9 @@ class Settings:
     instance_path: Path
     # Ingest workers sharing this group split the stream ($share/<group>/...); None: one worker.
     ingest_share_group: str | None = None
+    # How far after its receipt an interval may start (the ingest's --future-tolerance); the
+    # portal judges a dead letter's replay by it at the letter's own receive time.
+    ingest_future_tolerance_s: float = 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -143,6 +146,7 @@ class Settings:
             demo_seed=_int(env, "DEMO_SEED", 42),
             instance_path=instance,
             ingest_share_group=share_group,
+            ingest_future_tolerance_s=_float(env, "INGEST_FUTURE_TOLERANCE_S", 3600.0, minimum=0.0),
         )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 from rich.progress import Progress
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,8 +17,9 @@ from app.db import migrate as migrations
 from app.db import models
 from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
+from app.domain import vee
 from app.ingest import rollups
-from app.ingest.replay import replay
+from app.ingest.replay import refusal, replay
 from app.ingest.store import MeterDirectory
 from simulator.fleet import build_fleet
 
@@ -135,7 +136,7 @@ def _rebuild_window(
 
 @cli.command("replay-dead-letters")
 @click.option("--id", "letter_ids", type=int, multiple=True, help="This dead letter (repeatable).")
-@click.option("--meter", "meter_ids", multiple=True, help="Dead letters naming this meter.")
+@click.option("--meter", "meter_ids", multiple=True, help="Dead letters on this meter's topics.")
 @click.option("--reason", help="Dead letters whose reason contains this text (any case).")
 @click.option("--all", "everything", is_flag=True, help="Every dead letter not yet replayed.")
 @click.option("--again", is_flag=True, help="Include letters replayed before.")
@@ -148,50 +149,68 @@ def replay_dead_letters(
 ) -> None:
     """Publish dead letters again on their topics (QoS 1) for the ingest, oldest first.
 
-    The ingest stores each one exactly once or dead-letters it again with today's reason.
+    Only letters refused for a cause outside the message (an unknown meter, a failed
+    write), of intervals and events, possible when first received (docs/mdm.md).
     """
     if not (letter_ids or meter_ids or reason or everything):
         raise click.UsageError("say which dead letters: --id, --meter, --reason or --all")
     settings = Settings.from_env()
     if settings.mqtt_url is None:
         raise click.UsageError("MQTT_URL is not set: replaying publishes to the broker")
-    query = select(models.DeadLetter).order_by(models.DeadLetter.id)
+    letter = models.DeadLetter
+    query = select(letter).order_by(letter.id)
     if letter_ids:
-        query = query.where(models.DeadLetter.id.in_(letter_ids))
+        query = query.where(letter.id.in_(letter_ids))
     if meter_ids:
-        query = query.where(models.DeadLetter.meter_id.in_(meter_ids))
+        # A letter for a meter unknown then names no meter; its topic does (`…/meter/kind`).
+        query = query.where(
+            or_(
+                letter.meter_id.in_(meter_ids),
+                *(letter.topic.contains(f"/{m}/", autoescape=True) for m in meter_ids),
+            )
+        )
     if reason:
-        query = query.where(models.DeadLetter.reason.icontains(reason, autoescape=True))
+        query = query.where(letter.reason.icontains(reason, autoescape=True))
     if not again:
-        query = query.where(models.DeadLetter.replayed_at.is_(None))
+        query = query.where(letter.replayed_at.is_(None))
+    limits = vee.Plausibility(
+        future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s)
+    )
     engine = make_engine(settings.database_url)
-    with make_sessionmaker(engine)() as session:
-        # Letters a replay dead-letters again are new rows: not replayed in the same run.
-        newest = session.scalar(select(func.max(models.DeadLetter.id))) or 0
-    query = query.where(models.DeadLetter.id <= newest)
+    sessions = make_sessionmaker(engine)
     bus = CommandBus(settings.mqtt_url, settings.topic_prefix)
-    done = 0
-    failed: CommandBusError | None = None
-    # A page at a time, each committed: a letter the broker acknowledged stays marked even
-    # if a later one fails.
-    last = 0
-    while failed is None:
-        with make_sessionmaker(engine).begin() as session:
-            page = list(session.scalars(query.where(models.DeadLetter.id > last).limit(500)))
-            if not page:
-                break
-            last = page[-1].id
-            for letter in page:
-                try:
-                    done += replay([letter], bus.publish, datetime.now(UTC))
-                except CommandBusError as exc:
-                    failed = exc
+    done = skipped = 0
+    try:
+        with sessions() as session:
+            # Letters a replay dead-letters again are new rows: not replayed in the same run.
+            newest = session.scalar(select(func.max(letter.id))) or 0
+        last = 0
+        while True:
+            with sessions() as session:
+                page = list(
+                    session.scalars(query.where(letter.id > last, letter.id <= newest).limit(500))
+                )
+                if not page:
                     break
-    bus.close()
-    engine.dispose()
-    click.echo(f"replayed {done:,} dead letters")
-    if failed is not None:
-        raise click.ClickException(f"stopped: {failed}")
+                last = page[-1].id
+                for found in page:
+                    why = refusal(found, settings.topic_prefix, limits)
+                    if why is not None:
+                        skipped += 1
+                        click.echo(f"dead letter {found.id} not replayed: {why}", err=True)
+                        continue
+                    try:
+                        done += replay([found], bus.publish, datetime.now(UTC))
+                    except CommandBusError as exc:
+                        raise click.ClickException(
+                            f"stopped after {done:,} replayed: {exc}"
+                        ) from exc
+                    # Each one committed as soon as the broker holds it.
+                    session.commit()
+    finally:
+        bus.close()
+        engine.dispose()
+    click.echo(f"replayed {done:,} dead letters; {skipped:,} not replayable")
 
 
 if __name__ == "__main__":

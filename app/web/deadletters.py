@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.command_bus import CommandBus, CommandBusError
-from app.db import queries
+from app.config import Settings
+from app.db import models, queries
+from app.domain import vee
 from app.domain.access import Role
+from app.ingest.replay import refusal
 from app.ingest.replay import replay as replay_letters
 from app.web.auth import user
 from app.web.db import db
@@ -54,6 +57,7 @@ def index() -> Any:
             abort(400, description="before must be a dead-letter id (a positive integer)")
         before = int(raw_before)
     rows = queries.dead_letters(db(), current.scope, limit=PAGE, before_id=before)
+    may_replay = current.role in REPLAY_ROLES
     letters = [
         {
             "id": d.id,
@@ -65,16 +69,20 @@ def index() -> Any:
             "truncated": len(d.payload) > PAYLOAD_SHOWN,
             "size": len(d.payload),
             "replayed_at": d.replayed_at,
+            "replayable": may_replay and d.replayed_at is None and _refusal(d) is None,
         }
         for d in rows
     ]
     older = letters[-1]["id"] if len(letters) == PAGE else None
-    return render_template(
-        "dead_letters.html",
-        letters=letters,
-        older=older,
-        may_replay=current.role in REPLAY_ROLES,
+    return render_template("dead_letters.html", letters=letters, older=older)
+
+
+def _refusal(letter: models.DeadLetter) -> str | None:
+    settings = cast(Settings, current_app.extensions["wattline"]["settings"])
+    limits = vee.Plausibility(
+        future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s)
     )
+    return refusal(letter, settings.topic_prefix, limits)
 
 
 @bp.post("/<int:letter_id>/replay")
@@ -89,6 +97,9 @@ def replay(letter_id: int) -> Any:
         abort(404, description=f"No dead letter {letter_id} among your meters.")
     if letter.replayed_at is not None:
         abort(409, description=f"Dead letter {letter_id} was replayed at {letter.replayed_at}.")
+    why = _refusal(letter)
+    if why is not None:
+        abort(409, description=f"Dead letter {letter_id} is not replayed: {why}.")
     bus = cast(CommandBus, current_app.extensions["wattline"]["commands"])
     try:
         replay_letters([letter], bus.publish, datetime.now(UTC))
@@ -96,8 +107,8 @@ def replay(letter_id: int) -> Any:
         abort(503, description=f"Dead letter {letter_id} was not replayed: {exc}")
     db().commit()
     flash(
-        f"Dead letter {letter_id} published again on {letter.topic}; the ingest takes it "
-        "like any message (a reason, if it is refused again, appears as a new dead letter).",
+        f"Dead letter {letter_id} published again on {letter.topic}: the broker holds it for "
+        "the ingest, which stores it exactly once.",
         "ok",
     )
     return redirect(url_for("deadletters.index"))

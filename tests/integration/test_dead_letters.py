@@ -13,9 +13,10 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app import create_app
-from app.db import models
+from app.db import models, queries
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
+from app.domain.access import Scope
 from app.ingest.store import Accepted, MeterDirectory, Rejected, write_batch
 from simulator.fleet import Meter
 from tests.factories import T0, make_reading, seed_database
@@ -141,40 +142,97 @@ def _replay(client: FlaskClient, letter_id: int) -> TestResponse:
     return client.post(f"/dead-letters/{letter_id}/replay", data={"csrf_token": csrf_from(page)})
 
 
+def _failed_write(database_url: str) -> int:
+    """Add a dead letter a failed write left for a millbrook meter; return its id."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        meter = session.scalars(
+            select(models.Meter).where(models.Meter.utility_id == "millbrook")
+        ).first()
+        assert meter is not None
+        message = telemetry.IntervalMessage(meter.id, (make_reading(T0),))
+        letter = models.DeadLetter(
+            topic=f"{PREFIX}/millbrook/{meter.id}/interval",
+            payload=telemetry.encode_interval(message),
+            reason="ingest error RuntimeError: simulated",
+            received_at=T0,
+            meter_id=meter.id,
+        )
+        session.add(letter)
+        session.flush()
+        letter_id = letter.id
+    engine.dispose()
+    return letter_id
+
+
 @pytest.mark.parametrize(
     ("email", "status"),
     [
         ("ops@millbrook.example", 403),  # sees dead letters, does not run the feed
         ("rep@northgrid.example", 403),
-        ("manager@northgrid.example", 404),  # the ghost meter's letter names no meter of theirs
+        ("manager@northgrid.example", 503),  # allowed; the broker URL goes nowhere
     ],
 )
 def test_replay_is_for_feed_roles_and_their_own_letters(
     database_url: str, tmp_path: Path, letters: dict[str, str], email: str, status: int
 ) -> None:
-    """Refused before anything is published: the broker URL goes nowhere."""
+    """Roles and tenants are checked before anything is published, and nothing is marked."""
+    failed = _failed_write(database_url)
     app = create_app(make_settings(database_url, tmp_path, mqtt_url="mqtt://127.0.0.1:1"))
     client = app.test_client()
     login(client, email)
-    ghost = 3  # the third letter of the fixture: an unknown meter, vendor staff only
-    assert _replay(client, ghost).status_code == status
+    ghost = 3  # the third letter of the fixture: an unknown meter's, vendor staff only
+    assert _replay(client, ghost).status_code == (403 if status == 403 else 404)
+    assert _replay(client, failed).status_code == status
     html = client.get("/dead-letters/").get_data(as_text=True)
-    assert ("Replay dead letter" in html) == (email == "manager@northgrid.example")
+    # The one replayable letter is the failed write: the fixture's own were refused for
+    # what their payloads hold, and the ghost's is not theirs.
+    assert html.count("Replay dead letter") == (1 if status == 503 else 0)
     assert all(letter.replayed_at is None for letter in _all_letters(database_url))
+    app.extensions["wattline"]["engine"].dispose()
+
+
+def test_a_letter_refused_for_its_payload_is_not_replayed(
+    database_url: str, tmp_path: Path, letters: dict[str, str]
+) -> None:
+    """Bad JSON, a wrong schema, an impossible value: 409 with the reason, nothing published."""
+    app = create_app(make_settings(database_url, tmp_path, mqtt_url="mqtt://127.0.0.1:1"))
+    client = app.test_client()
+    login(client, "admin@wattline.example")
+    for letter_id in (1, 2, 4, 5):  # glpl, millbrook, odd topic, impossible value
+        response = _replay(client, letter_id)
+        assert response.status_code == 409, letter_id
+        assert "not replayed" in response.get_data(as_text=True)
+    assert "Replay dead letter" not in client.get("/dead-letters/").get_data(as_text=True)
     app.extensions["wattline"]["engine"].dispose()
 
 
 def test_replay_without_a_broker_is_503_and_marks_nothing(
     database_url: str, tmp_path: Path, letters: dict[str, str]
 ) -> None:
+    failed = _failed_write(database_url)
     app = create_app(make_settings(database_url, tmp_path, mqtt_url="mqtt://127.0.0.1:1"))
     client = app.test_client()
     login(client, "admin@wattline.example")
-    response = _replay(client, 1)
+    response = _replay(client, failed)
     assert response.status_code == 503
     assert "not replayed" in response.get_data(as_text=True)
     assert all(letter.replayed_at is None for letter in _all_letters(database_url))
     app.extensions["wattline"]["engine"].dispose()
+
+
+def test_one_tenants_letter_is_not_found_for_another(
+    database_url: str, letters: dict[str, str]
+) -> None:
+    failed = _failed_write(database_url)  # a millbrook (northgrid) meter's
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        assert queries.dead_letter(session, Scope(distributor_id="northgrid"), failed)
+        assert queries.dead_letter(session, Scope(utility_id="millbrook"), failed)
+        assert queries.dead_letter(session, Scope(distributor_id="prairiemeter"), failed) is None
+        assert queries.dead_letter(session, Scope(utility_id="glpl"), failed) is None
+        assert queries.dead_letter(session, Scope(distributor_id="northgrid"), 3) is None
+    engine.dispose()
 
 
 def _all_letters(database_url: str) -> list[models.DeadLetter]:
