@@ -288,6 +288,12 @@ def test_rebuild_beside_a_writing_ingest_loses_and_doubles_nothing(database_url:
     }
 
 
+# Partitions and table locks are PostgreSQL's; SQLite has one write lock.
+@pytest.mark.parametrize(
+    "database_url",
+    [pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")],
+    indirect=True,
+)
 def test_a_batch_opening_a_month_beside_a_rebuild_does_not_deadlock(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,8 +305,6 @@ def test_a_batch_opening_a_month_beside_a_rebuild_does_not_deadlock(
     the rollups deadlocked (the batch held the rollups and wanted `readings`, the rebuild
     held `readings` and wanted the rollups); now every partition is made first.
     """
-    if not database_url.startswith("postgresql"):
-        pytest.skip("partitions and table locks are PostgreSQL's; SQLite has one write lock")
     engine, sessions, fleet = fleet_sessions(database_url, 2, seed=5)
     plain_meter, flagged_meter = fleet
     zones = {m.id: zone_for(m.lon) for m in fleet}
