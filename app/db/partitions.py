@@ -96,18 +96,25 @@ class Months:
         """Create the monthly partitions `starts` fall in that do not exist yet; return them."""
         if conn.dialect.name != "postgresql":
             return []
-        if self._known is None:
-            self._monthly = layout(conn) == "monthly"
-            self._known = set(existing(conn)) if self._monthly else set()
+        # One local reference: the ingest's writer threads share this object, and another
+        # writer's `reset` (after its batch failed) may set the attribute to None at any
+        # moment; reading it twice raised AttributeError here and dead-lettered a valid
+        # message (seen in CI: "'NoneType' object has no attribute 'add'").
+        known = self._known
+        if known is None:
+            monthly = layout(conn) == "monthly"
+            known = set(existing(conn)) if monthly else set()
+            self._monthly = monthly
+            self._known = known
         if not self._monthly:
             return []
         wanted = {month_name(s): s for s in starts}
-        missing = [name for name in wanted if name not in self._known]
+        missing = [name for name in wanted if name not in known]
         created = []
         for name in sorted(missing):
             if create_month(conn, wanted[name]):
                 created.append(name)
-            self._known.add(name)
+            known.add(name)
         return created
 
 

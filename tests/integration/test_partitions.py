@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -64,6 +66,45 @@ def test_a_new_month_gets_its_partition_before_its_rows(postgres_url: str) -> No
         )
     engine.dispose()
     assert placement(postgres_url) == {"readings_p202412": 8, "readings_p202501": 8}
+
+
+def test_a_writer_resetting_the_months_never_breaks_another_writers_ensure(
+    postgres_url: str,
+) -> None:
+    """The ingest's writers share one `Months`; one resets it after a failed batch.
+
+    One thread calls `ensure` again and again while another resets the same object; with
+    thread switches forced every microsecond the reset lands between `ensure`'s reads of
+    the known set, which raised AttributeError (or TypeError) and dead-lettered a valid
+    message in CI before `ensure` read the set once.
+    """
+    months = partitions.Months()
+    engine = make_engine(postgres_url)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reset() -> None:
+        while not stop.is_set():
+            months.reset()
+
+    resetter = threading.Thread(target=reset)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        resetter.start()
+        with engine.connect() as conn:
+            for _ in range(300):
+                try:
+                    months.ensure(conn, [datetime(2025, 1, 1, tzinfo=UTC)])
+                except Exception as exc:  # what the writer would have turned into a fault
+                    errors.append(exc)
+                    break
+    finally:
+        stop.set()
+        resetter.join()
+        sys.setswitchinterval(interval)
+        engine.dispose()
+    assert not errors, errors
 
 
 def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
