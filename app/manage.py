@@ -17,8 +17,8 @@ from app.db import migrate as migrations
 from app.db import models
 from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
-from app.domain import vee
 from app.ingest import rollups
+from app.ingest.replay import limits as replay_limits
 from app.ingest.replay import refusal, replay
 from app.ingest.store import MeterDirectory
 from simulator.fleet import build_fleet
@@ -173,9 +173,7 @@ def replay_dead_letters(
         query = query.where(letter.reason.icontains(reason, autoescape=True))
     if not again:
         query = query.where(letter.replayed_at.is_(None))
-    limits = vee.Plausibility(
-        future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s)
-    )
+    rules = replay_limits(settings)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     bus = CommandBus(settings.mqtt_url, settings.topic_prefix)
@@ -194,7 +192,7 @@ def replay_dead_letters(
                     break
                 last = page[-1].id
                 for found in page:
-                    why = refusal(found, settings.topic_prefix, limits)
+                    why = refusal(found, settings.topic_prefix, rules)
                     if why is not None:
                         skipped += 1
                         click.echo(f"dead letter {found.id} not replayed: {why}", err=True)

@@ -139,6 +139,8 @@ def readings_between(
 
 
 LoadRow = tuple[datetime, str, float]
+# (scope, first hour, last hour) of the cached part of the chart.
+LoadKey = tuple[Scope, datetime, datetime]
 # The newest hours of the fleet load chart, always read from the database.
 FRESH_HOURS = 2
 
@@ -155,18 +157,16 @@ class PastLoads:
     def __init__(
         self, ttl: float = 300.0, maxsize: int = 256, timer: Callable[[], float] = time.monotonic
     ) -> None:
-        self._cache: TTLCache[tuple[Scope, datetime, datetime], tuple[LoadRow, ...]] = TTLCache(
-            maxsize, ttl, timer
-        )
+        self._cache: TTLCache[LoadKey, tuple[LoadRow, ...]] = TTLCache(maxsize, ttl, timer)
         # TTLCache is not thread-safe and gunicorn serves with threads.
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Scope, datetime, datetime]) -> tuple[LoadRow, ...] | None:
+    def get(self, key: LoadKey) -> tuple[LoadRow, ...] | None:
         """Return the stored rows for (scope, first hour, last hour), or None."""
         with self._lock:
             return self._cache.get(key)
 
-    def put(self, key: tuple[Scope, datetime, datetime], rows: tuple[LoadRow, ...]) -> None:
+    def put(self, key: LoadKey, rows: tuple[LoadRow, ...]) -> None:
         """Keep `rows` for (scope, first hour, last hour)."""
         with self._lock:
             self._cache[key] = rows

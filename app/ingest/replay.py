@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from app.config import Settings
 from app.db import models
 from app.domain import telemetry, vee
 
@@ -23,6 +24,11 @@ def mendable(reason: str) -> bool:
         or (reason.startswith("meter ") and " belongs to utility " in reason)
         or reason.startswith("ingest error ")
     )
+
+
+def limits(settings: Settings) -> vee.Plausibility:
+    """Return the ingest's plausibility limits as `settings` configure them."""
+    return vee.Plausibility(future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s))
 
 
 def refusal(letter: models.DeadLetter, prefix: str, limits: vee.Plausibility) -> str | None:

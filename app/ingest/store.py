@@ -348,7 +348,8 @@ def write_batch(
     now = max((i.received_at for i in batch), default=None)
     offered = 0
     if rows:
-        # Every month's partition before any rollup is written (the block's are made in
+        # The rows' monthly partitions (PostgreSQL, partitioned layout) before their rows
+        # and before any rollup is written (the block's are made in
         # `_write_block`, before its rollups too): creating one locks `readings` ACCESS
         # EXCLUSIVE, and a batch that held the rollup tables while it waited for that
         # deadlocked with `rebuild-rollups`, which takes `readings` and then the rollups.
@@ -409,8 +410,7 @@ def _write_readings(
 
     `hours` are the rows' hourly rollups if the caller has them (else by_hour makes them).
     """
-    # The month's partition (PostgreSQL, partitioned layout) must exist before its rows.
-    meters.months.ensure(session.connection(), set(map(_START, rows)))
+    # The rows' monthly partitions exist already: `write_batch` makes them before anything.
     # Fast path: a stream of new readings (the normal case) is one COPY, and its rollups
     # are the batch's own sums added to the stored buckets; nothing is read back.
     postgres = session.get_bind().dialect.name == "postgresql"

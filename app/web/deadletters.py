@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -11,8 +12,8 @@ from flask_login import current_user, login_required
 from app.command_bus import CommandBus, CommandBusError
 from app.config import Settings
 from app.db import models, queries
-from app.domain import vee
 from app.domain.access import Role
+from app.ingest.replay import limits as replay_limits
 from app.ingest.replay import refusal
 from app.ingest.replay import replay as replay_letters
 from app.web.auth import user
@@ -58,6 +59,7 @@ def index() -> Any:
         before = int(raw_before)
     rows = queries.dead_letters(db(), current.scope, limit=PAGE, before_id=before)
     may_replay = current.role in REPLAY_ROLES
+    refused = _refuser()
     letters = [
         {
             "id": d.id,
@@ -69,7 +71,7 @@ def index() -> Any:
             "truncated": len(d.payload) > PAYLOAD_SHOWN,
             "size": len(d.payload),
             "replayed_at": d.replayed_at,
-            "replayable": may_replay and d.replayed_at is None and _refusal(d) is None,
+            "replayable": may_replay and d.replayed_at is None and refused(d) is None,
         }
         for d in rows
     ]
@@ -77,12 +79,11 @@ def index() -> Any:
     return render_template("dead_letters.html", letters=letters, older=older)
 
 
-def _refusal(letter: models.DeadLetter) -> str | None:
+def _refuser() -> Callable[[models.DeadLetter], str | None]:
+    """Return the replay rule under this portal's settings (built once per request)."""
     settings = cast(Settings, current_app.extensions["wattline"]["settings"])
-    limits = vee.Plausibility(
-        future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s)
-    )
-    return refusal(letter, settings.topic_prefix, limits)
+    rules = replay_limits(settings)
+    return lambda letter: refusal(letter, settings.topic_prefix, rules)
 
 
 @bp.post("/<int:letter_id>/replay")
@@ -97,7 +98,7 @@ def replay(letter_id: int) -> Any:
         abort(404, description=f"No dead letter {letter_id} among your meters.")
     if letter.replayed_at is not None:
         abort(409, description=f"Dead letter {letter_id} was replayed at {letter.replayed_at}.")
-    why = _refusal(letter)
+    why = _refuser()(letter)
     if why is not None:
         abort(409, description=f"Dead letter {letter_id} is not replayed: {why}.")
     bus = cast(CommandBus, current_app.extensions["wattline"]["commands"])
