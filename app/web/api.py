@@ -82,6 +82,7 @@ def health() -> Any:
         status=status,
         meters=found.meters,
         readings=found.readings,
+        readings_exact=found.readings_exact,
         dead_letters=found.dead_letters,
         broker_connected=found.broker_connected,
         ingest_seen_at=telemetry.format_time(found.ingest_seen_at)

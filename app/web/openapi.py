@@ -428,6 +428,7 @@ def _schemas() -> JsonObject:
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "meters": INTEGER,
                 "readings": INTEGER,
+                "readings_exact": BOOLEAN,
                 "dead_letters": INTEGER,
                 "broker_connected": BOOLEAN,
                 "ingest_seen_at": MAYBE_TIME,
@@ -639,7 +640,14 @@ def _paths() -> JsonObject:
                 "health",
                 "Liveness and counts (no login, no tenant data)",
                 "system",
-                {"200": ok("Liveness; status is degraded when the broker is gone", ref("Health"))},
+                {
+                    "200": ok(
+                        "Liveness; status is degraded when the broker is gone. On PostgreSQL "
+                        "`readings` comes from the planner's statistics (`readings_exact` "
+                        "false) once the partitions are analysed: no full count per probe",
+                        ref("Health"),
+                    )
+                },
                 public=True,
             )
         },
