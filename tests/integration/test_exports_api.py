@@ -17,6 +17,7 @@ from sqlalchemy import delete
 from app import create_app
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
 from app.exports import greenbutton
 from app.ingest.estimation import run_vee
 from simulator.fleet import Meter
@@ -218,3 +219,38 @@ def test_rollups_sum_the_intervals_without_scanning_them(app: Flask, fleet: list
     assert len(daily) == 2
     assert sum(d["intervals"] for d in daily) == 96
     assert sum(d["kwh"] for d in daily) == pytest.approx(sum(r["kwh"] for r in readings))
+
+
+def test_every_api_format_shows_the_same_vee_quality(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    """After VEE, JSON, CSV and Green Button carry the same quality for every interval."""
+    own, _ = own_and_other(fleet)
+    gap = T0 + timedelta(hours=2)
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(
+            delete(models.Reading).where(
+                models.Reading.meter_id == own.id, models.Reading.start == gap
+            )
+        )
+        run_vee(session, own.id, T0, T0 + timedelta(days=1), now=T0 + timedelta(days=2))
+    engine.dispose()
+    client = app.test_client()
+    headers = bearer(client, "rep@prairiemeter.example")
+    url = f"/api/v1/meters/{own.id}"
+
+    body = client.get(f"{url}/readings", headers=headers, query_string=DAY).get_json()
+    as_json = {r["start"]: r["quality"] for r in body["readings"]}
+    text = client.get(
+        f"{url}/readings", headers=headers, query_string={**DAY, "format": "csv"}
+    ).get_data(as_text=True)
+    as_csv = {r["start_utc"]: r["quality"] for r in csv.DictReader(io.StringIO(text))}
+    feed = client.get(f"{url}/greenbutton", headers=headers, query_string=DAY).get_data()
+    (reading,) = greenbutton.read_feed(feed)
+    as_feed = {telemetry.format_time(i.start): i.quality for i in reading.intervals}
+
+    assert as_json["2026-03-02T02:00:00Z"] == "estimated-linear"
+    assert len(as_json) == 96
+    assert as_csv == as_json
+    assert as_feed == as_json

@@ -160,6 +160,12 @@ def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
             ),
             "demand_kw",
         ),
+        (
+            # Seven minutes past the quarter hour: off the 15-minute grid.
+            topic(topic_prefix, meter),
+            interval_payload(meter, [T0]).replace(b"T00:00:00Z", b"T00:07:00Z"),
+            "not on the 15-minute grid",
+        ),
     ]
     for t, payload, _ in bad:
         publisher(t, payload)

@@ -143,3 +143,17 @@ def test_importer_does_not_resolve_external_entities(tmp_path: Path) -> None:
     except greenbutton.GreenButtonError:
         return  # refusing is fine too
     assert "99999" not in str(reading.intervals[0].kwh)
+
+
+# The official files this repository was given, beside its checkout (../shared/standards).
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "standards" / "greenbutton"
+
+
+@pytest.mark.parametrize(
+    "name", ["atom.xsd", "espi.xsd", "greenbutton.xsd", "xml.xsd", "test_usage_data.xml"]
+)
+def test_the_schema_copies_are_the_official_files(name: str) -> None:
+    """tests/data holds byte-identical copies of the official schemas and sample feed."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is not beside this checkout: nothing to compare the copies with")
+    assert (DATA / name).read_bytes() == (SHARED / name).read_bytes()
