@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -10,10 +11,14 @@ from sqlalchemy import delete, func, select, update
 
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry
 from app.ingest.__main__ import main
-from tests.factories import T0, seed_database
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from simulator.fleet import Meter
+from tests.factories import T0, fleet_sessions, make_reading, seed_database
 
 STEP = timedelta(minutes=15)
+HOUR = 4 * STEP
 
 
 def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
@@ -131,3 +136,72 @@ def test_edit_command_flags_edited_audits_and_survives_a_vee_rerun(database_url:
     )
     assert unknown.exit_code == 2
     assert "unknown meter" in unknown.output
+
+
+def hour_message(
+    meter: Meter,
+    hour: int,
+    kwh: list[float],
+    register_kwh: float | None,
+    *,
+    flags: frozenset[str] = frozenset(),
+    received_at: datetime | None = None,
+) -> Accepted:
+    """Return the `hour`-th hour (from T0) as one message, with the register after it."""
+    start = T0 + hour * HOUR
+    readings = tuple(
+        make_reading(s, kwh=k, demand_kw=4 * k, flags=flags)
+        for s, k in zip(telemetry.interval_range(start, len(kwh)), kwh, strict=True)
+    )
+    end = start + len(kwh) * STEP
+    register = None if register_kwh is None else telemetry.Register(end, register_kwh, 50.0)
+    return Accepted(
+        telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "interval"),
+        telemetry.IntervalMessage(meter.id, readings, register=register),
+        b"",
+        received_at or T0 + timedelta(days=2),
+    )
+
+
+def stored_registers(database_url: str) -> list[tuple[str, datetime, float, float]]:
+    """Return every stored register read as (meter, at, kWh, kVArh), in order."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = session.execute(
+            select(
+                models.RegisterRead.meter_id,
+                models.RegisterRead.at,
+                models.RegisterRead.kwh,
+                models.RegisterRead.kvarh,
+            ).order_by(models.RegisterRead.meter_id, models.RegisterRead.at)
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_register_reads_are_stored_once_and_only_from_accepted_messages(
+    database_url: str,
+) -> None:
+    engine, sessions, (a, b, c) = fleet_sessions(database_url, 3, 7)
+    first = hour_message(a, 0, [10.0] * 4, 1040.0)
+    flagged = hour_message(b, 0, [10.0] * 4, 2040.0, flags=frozenset({"backfill"}))
+    bare = hour_message(c, 0, [10.0] * 4, None)
+    # Impossible (received a day before its readings): dead-lettered, register and all.
+    early = hour_message(c, 4, [10.0] * 4, 3200.0, received_at=T0 - timedelta(days=1))
+    unknown = hour_message(a, 1, [10.0] * 4, 1080.0)
+    unknown = unknown._replace(topic=replace(unknown.topic, meter_id="nosuch"))
+    # A copy with another register value at the same instant, in the batch and in a later
+    # one: the first copy stays, as for readings.
+    copy = hour_message(a, 0, [10.0] * 4, 7777.0)
+    with sessions.begin() as session:
+        result = write_batch(
+            session, [first, copy, flagged, bare, early, unknown], MeterDirectory()
+        )
+    assert result.dead_letters == 2
+    again = hour_message(a, 0, [10.0] * 4, 9999.0)
+    with sessions.begin() as session:
+        write_batch(session, [again, flagged], MeterDirectory())
+    engine.dispose()
+    assert stored_registers(database_url) == sorted(
+        [(a.id, T0 + HOUR, 1040.0, 50.0), (b.id, T0 + HOUR, 2040.0, 50.0)]
+    )
