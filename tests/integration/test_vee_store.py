@@ -11,8 +11,9 @@ from sqlalchemy import delete, func, select, update
 
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
-from app.domain import telemetry
+from app.domain import telemetry, vee
 from app.ingest.__main__ import main
+from app.ingest.estimation import run_vee
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter
 from tests.factories import T0, fleet_sessions, make_reading, seed_database
@@ -64,7 +65,8 @@ def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
     assert T0 + 40 * STEP not in rows
 
     # A rerun with a longer linear limit re-estimates nothing that is already estimated the
-    # same way, and fills the long gap; changed estimates would be audited.
+    # same way, and fills the long gap; changed estimates would be audited. The audit holds
+    # the first run's flag alone: the spike, valid to questionable, same kWh.
     again = runner.invoke(
         main,
         [*args, "--start", "2026-03-02", "--end", "2026-03-03", "--max-linear-gap", "4"],
@@ -72,7 +74,10 @@ def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
     assert again.exit_code == 0, again.output
     assert "16 linear" in again.output
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(models.ReadingAudit)) == 0
+        audit = session.scalars(select(models.ReadingAudit)).all()
+        assert [
+            (a.start, a.source, a.old_quality, a.new_quality, a.old_kwh, a.new_kwh) for a in audit
+        ] == [(T0 + 60 * STEP, "vee", "valid", "questionable", 400.0, 400.0)]
         filled = session.scalar(
             select(func.count())
             .select_from(models.Reading)
@@ -205,3 +210,85 @@ def test_register_reads_are_stored_once_and_only_from_accepted_messages(
     assert stored_registers(database_url) == sorted(
         [(a.id, T0 + HOUR, 1040.0, 50.0), (b.id, T0 + HOUR, 2040.0, 50.0)]
     )
+
+
+def _store_day(database_url: str, meter: Meter, *, jump_after: int | None = None) -> None:
+    """Store one day of hourly messages with registers; from `jump_after` on, +5 kWh."""
+    engine = make_engine(database_url)
+    register = 1000.0
+    batch = []
+    # Hour -1 (the day before) brings the register read at T0 that opens the first span.
+    for hour in range(-1, 24):
+        kwh = [10.0 + (hour * 4 + k) % 7 for k in range(4)]
+        register += sum(kwh)
+        extra = 5.0 if jump_after is not None and hour >= jump_after else 0.0
+        batch.append(hour_message(meter, hour, kwh, register + extra))
+    with make_sessionmaker(engine).begin() as session:
+        write_batch(session, batch, MeterDirectory())
+    engine.dispose()
+
+
+def test_vee_sum_check_runs_on_stored_register_reads_and_audits_its_flags(
+    database_url: str,
+) -> None:
+    engine, sessions, fleet = fleet_sessions(database_url, 2, 7)
+    good, bad = fleet[0].id, fleet[1].id
+    _store_day(database_url, fleet[0])
+    # The register moved 5 kWh more than the intervals in hour 10 (10:00-11:00).
+    _store_day(database_url, fleet[1], jump_after=10)
+    now = T0 + timedelta(days=2)
+    with sessions.begin() as session:
+        clean = run_vee(session, good, T0, T0 + timedelta(days=1), now=now)
+        found = run_vee(session, bad, T0, T0 + timedelta(days=1), now=now)
+    assert dict(clean.findings) == {}
+    assert clean.flagged == 0
+    assert dict(found.findings) == {"sum_check": 1}
+    assert found.flagged == 4
+    span = [T0 + 10 * HOUR + k * STEP for k in range(4)]
+    with sessions() as session:
+        questionable = session.scalars(
+            select(models.Reading.start)
+            .where(models.Reading.quality == vee.QUESTIONABLE)
+            .order_by(models.Reading.meter_id, models.Reading.start)
+        ).all()
+        audit = session.scalars(
+            select(models.ReadingAudit).order_by(models.ReadingAudit.start)
+        ).all()
+        hour = session.get(models.HourlyRollup, (bad, T0 + 10 * HOUR))
+    engine.dispose()
+    assert questionable == span
+    assert [(a.meter_id, a.start, a.source, a.changed_at) for a in audit] == [
+        (bad, s, "vee", now) for s in span
+    ]
+    assert {(a.old_quality, a.new_quality) for a in audit} == {("valid", "questionable")}
+    assert [a.old_kwh for a in audit] == [a.new_kwh for a in audit] == [15.0, 16.0, 10.0, 11.0]
+    assert hour is not None
+    assert (hour.valid, hour.questionable) == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("status", "zero_findings"), [("online", 4), ("unknown", 4), ("offline", 0)]
+)
+def test_an_offline_meter_is_not_active_for_the_zero_consumption_rule(
+    database_url: str, status: str, zero_findings: int
+) -> None:
+    engine, sessions, (meter,) = fleet_sessions(database_url, 1, 7)
+    with sessions.begin() as session:
+        write_batch(
+            session,
+            [hour_message(meter, h, [0.0] * 4 if h == 1 else [10.0] * 4, None) for h in range(3)],
+            MeterDirectory(),
+        )
+        session.execute(
+            update(models.Meter).where(models.Meter.id == meter.id).values(status=status)
+        )
+    window = (T0, T0 + 3 * HOUR)
+    now = T0 + timedelta(days=2)
+    with sessions() as session:
+        summary = run_vee(session, meter.id, *window, now=now)
+        # The caller's word wins over the status.
+        forced = run_vee(session, meter.id, *window, now=now, active=True)
+    engine.dispose()
+    assert summary.findings["zero_consumption"] == zero_findings
+    assert summary.flagged == zero_findings
+    assert forced.findings["zero_consumption"] == 4
