@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
+from app.ingest import __main__ as ingest_cli
 from app.ingest.__main__ import main
 from app.ingest.estimation import run_vee
 from app.ingest.store import Accepted, MeterDirectory, write_batch
@@ -292,3 +294,47 @@ def test_an_offline_meter_is_not_active_for_the_zero_consumption_rule(
     assert summary.findings["zero_consumption"] == zero_findings
     assert summary.flagged == zero_findings
     assert forced.findings["zero_consumption"] == 4
+
+
+def test_vee_command_passes_every_threshold_to_vee_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[vee.VeeConfig] = []
+    monkeypatch.setattr(ingest_cli, "_run_vee", lambda *args: seen.append(args[-1]))
+    url = f"sqlite:///{tmp_path / 'unused.db'}"
+    runner = CliRunner()
+    args = ["--database-url", url, "vee", "--start", "2026-03-02", "--end", "2026-03-03"]
+    assert runner.invoke(main, args).exit_code == 0
+    changed = [
+        *("--spike-ratio", "6", "--spike-window", "12", "--spike-min-kwh", "2"),
+        *("--zero-run-intervals", "8", "--sum-tolerance-ratio", "0.02"),
+        *("--demand-tolerance-kw", "0.3", "--demand-tolerance-ratio", "0.1"),
+        *("--clock-tolerance", "10", "--reference-days", "2", "--reference-lookback-days", "14"),
+    ]
+    result = runner.invoke(main, [*args, *changed], env={"VEE_SUM_TOLERANCE_KWH": "1.5"})
+    assert result.exit_code == 0, result.output
+    assert seen == [
+        vee.VeeConfig(),
+        vee.VeeConfig(
+            spike_ratio=6.0,
+            spike_window=12,
+            spike_min_kwh=2.0,
+            zero_run_intervals=8,
+            sum_tolerance_kwh=1.5,
+            sum_tolerance_ratio=0.02,
+            demand_tolerance_kw=0.3,
+            demand_tolerance_ratio=0.1,
+            clock_tolerance=timedelta(minutes=10),
+            reference_days=2,
+            reference_lookback_days=14,
+        ),
+    ]
+    # Each option checks its own range; VeeConfig checks the two that depend on each other.
+    for bad, name in (
+        (["--spike-ratio", "1"], "--spike-ratio"),
+        (["--reference-days", "9", "--reference-lookback-days", "5"], "reference_lookback_days"),
+    ):
+        refused = runner.invoke(main, [*args, *bad])
+        assert refused.exit_code == 2
+        assert name in refused.output
+    assert len(seen) == 2
