@@ -135,6 +135,20 @@ class Reading(Base):
     received_at: Mapped[datetime]
 
 
+class RegisterRead(Base):
+    """A cumulative register read an interval message carried; (meter_id, at) is the key."""
+
+    __tablename__ = "register_reads"
+
+    # No foreign key to meters, for the reason given on Reading: the ingest writes one row
+    # a message, for meters it looked up.
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    kwh: Mapped[float] = mapped_column(Float)
+    kvarh: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime]
+
+
 class Event(Base):
     """A meter event; (meter_id, event_id) makes redelivery harmless."""
 

@@ -40,6 +40,11 @@ POWER_FAIL: Final = "power_fail"
 # Flags meaning the meter itself distrusts the interval.
 DOUBTFUL_FLAGS: Final = frozenset({"power_fail", "partial", "clock_adjusted"})
 
+# Meter states (`meters.status`: a status message's "online" / "offline", or "unknown" before
+# the first) that say the meter is not active, so a run of zeros from it is expected rather
+# than suspicious. "unknown" counts as active: a zero run is better checked than missed.
+INACTIVE_STATES: Final = frozenset({"offline"})
+
 Rule = Literal[
     "gap",
     "high_demand",
@@ -155,6 +160,11 @@ def grid(start: datetime, end: datetime) -> list[datetime]:
 
 
 # ---------------------------------------------------------------- validation
+
+
+def is_active(status: str | None) -> bool:
+    """Return True if a meter in this state counts as active for the zero-consumption rule."""
+    return status not in INACTIVE_STATES
 
 
 def find_gaps(

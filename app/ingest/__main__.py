@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy import select
@@ -114,37 +116,98 @@ def _time(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
         raise click.BadParameter(f"{value!r} is not a date or RFC 3339 time ({exc})") from None
 
 
+_F = TypeVar("_F", bound=Callable[..., object])
+_VEE_DEFAULTS = vee.VeeConfig()
+# The other VeeConfig thresholds as `vee` options named after their fields (timedeltas in
+# minutes), each with a VEE_<FIELD> environment variable; defaults come from VeeConfig.
+_VEE_THRESHOLDS: tuple[tuple[str, click.ParamType[Any, Any], str], ...] = (
+    ("spike_ratio", click.FloatRange(min=1, min_open=True), "spike: times the nearby median"),
+    ("spike_window", click.IntRange(min=2), "spike: intervals around one for the median"),
+    ("spike_min_kwh", click.FloatRange(min=0), "spike: the least kWh that can be one"),
+    ("zero_run_intervals", click.IntRange(min=1), "zeros in a row on an active meter"),
+    ("sum_tolerance_kwh", click.FloatRange(min=0), "sum check: allowed kWh difference"),
+    ("sum_tolerance_ratio", click.FloatRange(min=0), "sum check: or this share of the delta"),
+    ("demand_tolerance_kw", click.FloatRange(min=0), "kW vs kWh x 4: allowed difference"),
+    ("demand_tolerance_ratio", click.FloatRange(min=0), "kW vs kWh x 4: or this share"),
+    ("clock_tolerance", click.FloatRange(min=0), "minutes an interval may end after now"),
+    ("reference_days", click.IntRange(min=1), "reference days averaged"),
+    ("reference_lookback_days", click.IntRange(min=1), "days back to find them in"),
+)
+
+
+def _vee_threshold_options(command: _F) -> _F:
+    for name, kind, text in reversed(_VEE_THRESHOLDS):
+        default = getattr(_VEE_DEFAULTS, name)
+        minutes = isinstance(default, timedelta)
+        command = click.option(
+            f"--{name.replace('_', '-')}",
+            envvar=f"VEE_{name.upper()}{'_MIN' if minutes else ''}",
+            type=kind,
+            default=default.total_seconds() / 60 if minutes else default,
+            show_default=True,
+            help=text,
+        )(command)
+    return command
+
+
 @main.command("vee")
 @click.option("--meter", "meter_ids", multiple=True, help="meter id (repeatable); default: all")
 @click.option("--start", required=True, callback=_time, help="YYYY-MM-DD or RFC 3339 (UTC)")
 @click.option("--end", required=True, callback=_time, help="exclusive; YYYY-MM-DD or RFC 3339")
 @click.option(
     "--max-linear-gap",
+    envvar="VEE_MAX_LINEAR_GAP_H",
     type=click.FloatRange(min=0),
     default=2.0,
     show_default=True,
     help="hours: longer gaps use reference days",
 )
-@click.option("--high-demand-kw", type=float, default=None, help="questionable above this")
-@click.option("--low-demand-kw", type=float, default=None, help="questionable below this")
+@click.option(
+    "--high-demand-kw",
+    envvar="VEE_HIGH_DEMAND_KW",
+    type=float,
+    default=None,
+    help="questionable above this",
+)
+@click.option(
+    "--low-demand-kw",
+    envvar="VEE_LOW_DEMAND_KW",
+    type=float,
+    default=None,
+    help="questionable below this",
+)
+@_vee_threshold_options
 @click.pass_obj
 def vee_command(
     database_url: str,
+    /,
     meter_ids: tuple[str, ...],
     start: datetime,
     end: datetime,
     max_linear_gap: float,
     high_demand_kw: float | None,
     low_demand_kw: float | None,
+    **thresholds: float,
 ) -> None:
     """Validate and estimate stored readings of meters over [start, end)."""
     if end <= start:
         raise click.BadParameter("end must be after start", param_hint="--end")
-    config = vee.VeeConfig(
-        max_linear_gap=timedelta(hours=max_linear_gap),
-        high_demand_kw=high_demand_kw,
-        low_demand_kw=low_demand_kw,
-    )
+    values: dict[str, Any] = {
+        name: timedelta(minutes=value)
+        if isinstance(getattr(_VEE_DEFAULTS, name), timedelta)
+        else value
+        for name, value in thresholds.items()
+    }
+    try:
+        config = vee.VeeConfig(
+            max_linear_gap=timedelta(hours=max_linear_gap),
+            high_demand_kw=high_demand_kw,
+            low_demand_kw=low_demand_kw,
+            **values,
+        )
+    except ValueError as exc:
+        # Limits that hold between options (reference days within the lookback).
+        raise click.UsageError(str(exc)) from None
     engine = make_engine(database_url)
     try:
         _run_vee(make_sessionmaker(engine), meter_ids, start, end, config)

@@ -42,10 +42,17 @@ def run_vee(
     now: datetime,
     config: vee.VeeConfig | None = None,
     tz: tzinfo = UTC,
-    active: bool = True,
+    active: bool | None = None,
 ) -> VeeSummary:
-    """Validate and estimate one meter's [start, end) in the caller's transaction."""
+    """Validate and estimate one meter's [start, end) in the caller's transaction.
+
+    `active` None: decided by the meter's stored status (`vee.is_active`).
+    """
     cfg = config or vee.VeeConfig()
+    if active is None:
+        # The latest status, not the status during [start, end): no history of it is kept.
+        status = session.scalar(select(models.Meter.status).where(models.Meter.id == meter_id))
+        active = vee.is_active(status)
     history_from = start - timedelta(days=cfg.reference_lookback_days + 1)
     rows = session.scalars(
         select(models.Reading)
@@ -58,11 +65,34 @@ def run_vee(
     ).all()
     # Stored estimates count as missing: a rerun recomputes them from the actuals known now.
     intervals = [interval_from_row(r) for r in rows if r.quality not in vee.ESTIMATED]
-    result = vee.run(intervals, start, end, now=now, config=cfg, active=active, tz=tz)
+    # Reads in [start, end] only: the sum check judges the intervals of [start, end), so a
+    # pair of reads needs both ends inside to cover any of them completely.
+    registers = [
+        vee.RegisterRead(at, kwh)
+        for at, kwh in session.execute(
+            select(models.RegisterRead.at, models.RegisterRead.kwh)
+            .where(
+                models.RegisterRead.meter_id == meter_id,
+                models.RegisterRead.at >= start,
+                models.RegisterRead.at <= end,
+            )
+            .order_by(models.RegisterRead.at)
+        )
+    ]
+    result = vee.run(
+        intervals,
+        start,
+        end,
+        now=now,
+        config=cfg,
+        registers=registers,
+        active=active,
+        tz=tz,
+    )
     summary = VeeSummary(meter_id, findings=Counter(f.rule for f in result.findings))
 
     if result.questionable:
-        session.execute(
+        flagged = session.execute(
             update(models.Reading)
             .where(
                 models.Reading.meter_id == meter_id,
@@ -70,8 +100,21 @@ def run_vee(
                 models.Reading.quality == vee.VALID,
             )
             .values(quality=vee.QUESTIONABLE)
-        )
-        summary.flagged = len(result.questionable)
+            .returning(models.Reading.start, models.Reading.kwh, models.Reading.demand_kw)
+        ).all()
+        # The audit keeps every change of a stored value, a quality flag's too.
+        was: dict[tuple[str, datetime], tuple[float, float, str]] = {
+            (meter_id, at): (kwh, kw, vee.VALID) for at, kwh, kw in flagged
+        }
+        flagged_as = {
+            key: {"kwh": kwh, "demand_kw": kw, "quality": vee.QUESTIONABLE}
+            for key, (kwh, kw, _) in was.items()
+        }
+        if was:
+            session.connection().execute(
+                insert(models.ReadingAudit), audit_rows(was, flagged_as, "vee", now)
+            )
+        summary.flagged = len(flagged)
 
     if result.estimates:
         new: dict[tuple[str, datetime], dict[str, Any]] = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -10,10 +12,16 @@ from sqlalchemy import delete, func, select, update
 
 from app.db import models
 from app.db.session import make_engine, make_sessionmaker
+from app.domain import telemetry, vee
+from app.ingest import __main__ as ingest_cli
 from app.ingest.__main__ import main
-from tests.factories import T0, seed_database
+from app.ingest.estimation import run_vee
+from app.ingest.store import Accepted, MeterDirectory, write_batch
+from simulator.fleet import Meter
+from tests.factories import T0, fleet_sessions, make_reading, seed_database
 
 STEP = timedelta(minutes=15)
+HOUR = 4 * STEP
 
 
 def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
@@ -59,7 +67,8 @@ def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
     assert T0 + 40 * STEP not in rows
 
     # A rerun with a longer linear limit re-estimates nothing that is already estimated the
-    # same way, and fills the long gap; changed estimates would be audited.
+    # same way, and fills the long gap; changed estimates would be audited. The audit holds
+    # the first run's flag alone: the spike, valid to questionable, same kWh.
     again = runner.invoke(
         main,
         [*args, "--start", "2026-03-02", "--end", "2026-03-03", "--max-linear-gap", "4"],
@@ -67,7 +76,10 @@ def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
     assert again.exit_code == 0, again.output
     assert "16 linear" in again.output
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(models.ReadingAudit)) == 0
+        audit = session.scalars(select(models.ReadingAudit)).all()
+        assert [
+            (a.start, a.source, a.old_quality, a.new_quality, a.old_kwh, a.new_kwh) for a in audit
+        ] == [(T0 + 60 * STEP, "vee", "valid", "questionable", 400.0, 400.0)]
         filled = session.scalar(
             select(func.count())
             .select_from(models.Reading)
@@ -131,3 +143,198 @@ def test_edit_command_flags_edited_audits_and_survives_a_vee_rerun(database_url:
     )
     assert unknown.exit_code == 2
     assert "unknown meter" in unknown.output
+
+
+def hour_message(
+    meter: Meter,
+    hour: int,
+    kwh: list[float],
+    register_kwh: float | None,
+    *,
+    flags: frozenset[str] = frozenset(),
+    received_at: datetime | None = None,
+) -> Accepted:
+    """Return the `hour`-th hour (from T0) as one message, with the register after it."""
+    start = T0 + hour * HOUR
+    readings = tuple(
+        make_reading(s, kwh=k, demand_kw=4 * k, flags=flags)
+        for s, k in zip(telemetry.interval_range(start, len(kwh)), kwh, strict=True)
+    )
+    end = start + len(kwh) * STEP
+    register = None if register_kwh is None else telemetry.Register(end, register_kwh, 50.0)
+    return Accepted(
+        telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "interval"),
+        telemetry.IntervalMessage(meter.id, readings, register=register),
+        b"",
+        received_at or T0 + timedelta(days=2),
+    )
+
+
+def stored_registers(database_url: str) -> list[tuple[str, datetime, float, float]]:
+    """Return every stored register read as (meter, at, kWh, kVArh), in order."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = session.execute(
+            select(
+                models.RegisterRead.meter_id,
+                models.RegisterRead.at,
+                models.RegisterRead.kwh,
+                models.RegisterRead.kvarh,
+            ).order_by(models.RegisterRead.meter_id, models.RegisterRead.at)
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_register_reads_are_stored_once_and_only_from_accepted_messages(
+    database_url: str,
+) -> None:
+    engine, sessions, (a, b, c) = fleet_sessions(database_url, 3, 7)
+    first = hour_message(a, 0, [10.0] * 4, 1040.0)
+    flagged = hour_message(b, 0, [10.0] * 4, 2040.0, flags=frozenset({"backfill"}))
+    bare = hour_message(c, 0, [10.0] * 4, None)
+    # Impossible (received a day before its readings): dead-lettered, register and all.
+    early = hour_message(c, 4, [10.0] * 4, 3200.0, received_at=T0 - timedelta(days=1))
+    unknown = hour_message(a, 1, [10.0] * 4, 1080.0)
+    unknown = unknown._replace(topic=replace(unknown.topic, meter_id="nosuch"))
+    # A copy with another register value at the same instant, in the batch and in a later
+    # one: the first copy stays, as for readings.
+    copy = hour_message(a, 0, [10.0] * 4, 7777.0)
+    with sessions.begin() as session:
+        result = write_batch(
+            session, [first, copy, flagged, bare, early, unknown], MeterDirectory()
+        )
+    assert result.dead_letters == 2
+    again = hour_message(a, 0, [10.0] * 4, 9999.0)
+    with sessions.begin() as session:
+        write_batch(session, [again, flagged], MeterDirectory())
+    engine.dispose()
+    assert stored_registers(database_url) == sorted(
+        [(a.id, T0 + HOUR, 1040.0, 50.0), (b.id, T0 + HOUR, 2040.0, 50.0)]
+    )
+
+
+def _store_day(database_url: str, meter: Meter, *, jump_after: int | None = None) -> None:
+    """Store one day of hourly messages with registers; from `jump_after` on, +5 kWh."""
+    engine = make_engine(database_url)
+    register = 1000.0
+    batch = []
+    # Hour -1 (the day before) brings the register read at T0 that opens the first span.
+    for hour in range(-1, 24):
+        kwh = [10.0 + (hour * 4 + k) % 7 for k in range(4)]
+        register += sum(kwh)
+        extra = 5.0 if jump_after is not None and hour >= jump_after else 0.0
+        batch.append(hour_message(meter, hour, kwh, register + extra))
+    with make_sessionmaker(engine).begin() as session:
+        write_batch(session, batch, MeterDirectory())
+    engine.dispose()
+
+
+def test_vee_sum_check_runs_on_stored_register_reads_and_audits_its_flags(
+    database_url: str,
+) -> None:
+    engine, sessions, fleet = fleet_sessions(database_url, 2, 7)
+    good, bad = fleet[0].id, fleet[1].id
+    _store_day(database_url, fleet[0])
+    # The register moved 5 kWh more than the intervals in hour 10 (10:00-11:00).
+    _store_day(database_url, fleet[1], jump_after=10)
+    now = T0 + timedelta(days=2)
+    with sessions.begin() as session:
+        clean = run_vee(session, good, T0, T0 + timedelta(days=1), now=now)
+        found = run_vee(session, bad, T0, T0 + timedelta(days=1), now=now)
+    assert dict(clean.findings) == {}
+    assert clean.flagged == 0
+    assert dict(found.findings) == {"sum_check": 1}
+    assert found.flagged == 4
+    span = [T0 + 10 * HOUR + k * STEP for k in range(4)]
+    with sessions() as session:
+        questionable = session.scalars(
+            select(models.Reading.start)
+            .where(models.Reading.quality == vee.QUESTIONABLE)
+            .order_by(models.Reading.meter_id, models.Reading.start)
+        ).all()
+        audit = session.scalars(
+            select(models.ReadingAudit).order_by(models.ReadingAudit.start)
+        ).all()
+        hour = session.get(models.HourlyRollup, (bad, T0 + 10 * HOUR))
+    engine.dispose()
+    assert questionable == span
+    assert [(a.meter_id, a.start, a.source, a.changed_at) for a in audit] == [
+        (bad, s, "vee", now) for s in span
+    ]
+    assert {(a.old_quality, a.new_quality) for a in audit} == {("valid", "questionable")}
+    assert [a.old_kwh for a in audit] == [a.new_kwh for a in audit] == [15.0, 16.0, 10.0, 11.0]
+    assert hour is not None
+    assert (hour.valid, hour.questionable) == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("status", "zero_findings"), [("online", 4), ("unknown", 4), ("offline", 0)]
+)
+def test_an_offline_meter_is_not_active_for_the_zero_consumption_rule(
+    database_url: str, status: str, zero_findings: int
+) -> None:
+    engine, sessions, (meter,) = fleet_sessions(database_url, 1, 7)
+    with sessions.begin() as session:
+        write_batch(
+            session,
+            [hour_message(meter, h, [0.0] * 4 if h == 1 else [10.0] * 4, None) for h in range(3)],
+            MeterDirectory(),
+        )
+        session.execute(
+            update(models.Meter).where(models.Meter.id == meter.id).values(status=status)
+        )
+    window = (T0, T0 + 3 * HOUR)
+    now = T0 + timedelta(days=2)
+    with sessions() as session:
+        summary = run_vee(session, meter.id, *window, now=now)
+        # The caller's word wins over the status.
+        forced = run_vee(session, meter.id, *window, now=now, active=True)
+    engine.dispose()
+    assert summary.findings["zero_consumption"] == zero_findings
+    assert summary.flagged == zero_findings
+    assert forced.findings["zero_consumption"] == 4
+
+
+def test_vee_command_passes_every_threshold_to_vee_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[vee.VeeConfig] = []
+    monkeypatch.setattr(ingest_cli, "_run_vee", lambda *args: seen.append(args[-1]))
+    url = f"sqlite:///{tmp_path / 'unused.db'}"
+    runner = CliRunner()
+    args = ["--database-url", url, "vee", "--start", "2026-03-02", "--end", "2026-03-03"]
+    assert runner.invoke(main, args).exit_code == 0
+    changed = [
+        *("--spike-ratio", "6", "--spike-window", "12", "--spike-min-kwh", "2"),
+        *("--zero-run-intervals", "8", "--sum-tolerance-ratio", "0.02"),
+        *("--demand-tolerance-kw", "0.3", "--demand-tolerance-ratio", "0.1"),
+        *("--clock-tolerance", "10", "--reference-days", "2", "--reference-lookback-days", "14"),
+    ]
+    result = runner.invoke(main, [*args, *changed], env={"VEE_SUM_TOLERANCE_KWH": "1.5"})
+    assert result.exit_code == 0, result.output
+    assert seen == [
+        vee.VeeConfig(),
+        vee.VeeConfig(
+            spike_ratio=6.0,
+            spike_window=12,
+            spike_min_kwh=2.0,
+            zero_run_intervals=8,
+            sum_tolerance_kwh=1.5,
+            sum_tolerance_ratio=0.02,
+            demand_tolerance_kw=0.3,
+            demand_tolerance_ratio=0.1,
+            clock_tolerance=timedelta(minutes=10),
+            reference_days=2,
+            reference_lookback_days=14,
+        ),
+    ]
+    # Each option checks its own range; VeeConfig checks the two that depend on each other.
+    for bad, name in (
+        (["--spike-ratio", "1"], "--spike-ratio"),
+        (["--reference-days", "9", "--reference-lookback-days", "5"], "reference_lookback_days"),
+    ):
+        refused = runner.invoke(main, [*args, *bad])
+        assert refused.exit_code == 2
+        assert name in refused.output
+    assert len(seen) == 2

@@ -84,6 +84,13 @@ def test_zero_consumption_run_on_an_active_meter() -> None:
     assert vee.validate(rows, T0, T0 + 8 * STEP, now=NOW, active=False) == []
 
 
+@pytest.mark.parametrize(
+    ("status", "active"), [("online", True), ("unknown", True), (None, True), ("offline", False)]
+)
+def test_only_an_offline_meter_is_inactive(status: str | None, active: bool) -> None:
+    assert vee.is_active(status) is active
+
+
 def test_sum_check_compares_register_delta_with_the_intervals() -> None:
     rows = [make_interval(k, 10.0) for k in range(4)]
     good = [RegisterRead(T0, 500.0), RegisterRead(T0 + 4 * STEP, 540.0)]
