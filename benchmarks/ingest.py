@@ -65,6 +65,21 @@ class Workload:
         )
 
 
+def message_body(meter_id: str, starts: list[datetime], round_: int) -> bytes:
+    """Encode one interval message as the simulator's meters send it: readings and register."""
+    readings = tuple(
+        telemetry.Reading(s, 1.0 + i % 9, 0.4, 4.0 + i % 9, (120.0, 120.1, 119.9))
+        for i, s in enumerate(starts)
+    )
+    # The cumulative register after the newest reading (a plausible, growing value).
+    register = telemetry.Register(
+        starts[-1] + timedelta(minutes=15), 1000.0 + 5.0 * len(starts) * (round_ + 1), 400.0
+    )
+    return telemetry.encode_interval(
+        telemetry.IntervalMessage(meter_id, readings, register=register)
+    )
+
+
 def payloads(w: Workload, first: datetime = T0) -> list[tuple[str, str, bytes]]:
     """Return (utility, meter, body) for the stream, in publishing order."""
     fleet = build_fleet(w.meters, seed=1)
@@ -72,13 +87,7 @@ def payloads(w: Workload, first: datetime = T0) -> list[tuple[str, str, bytes]]:
     for k in range(w.messages):
         start = first + timedelta(minutes=15 * w.per_message * k)
         starts = telemetry.interval_range(start, w.per_message)
-        for m in fleet:
-            readings = tuple(
-                telemetry.Reading(s, 1.0 + i % 9, 0.4, 4.0 + i % 9, (120.0, 120.1, 119.9))
-                for i, s in enumerate(starts)
-            )
-            body = telemetry.encode_interval(telemetry.IntervalMessage(m.id, readings))
-            out.append((m.utility_id, m.id, body))
+        out.extend((m.utility_id, m.id, message_body(m.id, starts, k)) for m in fleet)
     return out
 
 
@@ -485,8 +494,19 @@ def profile(database_url: str, w: Workload) -> Profile | None:
         ]
         mark = charge("decode and validate (paho thread)", mark)
         builder = columnar.Builder()
+        registers = []
         for topic, message in decoded:
             if isinstance(message, telemetry.IntervalMessage):
+                if message.register is not None:
+                    registers.append(
+                        {
+                            "meter_id": topic.meter_id,
+                            "at": message.register.at,
+                            "kwh": message.register.kwh,
+                            "kvarh": message.register.kvarh,
+                            "received_at": received,
+                        }
+                    )
                 columns = telemetry.columns_of(message.readings)
                 # The payloads are all plain: valid, three-phase, gap-free, one per meter.
                 assert columnar.plain(columns)  # noqa: S101 - the benchmark's own workload
@@ -500,6 +520,8 @@ def profile(database_url: str, w: Workload) -> Profile | None:
             mark = charge("COPY into readings", mark)
             rollups.add_columns(session, hours, directory.zones)
             mark = charge("write hourly and daily rollups", mark)
+            store.add_registers(session, registers)
+            mark = charge("write register reads", mark)
         charge("commit", mark)
     engine.dispose()
     n = w.readings
@@ -566,11 +588,7 @@ def soak(
         first = SOAK_T0 + timedelta(days=day)
         starts = telemetry.interval_range(first, 96)
         for m in fleet:
-            readings = tuple(
-                telemetry.Reading(s, 1.0 + i % 9, 0.4, 4.0 + i % 9, (120.0, 120.1, 119.9))
-                for i, s in enumerate(starts)
-            )
-            body = telemetry.encode_interval(telemetry.IntervalMessage(m.id, readings))
+            body = message_body(m.id, starts, day)
             window.acquire()
             client.publish(telemetry.topic_for(m.utility_id, m.id, "interval", prefix), body, 1)
         published += w.meters * 96

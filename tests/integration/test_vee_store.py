@@ -193,6 +193,8 @@ def test_register_reads_are_stored_once_and_only_from_accepted_messages(
     first = hour_message(a, 0, [10.0] * 4, 1040.0)
     flagged = hour_message(b, 0, [10.0] * 4, 2040.0, flags=frozenset({"backfill"}))
     bare = hour_message(c, 0, [10.0] * 4, None)
+    # Five intervals: the read at a quarter past the hour is not kept (whole hours only).
+    quarter = hour_message(c, 1, [10.0] * 5, 3050.0)
     # Impossible (received a day before its readings): dead-lettered, register and all.
     early = hour_message(c, 4, [10.0] * 4, 3200.0, received_at=T0 - timedelta(days=1))
     unknown = hour_message(a, 1, [10.0] * 4, 1080.0)
@@ -202,7 +204,7 @@ def test_register_reads_are_stored_once_and_only_from_accepted_messages(
     copy = hour_message(a, 0, [10.0] * 4, 7777.0)
     with sessions.begin() as session:
         result = write_batch(
-            session, [first, copy, flagged, bare, early, unknown], MeterDirectory()
+            session, [first, copy, flagged, bare, quarter, early, unknown], MeterDirectory()
         )
     assert result.dead_letters == 2
     again = hour_message(a, 0, [10.0] * 4, 9999.0)
