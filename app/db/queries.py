@@ -244,11 +244,19 @@ class Health:
     dead_letters: int
     broker_connected: bool
     ingest_seen_at: datetime | None
+    vee_seen_at: datetime | None
+
+
+# The heartbeat row `python -m app.ingest vee --every` writes (app/ingest/__main__.py).
+VEE_HEARTBEAT = "vee"
 
 
 def health(session: Session, now: datetime) -> Health:
     """Gather fleet-wide counts and whether a live ingest worker reports a broker connection."""
     beats = session.scalars(select(models.ServiceHeartbeat)).all()
+    # Scheduled VEE's heartbeat says when it last ran, not whether the ingest is alive.
+    vee = next((b for b in beats if b.name == VEE_HEARTBEAT), None)
+    beats = [b for b in beats if b.name != VEE_HEARTBEAT]
     fresh = [b for b in beats if (now - b.updated_at).total_seconds() <= HEARTBEAT_STALE_S]
     readings, exact = reading_count(session)
     return Health(
@@ -258,6 +266,7 @@ def health(session: Session, now: datetime) -> Health:
         dead_letters=session.scalar(select(func.count()).select_from(models.DeadLetter)) or 0,
         broker_connected=any(b.broker_connected for b in fresh),
         ingest_seen_at=max((b.updated_at for b in beats), default=None),
+        vee_seen_at=vee.updated_at if vee else None,
     )
 
 

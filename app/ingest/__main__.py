@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import ConfigError, Settings, check_share_group
-from app.db import models
+from app.db import models, queries
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
 from app.domain.localtime import zone_for, zone_named
@@ -107,7 +107,9 @@ def main(
     worker.stop()
 
 
-def _time(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
     try:
         if len(value) == 10:  # a plain date: midnight UTC
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
@@ -152,8 +154,22 @@ def _vee_threshold_options(command: _F) -> _F:
 
 @main.command("vee")
 @click.option("--meter", "meter_ids", multiple=True, help="meter id (repeatable); default: all")
-@click.option("--start", required=True, callback=_time, help="YYYY-MM-DD or RFC 3339 (UTC)")
-@click.option("--end", required=True, callback=_time, help="exclusive; YYYY-MM-DD or RFC 3339")
+@click.option("--start", callback=_time, help="YYYY-MM-DD or RFC 3339 (UTC)")
+@click.option("--end", callback=_time, help="exclusive; YYYY-MM-DD or RFC 3339")
+@click.option(
+    "--last-days",
+    envvar="VEE_LAST_DAYS",
+    type=click.IntRange(min=1),
+    default=None,
+    help="instead of --start/--end: the N whole UTC days before today",
+)
+@click.option(
+    "--every",
+    envvar="VEE_EVERY_S",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="with --last-days: run again every this many seconds until SIGTERM/Ctrl-C",
+)
 @click.option(
     "--max-linear-gap",
     envvar="VEE_MAX_LINEAR_GAP_H",
@@ -182,16 +198,25 @@ def vee_command(
     database_url: str,
     /,
     meter_ids: tuple[str, ...],
-    start: datetime,
-    end: datetime,
+    start: datetime | None,
+    end: datetime | None,
+    last_days: int | None,
+    every: float | None,
     max_linear_gap: float,
     high_demand_kw: float | None,
     low_demand_kw: float | None,
     **thresholds: float,
 ) -> None:
-    """Validate and estimate stored readings of meters over [start, end)."""
-    if end <= start:
-        raise click.BadParameter("end must be after start", param_hint="--end")
+    """Validate and estimate stored readings of meters over [start, end), once or on a schedule."""
+    if last_days is None:
+        if start is None or end is None:
+            raise click.UsageError("give --start and --end, or --last-days")
+        if every is not None:
+            raise click.UsageError("--every needs --last-days (a window that moves)")
+        if end <= start:
+            raise click.BadParameter("end must be after start", param_hint="--end")
+    elif start is not None or end is not None:
+        raise click.UsageError("--last-days replaces --start and --end")
     values: dict[str, Any] = {
         name: timedelta(minutes=value)
         if isinstance(getattr(_VEE_DEFAULTS, name), timedelta)
@@ -210,9 +235,62 @@ def vee_command(
         raise click.UsageError(str(exc)) from None
     engine = make_engine(database_url)
     try:
-        _run_vee(make_sessionmaker(engine), meter_ids, start, end, config)
+        sessions = make_sessionmaker(engine)
+        if last_days is not None:
+            _scheduled_vee(sessions, meter_ids, last_days, every, config)
+        elif start is not None and end is not None:  # both given: checked above
+            _run_vee(sessions, meter_ids, start, end, config)
     finally:
         engine.dispose()
+
+
+def _scheduled_vee(
+    sessions: sessionmaker[Session],
+    meter_ids: tuple[str, ...],
+    last_days: int,
+    every: float | None,
+    config: vee.VeeConfig,
+) -> None:
+    # Whole days that have ended, so an interval still on its way (a meter reports after
+    # its interval ends, a backlog after an outage) is not estimated as missing meanwhile;
+    # each run revisits them, and an actual that arrives later replaces an estimate.
+    done = threading.Event()
+    if every is not None:
+
+        def _stop(signum: int, frame: FrameType | None) -> None:
+            done.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    passes = 0
+    while True:
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start, end = today - timedelta(days=last_days), today
+        _vee_heartbeat(sessions, {"state": "running", "start": start, "end": end, "passes": passes})
+        meters = _run_vee(sessions, meter_ids, start, end, config)
+        passes += 1
+        _vee_heartbeat(
+            sessions,
+            {"state": "done", "start": start, "end": end, "passes": passes, "meters": meters},
+        )
+        if every is None or done.wait(every):
+            return
+
+
+def _vee_heartbeat(sessions: sessionmaker[Session], details: dict[str, object]) -> None:
+    """Record that scheduled VEE is alive (read by the compose healthcheck and /health)."""
+    doc = {
+        k: telemetry.format_time(v) if isinstance(v, datetime) else v for k, v in details.items()
+    }
+    with sessions.begin() as session:
+        session.merge(
+            models.ServiceHeartbeat(
+                name=queries.VEE_HEARTBEAT,
+                broker_connected=False,
+                updated_at=datetime.now(UTC),
+                details=doc,
+            )
+        )
 
 
 def _run_vee(
@@ -221,7 +299,8 @@ def _run_vee(
     start: datetime,
     end: datetime,
     config: vee.VeeConfig,
-) -> None:
+) -> int:
+    """Run VEE over [start, end) for the meters (default: all); return how many ran."""
     with sessions() as session:
         meters = {m.id: m for m in session.scalars(select(models.Meter))}
     unknown = sorted(set(meter_ids) - set(meters))
@@ -243,6 +322,7 @@ def _run_vee(
             f"{s.estimated_reference_day} reference-day, {s.unestimated} left missing; "
             f"findings {dict(s.findings)}"
         )
+    return len(meter_ids or meters)
 
 
 def _store_file(

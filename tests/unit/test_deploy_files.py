@@ -17,8 +17,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto.conf"
 
-EXPECTED_SERVICES = {"mosquitto", "postgres", "migrate", "web", "ingest", "simulator"}
-APP_SERVICES = {"migrate", "web", "ingest", "simulator"}
+EXPECTED_SERVICES = {"mosquitto", "postgres", "migrate", "web", "ingest", "vee", "simulator"}
+APP_SERVICES = {"migrate", "web", "ingest", "vee", "simulator"}
 ONE_SHOT = {"migrate"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
@@ -113,6 +113,7 @@ def test_images_are_pinned_to_a_major_version() -> None:
     [
         ("migrate", "app.manage"),
         ("ingest", "app.ingest"),
+        ("vee", "app.ingest"),
         ("simulator", "simulator"),
     ],
 )
@@ -192,6 +193,10 @@ def test_depends_on_refers_to_existing_services_with_valid_conditions() -> None:
                 "postgres": "service_healthy",
                 "migrate": "service_completed_successfully",
             },
+        ),
+        (
+            "vee",
+            {"postgres": "service_healthy", "migrate": "service_completed_successfully"},
         ),
         ("simulator", {"mosquitto": "service_healthy"}),
     ],
