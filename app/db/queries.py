@@ -120,6 +120,24 @@ def recent_readings(session: Session, meter_id: str, limit: int = 192) -> list[m
     return list(reversed(rows))
 
 
+def reading_changes(
+    session: Session,
+    meter_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 100,
+) -> list[models.ReadingAudit]:
+    """Return a meter's audited changes (newest first), of intervals in [start, end) if given."""
+    query = select(models.ReadingAudit).where(models.ReadingAudit.meter_id == meter_id)
+    if start is not None:
+        query = query.where(models.ReadingAudit.start >= start)
+    if end is not None:
+        query = query.where(models.ReadingAudit.start < end)
+    order = (models.ReadingAudit.changed_at.desc(), models.ReadingAudit.id.desc())
+    return list(session.scalars(query.order_by(*order).limit(limit)))
+
+
 def readings_between(
     session: Session, meter_id: str, start: datetime, end: datetime, limit: int = 10_000
 ) -> list[models.Reading]:

@@ -138,15 +138,18 @@ def run_vee(
         partitions.Months().ensure(conn, {start for _, start in new})
         # The same upsert as the ingest: an estimate never overwrites an actual.
         conn.execute(upsert_readings(session), list(new.values()))
-        changed = {
+        changed: dict[tuple[str, datetime], tuple[float | None, float | None, str | None]] = {
             k: v for k, v in replaced.items() if (v[0], v[2]) != (new[k]["kwh"], new[k]["quality"])
         }
+        summary.replaced_estimates = len(changed)
+        # A slot that held nothing gets its estimate on the trail too (old values: none), so
+        # the trail tells every estimate VEE stored from a value the meter sent.
+        changed.update({k: (None, None, None) for k in new if k not in replaced})
         if changed:
             conn.execute(
                 insert(models.ReadingAudit),
                 audit_rows(changed, new, "vee", now),
             )
-        summary.replaced_estimates = len(changed)
         summary.estimated_linear = sum(e.quality == vee.ESTIMATED_LINEAR for e in result.estimates)
         summary.estimated_reference_day = len(result.estimates) - summary.estimated_linear
     changed_starts = [i.start for i in (*result.questionable, *result.estimates)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from itertools import repeat
@@ -149,12 +149,12 @@ def stored_estimates(
 
 
 def audit_rows(
-    replaced: dict[tuple[str, datetime], tuple[float, float, str]],
+    replaced: Mapping[tuple[str, datetime], tuple[float | None, float | None, str | None]],
     new: dict[tuple[str, datetime], dict[str, Any]],
     source: str,
     at: datetime,
 ) -> list[dict[str, Any]]:
-    """Build audit-trail rows for stored values that `new` replaces."""
+    """Build audit-trail rows for stored values that `new` replaces (old None: nothing was)."""
     return [
         {
             "meter_id": key[0],

@@ -119,6 +119,37 @@ def rollups(meter_id: str) -> Any:
     )
 
 
+AUDIT_LIMIT = 1000
+
+
+@bp.get("/meters/<meter_id>/audit")
+@login_required
+def audit(meter_id: str) -> Any:
+    """Return the audit trail of a meter's stored values, newest change first."""
+    found = visible_meter(meter_id)
+    start_raw, end_raw = request.args.get("start"), request.args.get("end")
+    start = end = None
+    if start_raw is not None or end_raw is not None:
+        # The range is of interval starts; a trail is short, so a year is allowed.
+        start, end = _range_args(start_raw, end_raw, timedelta(days=366))
+    raw_limit = request.args.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= AUDIT_LIMIT:
+        abort(400, description=f"limit must be a whole number from 1 to {AUDIT_LIMIT}")
+    rows = queries.reading_changes(db(), found.id, start=start, end=end, limit=int(raw_limit))
+    return jsonify(meter_id=found.id, changes=[change_json(r) for r in rows])
+
+
+def change_json(row: models.ReadingAudit) -> dict[str, Any]:
+    """Serialise one audited change of a stored interval."""
+    return {
+        "start": telemetry.format_time(row.start),
+        "changed_at": telemetry.format_time(row.changed_at),
+        "source": row.source,
+        "old": {"kwh": row.old_kwh, "demand_kw": row.old_demand_kw, "quality": row.old_quality},
+        "new": {"kwh": row.new_kwh, "demand_kw": row.new_demand_kw, "quality": row.new_quality},
+    }
+
+
 def _zone_arg(meter: models.Meter) -> tzinfo:
     raw = request.args.get("tz")
     if raw is None:

@@ -17,6 +17,7 @@ from app.web.db import db
 from simulator.fleet import BUILDING_TYPES, SEGMENT_LABELS
 
 bp = Blueprint("meters", __name__, url_prefix="/meters")
+CHANGES_SHOWN = 20  # the rest through /api/v1/meters/<id>/audit
 
 
 @bp.get("/<meter_id>")
@@ -45,5 +46,6 @@ def detail(meter_id: str) -> Any:
         events=queries.meter_events(db(), meter.id),
         commands=allowed_commands(user().role),
         days=[(d, d.start.astimezone(tz), d.peak_at.astimezone(tz)) for d in days],
+        changes=queries.reading_changes(db(), meter.id, limit=CHANGES_SHOWN),
         zone=tz,
     )

@@ -979,6 +979,28 @@ def _pending_schemas() -> JsonObject:
                 ),
             }
         ),
+        "AuditTrail": obj(
+            {
+                "meter_id": STRING,
+                "changes": array(
+                    obj(
+                        {
+                            "start": TIME,
+                            "changed_at": TIME,
+                            "source": STRING,
+                            "old": obj(
+                                {
+                                    "kwh": MAYBE_NUMBER,
+                                    "demand_kw": MAYBE_NUMBER,
+                                    "quality": MAYBE_STRING,
+                                }
+                            ),
+                            "new": obj({"kwh": NUMBER, "demand_kw": NUMBER, "quality": STRING}),
+                        }
+                    )
+                ),
+            }
+        ),
         "Deal": obj(
             {
                 "id": INTEGER,
@@ -1138,6 +1160,25 @@ def _channel_export_command_paths() -> JsonObject:
                         "period",
                         {"type": "string", "enum": ["hourly", "daily"], "default": "daily"},
                         "Bucket size (hourly: at most 31 days; daily: at most 366)",
+                    ),
+                ],
+            )
+        },
+        "/meters/{meter_id}/audit": {
+            "get": operation(
+                "getAudit",
+                "Audited changes of a meter's stored values (an actual over an estimate, "
+                "a VEE flag or estimate, an edit, an import), newest first",
+                "meters",
+                {"200": ok("Changes", ref("AuditTrail")), **errors(400, 404)},
+                parameters=[
+                    METER_ID,
+                    {**start, "description": "Changes of intervals from this start (with end)"},
+                    {**end, "description": "Changes of intervals before this start (with start)"},
+                    query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        "At most this many changes",
                     ),
                 ],
             )

@@ -20,8 +20,9 @@ from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.exports import greenbutton
 from app.ingest.estimation import run_vee
+from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter
-from tests.factories import PASSWORD, T0, seed_database
+from tests.factories import PASSWORD, T0, make_reading, seed_database
 from tests.integration.test_portal import login, make_settings
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "greenbutton"
@@ -109,7 +110,7 @@ def test_greenbutton_feed_is_valid_and_holds_the_range(app: Flask, fleet: list[M
     assert len(recent.intervals) == 96  # the last week holds the seeded day
 
 
-@pytest.mark.parametrize("endpoint", ["readings", "greenbutton", "rollups"])
+@pytest.mark.parametrize("endpoint", ["readings", "greenbutton", "rollups", "audit"])
 def test_another_tenants_meter_is_404_and_anonymous_is_401(
     app: Flask, fleet: list[Meter], endpoint: str
 ) -> None:
@@ -139,6 +140,10 @@ def test_another_tenants_meter_is_404_and_anonymous_is_401(
         ("rollups", {**DAY, "period": "weekly"}, "period"),
         ("rollups", {"period": "hourly"}, "start"),
         ("rollups", {"period": "hourly", "start": "2026-01-01", "end": "2026-03-01"}, "end"),
+        ("audit", {"limit": "0"}, "limit"),
+        ("audit", {"limit": "many"}, "limit"),
+        ("audit", {"start": DAY["start"]}, "end"),
+        ("audit", {"start": "2025-01-01", "end": "2026-03-01"}, "end"),
     ],
 )
 def test_bad_parameters_answer_400_naming_them(
@@ -254,3 +259,61 @@ def test_every_api_format_shows_the_same_vee_quality(
     assert len(as_json) == 96
     assert as_csv == as_json
     assert as_feed == as_json
+
+
+def test_the_audit_trail_of_a_meter_in_the_api_and_on_its_page(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    """VEE's estimate of a gap, then the late actual over it: both changes, newest first."""
+    own, _ = own_and_other(fleet)
+    gap = T0 + timedelta(hours=2)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        actual = session.get(models.Reading, (own.id, gap))
+        assert actual is not None
+        kwh = actual.kwh
+        session.delete(actual)
+    with sessions.begin() as session:
+        run_vee(session, own.id, T0, T0 + timedelta(days=1), now=T0 + timedelta(days=2))
+    with sessions.begin() as session:
+        # The actual arrives after all, a day later.
+        write_batch(
+            session,
+            [
+                Accepted(
+                    telemetry.Topic(telemetry.DEFAULT_PREFIX, own.utility_id, own.id, "interval"),
+                    telemetry.IntervalMessage(own.id, (make_reading(gap, kwh=kwh),)),
+                    b"",
+                    T0 + timedelta(days=3),
+                )
+            ],
+            MeterDirectory(),
+        )
+    engine.dispose()
+    client = app.test_client()
+    headers = bearer(client, "rep@prairiemeter.example")
+    url = f"/api/v1/meters/{own.id}/audit"
+    changes = client.get(url, headers=headers).get_json()["changes"]
+    at_gap = [c for c in changes if c["start"] == "2026-03-02T02:00:00Z"]
+    assert [(c["source"], c["old"]["quality"], c["new"]["quality"]) for c in at_gap] == [
+        ("ingest", "estimated-linear", "valid"),
+        ("vee", None, "estimated-linear"),
+    ]
+    assert at_gap[0]["new"]["kwh"] == kwh
+    assert at_gap[0]["old"]["kwh"] == at_gap[1]["new"]["kwh"]
+    # Bounded by interval start; limited in count.
+    later = {"start": "2026-03-02T03:00:00Z", "end": "2026-03-03T00:00:00Z"}
+    assert all(
+        c["start"] != "2026-03-02T02:00:00Z"
+        for c in client.get(url, headers=headers, query_string=later).get_json()["changes"]
+    )
+    assert (
+        len(client.get(url, headers=headers, query_string={"limit": 1}).get_json()["changes"]) == 1
+    )
+
+    login(client, "rep@prairiemeter.example")
+    html = client.get(f"/meters/{own.id}").get_data(as_text=True)
+    assert "Changes to stored values" in html
+    assert "estimated-linear → valid" in html
+    assert "missing → estimated-linear" in html

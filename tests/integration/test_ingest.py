@@ -318,7 +318,7 @@ def test_a_late_actual_replaces_an_estimate_once_and_is_audited(
         publisher(topic(topic_prefix, meter), late)
     assert worker.flush()
     deadline = time.monotonic() + 15
-    while count(database_url, models.ReadingAudit) < 2 and time.monotonic() < deadline:
+    while count(database_url, models.ReadingAudit) < 6 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     with sessions() as session:
@@ -328,7 +328,9 @@ def test_a_late_actual_replaces_an_estimate_once_and_is_audited(
             .order_by(models.Reading.start)
         ).all()
         audit = session.scalars(
-            select(models.ReadingAudit).order_by(models.ReadingAudit.start)
+            select(models.ReadingAudit).order_by(
+                models.ReadingAudit.start, models.ReadingAudit.changed_at
+            )
         ).all()
     engine.dispose()
     assert [(r.kwh, r.quality) for r in rows] == [
@@ -339,12 +341,18 @@ def test_a_late_actual_replaces_an_estimate_once_and_is_audited(
         (pytest.approx(95.0), "estimated-linear"),
         (100.0, "valid"),
     ]
+    # VEE's four estimates went on the trail from nothing; two actuals then replaced two.
     assert [(a.start, a.source, a.old_quality, a.new_quality) for a in audit] == [
+        (T0 + step, "vee", None, "estimated-linear"),
         (T0 + step, "ingest", "estimated-linear", "valid"),
+        (T0 + 2 * step, "vee", None, "estimated-linear"),
         (T0 + 2 * step, "ingest", "estimated-linear", "valid"),
+        (T0 + 3 * step, "vee", None, "estimated-linear"),
+        (T0 + 4 * step, "vee", None, "estimated-linear"),
     ]
-    assert [a.old_kwh for a in audit] == pytest.approx([80.0, 85.0])
-    assert [a.new_kwh for a in audit] == [12.5, 12.5]
+    replaced = [a for a in audit if a.source == "ingest"]
+    assert [a.old_kwh for a in replaced] == pytest.approx([80.0, 85.0])
+    assert [a.new_kwh for a in replaced] == [12.5, 12.5]
     assert worker.stats.dead_letters == 0
 
 

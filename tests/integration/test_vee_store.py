@@ -68,7 +68,8 @@ def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
 
     # A rerun with a longer linear limit re-estimates nothing that is already estimated the
     # same way, and fills the long gap; changed estimates would be audited. The audit holds
-    # the first run's flag alone: the spike, valid to questionable, same kWh.
+    # the first run's flag (the spike, valid to questionable, same kWh) as its one change of
+    # a stored value, and each of the 16 estimates once, from nothing.
     again = runner.invoke(
         main,
         [*args, "--start", "2026-03-02", "--end", "2026-03-03", "--max-linear-gap", "4"],
@@ -78,8 +79,13 @@ def test_vee_command_estimates_gaps_and_flags_spikes(database_url: str) -> None:
     with sessions() as session:
         audit = session.scalars(select(models.ReadingAudit)).all()
         assert [
-            (a.start, a.source, a.old_quality, a.new_quality, a.old_kwh, a.new_kwh) for a in audit
+            (a.start, a.source, a.old_quality, a.new_quality, a.old_kwh, a.new_kwh)
+            for a in audit
+            if a.old_quality is not None
         ] == [(T0 + 60 * STEP, "vee", "valid", "questionable", 400.0, 400.0)]
+        assert sorted(
+            (a.start, a.source, a.new_quality) for a in audit if a.old_quality is None
+        ) == [(T0 + k * STEP, "vee", "estimated-linear") for k in (*range(20, 24), *range(40, 52))]
         filled = session.scalar(
             select(func.count())
             .select_from(models.Reading)
