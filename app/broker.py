@@ -17,13 +17,8 @@ from types import TracebackType
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin
-from amqtt.session import (
-    IncomingApplicationMessage,
-    OutgoingApplicationMessage,
-    Session,
-)
+from amqtt.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -59,45 +54,6 @@ class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
         """Accept the client, marking it anonymous unless it sent a username."""
         session.is_anonymous = not session.username
         return True
-
-
-_QOS1_FLOW = BrokerProtocolHandler._handle_qos1_message_flow
-
-
-async def _qos1_flow(
-    self: BrokerProtocolHandler,
-    app_message: OutgoingApplicationMessage | IncomingApplicationMessage,
-) -> None:
-    """Send a QoS 1 message to a subscriber and keep it until the subscriber acknowledges it.
-
-    amqtt 0.12 forgets an unacknowledged message after 5 s, or as soon as the connection
-    drops: a persistent subscriber that dies with messages in hand (the ingest acknowledges
-    at commit) never gets them again. MQTT 3.1.1 (4.4) resends them when it reconnects;
-    kept in the session's in-flight messages, amqtt's own retry on reconnect does that.
-    """
-    if not isinstance(app_message, OutgoingApplicationMessage) or app_message.puback_packet:
-        await _QOS1_FLOW(self, app_message)
-        return
-    session = self.session
-    if session is None:
-        raise RuntimeError("session is not initialized")
-    packet_id = app_message.packet_id
-    session.inflight_out[packet_id] = app_message
-    # A message sent before (this is the retry on reconnect) goes again with DUP set.
-    packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
-    waiter: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    self._puback_waiters[packet_id] = waiter
-    try:
-        await self._send_packet(packet)
-        app_message.publish_packet = packet
-        app_message.puback_packet = await waiter
-    finally:
-        self._puback_waiters.pop(packet_id, None)
-        if app_message.puback_packet is not None:
-            session.inflight_out.pop(packet_id, None)
-
-
-BrokerProtocolHandler._handle_qos1_message_flow = _qos1_flow
 
 
 class _Broker(Broker):  # type: ignore[misc]

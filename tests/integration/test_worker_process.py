@@ -28,7 +28,14 @@ from tests.factories import T0
 from tests.integration.test_ingest import count, interval_payload, topic, wait_for_count
 from tests.integration.test_ingest import publisher as publisher
 
-pytestmark = pytest.mark.mqtt
+# Mosquitto only. The embedded amqtt broker (the zero-install default of `make demo`, where
+# it lives and dies with the demo's own process) forgets a subscriber's unacknowledged QoS 1
+# messages when its connection drops, so a worker stopped or killed there loses the messages
+# it held; docs/ingest.md, "Worker stops and crashes".
+pytestmark = [
+    pytest.mark.mqtt,
+    pytest.mark.parametrize("mqtt_url", ["mosquitto"], indirect=True),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 READINGS_PER_MESSAGE = 8
