@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, select, text, true
 from sqlalchemy.orm import Session
 
 from app.db import models
+from app.domain import telemetry
 from app.domain.access import Scope
 
 HEARTBEAT_STALE_S = 30
@@ -262,7 +263,7 @@ class Health:
     dead_letters: int
     broker_connected: bool
     ingest_seen_at: datetime | None
-    vee_seen_at: datetime | None
+    vee_done_at: datetime | None
 
 
 # The heartbeat row `python -m app.ingest vee --every` writes (app/ingest/__main__.py).
@@ -272,11 +273,12 @@ VEE_HEARTBEAT = "vee"
 def health(session: Session, now: datetime) -> Health:
     """Gather fleet-wide counts and whether a live ingest worker reports a broker connection."""
     beats = session.scalars(select(models.ServiceHeartbeat)).all()
-    # Scheduled VEE's heartbeat says when it last ran, not whether the ingest is alive.
+    # Scheduled VEE's heartbeat says when a pass last finished, not whether the ingest is alive.
     vee = next((b for b in beats if b.name == VEE_HEARTBEAT), None)
     beats = [b for b in beats if b.name != VEE_HEARTBEAT]
     fresh = [b for b in beats if (now - b.updated_at).total_seconds() <= HEARTBEAT_STALE_S]
     readings, exact = reading_count(session)
+    done = vee.details.get("done_at") if vee else None
     return Health(
         meters=session.scalar(select(func.count()).select_from(models.Meter)) or 0,
         readings=readings,
@@ -284,7 +286,7 @@ def health(session: Session, now: datetime) -> Health:
         dead_letters=session.scalar(select(func.count()).select_from(models.DeadLetter)) or 0,
         broker_connected=any(b.broker_connected for b in fresh),
         ingest_seen_at=max((b.updated_at for b in beats), default=None),
-        vee_seen_at=vee.updated_at if vee else None,
+        vee_done_at=telemetry.parse_time(done, "done_at") if isinstance(done, str) else None,
     )
 
 
@@ -296,6 +298,9 @@ _PARTITION_ROWS = text(
 )
 
 
+_TABLE_ROWS = text("SELECT 'readings', reltuples FROM pg_class WHERE oid = 'readings'::regclass")
+
+
 def reading_count(session: Session) -> tuple[int, bool]:
     """Return how many readings are stored and whether that is exact (not an estimate).
 
@@ -305,8 +310,12 @@ def reading_count(session: Session) -> tuple[int, bool]:
     """
     if session.get_bind().dialect.name != "postgresql":
         return session.scalar(select(func.count()).select_from(models.Reading)) or 0, True
+    parts = list(session.execute(_PARTITION_ROWS))
+    if not parts:
+        # Not partitioned (a database migrated back below 0006): the table's own statistics.
+        parts = list(session.execute(_TABLE_ROWS))
     total, exact = 0, True
-    for name, rows in session.execute(_PARTITION_ROWS):
+    for name, rows in parts:
         if rows >= 0:
             total += round(rows)
             exact = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -26,6 +27,8 @@ from app.exports.series import interval_from_row
 from app.ingest.estimation import run_vee
 from app.ingest.importer import store_intervals
 from app.ingest.worker import IngestWorker, tune_gc, tune_malloc
+
+log = logging.getLogger(__name__)
 
 
 def _share_group(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -262,23 +265,42 @@ def _scheduled_vee(
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+    # When a pass last finished, kept across restarts: the healthcheck judges by it, so a
+    # VEE that starts passes and never finishes one (crashing, restarted) turns unhealthy.
+    with sessions() as session:
+        beat = session.get(models.ServiceHeartbeat, queries.VEE_HEARTBEAT)
+        done_at = beat.details.get("done_at") if beat else None
     passes = 0
     while True:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        start, end = today - timedelta(days=last_days), today
-        _vee_heartbeat(sessions, {"state": "running", "start": start, "end": end, "passes": passes})
-        meters = _run_vee(sessions, meter_ids, start, end, config)
-        passes += 1
-        _vee_heartbeat(
-            sessions,
-            {"state": "done", "start": start, "end": end, "passes": passes, "meters": meters},
-        )
+        first = today - timedelta(days=last_days)
+        window = {"start": first, "end": today, "done_at": done_at}
+        _vee_heartbeat(sessions, {"state": "running", "passes": passes, **window})
+        try:
+            meters = _run_vee(sessions, meter_ids, first, today, config, done.is_set)
+        except Exception as exc:
+            if every is None:
+                raise
+            # The next pass may find the database back; the heartbeat says what happened.
+            log.exception("VEE pass failed; next one in %.0f s", every)
+            with contextlib.suppress(Exception):
+                _vee_heartbeat(sessions, {"state": "failed", "error": str(exc)[:300], **window})
+        else:
+            if done.is_set():  # stopped between meters: this pass is not done
+                _vee_heartbeat(sessions, {"state": "stopped", "passes": passes, **window})
+                return
+            passes += 1
+            done_at = telemetry.format_time(datetime.now(UTC))
+            window["done_at"] = done_at
+            _vee_heartbeat(
+                sessions, {"state": "done", "passes": passes, "meters": meters, **window}
+            )
         if every is None or done.wait(every):
             return
 
 
 def _vee_heartbeat(sessions: sessionmaker[Session], details: dict[str, object]) -> None:
-    """Record that scheduled VEE is alive (read by the compose healthcheck and /health)."""
+    """Record scheduled VEE's state (read by the compose healthcheck and /api/v1/health)."""
     doc = {
         k: telemetry.format_time(v) if isinstance(v, datetime) else v for k, v in details.items()
     }
@@ -299,14 +321,19 @@ def _run_vee(
     start: datetime,
     end: datetime,
     config: vee.VeeConfig,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Run VEE over [start, end) for the meters (default: all); return how many ran."""
+    """Run VEE over [start, end) for the meters (default: all) until `stopping`; return how many ran."""
     with sessions() as session:
         meters = {m.id: m for m in session.scalars(select(models.Meter))}
     unknown = sorted(set(meter_ids) - set(meters))
     if unknown:
         raise click.BadParameter(f"unknown meter(s) {', '.join(unknown)}", param_hint="--meter")
+    ran = 0
     for meter_id in meter_ids or sorted(meters):
+        if stopping():
+            break
+        ran += 1
         with sessions.begin() as session:
             s = run_vee(
                 session,
@@ -322,7 +349,7 @@ def _run_vee(
             f"{s.estimated_reference_day} reference-day, {s.unestimated} left missing; "
             f"findings {dict(s.findings)}"
         )
-    return len(meter_ids or meters)
+    return ran
 
 
 def _store_file(

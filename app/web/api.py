@@ -88,7 +88,7 @@ def health() -> Any:
         ingest_seen_at=telemetry.format_time(found.ingest_seen_at)
         if found.ingest_seen_at
         else None,
-        vee_seen_at=telemetry.format_time(found.vee_seen_at) if found.vee_seen_at else None,
+        vee_done_at=telemetry.format_time(found.vee_done_at) if found.vee_done_at else None,
     )
 
 

@@ -432,7 +432,7 @@ def _schemas() -> JsonObject:
                 "dead_letters": INTEGER,
                 "broker_connected": BOOLEAN,
                 "ingest_seen_at": MAYBE_TIME,
-                "vee_seen_at": MAYBE_TIME,
+                "vee_done_at": MAYBE_TIME,
             }
         ),
         "TokenRequest": obj(

@@ -105,31 +105,38 @@ def database_away(database_url: str) -> Iterator[None]:
     admin = make_engine(engine.url.set(database="postgres").render_as_string(False))
     engine.dispose()
     over = threading.Event()
+    failed: list[BaseException] = []
 
     def kill() -> None:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            while not over.is_set():
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name"
-                    ),
-                    {"name": name},
-                )
-                over.wait(0.05)
-
-    # Autocommit: ALTER DATABASE cannot run inside a transaction, nor on its own database.
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        killer = threading.Thread(target=kill)
-        killer.start()
         try:
-            yield
-        finally:
-            over.set()
-            killer.join()
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-    admin.dispose()
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                while not over.is_set():
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :name"
+                        ),
+                        {"name": name},
+                    )
+                    over.wait(0.05)
+        except BaseException as exc:  # reported below: an outage that ended early
+            failed.append(exc)
+
+    try:
+        # Autocommit: ALTER DATABASE cannot run in a transaction, nor on its own database.
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            killer = threading.Thread(target=kill)
+            killer.start()
+            try:
+                yield
+            finally:
+                over.set()
+                killer.join()
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    finally:
+        admin.dispose()
+    assert not failed, f"the outage ended early: {failed[0]!r}"
 
 
 def topic(prefix: str, meter: Meter, kind: telemetry.Kind = "interval") -> str:

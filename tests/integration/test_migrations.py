@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from app.db.models import Base
 from app.db.partitions import include_object
 from app.db.session import make_engine
+from tests.factories import seed_database
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
@@ -41,3 +43,42 @@ def test_downgrade_to_base_and_back(tmp_path: object) -> None:
     engine = make_engine(url)
     assert "readings" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_health_counts_readings_of_a_table_migrated_back_below_partitions(
+    postgres_url: str,
+) -> None:
+    """Below 0006 `readings` has no partitions: its own statistics, or a count before any."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from app.db import queries
+    from app.db.migrate import alembic_config, upgrade
+    from app.db.session import make_sessionmaker
+
+    engine = make_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE readings"))
+    engine.dispose()
+    command.downgrade(alembic_config(postgres_url), "0005_hourly_cover")
+    try:
+        engine = make_engine(postgres_url)
+        with engine.begin() as conn:
+            assert (
+                conn.scalar(text("SELECT relkind FROM pg_class WHERE oid = 'readings'::regclass"))
+                == "r"
+            )
+            conn.execute(text("TRUNCATE readings"))
+        seed_database(postgres_url, meters=2, intervals=8)
+        sessions = make_sessionmaker(engine)
+        with sessions() as session:
+            assert queries.reading_count(session) == (16, True)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE readings"))
+        with sessions() as session:
+            assert queries.reading_count(session) == (16, False)
+        engine.dispose()
+    finally:
+        # Back to head (partitioned again) for the tests after this one.
+        upgrade(postgres_url)

@@ -59,7 +59,11 @@ def heartbeat(database_url: str) -> dict[str, Any] | None:
 
 
 def store_yesterday_with_a_gap(database_url: str) -> tuple[str, list[datetime]]:
-    """Store yesterday's 96 intervals (UTC) of one meter but 10:00-11:00; return the gap."""
+    """Store yesterday's 96 intervals (UTC) of one meter but 10:00-11:00; return the gap.
+
+    The tests run VEE over the last two days: should a UTC midnight pass while they run,
+    this yesterday is still in the window.
+    """
     (meter,) = seed_database(database_url, meters=1, intervals=4)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     day = telemetry.interval_range(today - timedelta(days=1), 96)
@@ -126,7 +130,7 @@ def test_scheduled_vee_runs_until_sigterm_and_keeps_a_heartbeat(
                 database_url,
                 "vee",
                 "--last-days",
-                "1",
+                "2",
                 "--every",
                 "0.5",
             ],
@@ -153,37 +157,66 @@ def test_scheduled_vee_runs_until_sigterm_and_keeps_a_heartbeat(
     assert beat["state"] == "done"
     assert process.returncode == 0, output
     assert qualities(database_url, meter_id, gap) == [vee.ESTIMATED_LINEAR] * 4
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert beat["start"] == telemetry.format_time(today - timedelta(days=1))
-    assert beat["end"] == telemetry.format_time(today)
+    assert_window(beat, days=2)
     assert beat["meters"] == 1
     # /api/v1/health tells VEE's beat from the ingest's.
     engine = make_engine(database_url)
     with make_sessionmaker(engine)() as session:
         found = queries.health(session, datetime.now(UTC))
     engine.dispose()
-    assert found.vee_seen_at is not None
+    assert found.vee_done_at is not None
     assert found.ingest_seen_at is None
 
 
 def test_one_scheduled_pass_without_every_then_exit(database_url: str) -> None:
     """`--last-days` alone runs one pass over the whole days before today and returns."""
     meter_id, gap = store_yesterday_with_a_gap(database_url)
-    result = CliRunner().invoke(main, ["--database-url", database_url, "vee", "--last-days", "1"])
+    result = CliRunner().invoke(main, ["--database-url", database_url, "vee", "--last-days", "2"])
     assert result.exit_code == 0, result.output
     assert f"{meter_id}: 0 questionable, 4 linear" in result.output
     assert qualities(database_url, meter_id, gap) == [vee.ESTIMATED_LINEAR] * 4
-    assert heartbeat(database_url) == {
-        "state": "done",
-        "start": telemetry.format_time(
-            datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-        ),
-        "end": telemetry.format_time(
-            datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        ),
-        "passes": 1,
-        "meters": 1,
-    }
+    beat = heartbeat(database_url)
+    assert beat is not None
+    assert (beat["state"], beat["passes"], beat["meters"]) == ("done", 1, 1)
+    assert_window(beat, days=2)
+
+
+def assert_window(beat: dict[str, Any], days: int) -> None:
+    """The pass judged `days` whole UTC days and finished just now (a midnight may pass)."""
+    end = telemetry.parse_time(beat["end"], "end")
+    assert end == end.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert telemetry.parse_time(beat["start"], "start") == end - timedelta(days=days)
+    done = telemetry.parse_time(beat["done_at"], "done_at")
+    assert end <= done <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        # Passes keep starting (a crash, a restart) and none has ever finished.
+        ({"state": "running", "passes": 0, "done_at": None}, False),
+        ({"state": "running", "passes": 0, "done_at": timedelta(hours=4)}, False),
+        ({"state": "failed", "done_at": timedelta(hours=1)}, True),
+        ({"state": "done", "passes": 3, "done_at": timedelta(minutes=1)}, True),
+    ],
+)
+def test_the_vee_healthcheck_wants_a_pass_finished_within_three_hours(
+    database_url: str, details: dict[str, Any], expected: bool
+) -> None:
+    """The compose healthcheck judges by when a pass last finished, not by any heartbeat."""
+    seed_database(database_url, meters=1, intervals=4)
+    now = datetime.now(UTC)
+    ago = details["done_at"]
+    doc = {**details, "done_at": telemetry.format_time(now - ago) if ago else None}
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        session.add(
+            models.ServiceHeartbeat(
+                name=queries.VEE_HEARTBEAT, broker_connected=False, updated_at=now, details=doc
+            )
+        )
+    engine.dispose()
+    assert healthy(database_url) is expected
 
 
 @pytest.mark.parametrize(
