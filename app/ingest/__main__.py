@@ -147,6 +147,7 @@ def _vee_threshold_options(command: _F) -> _F:
         command = click.option(
             f"--{name.replace('_', '-')}",
             envvar=f"VEE_{name.upper()}{'_MIN' if minutes else ''}",
+            show_envvar=True,
             type=kind,
             default=default.total_seconds() / 60 if minutes else default,
             show_default=True,
@@ -162,6 +163,7 @@ def _vee_threshold_options(command: _F) -> _F:
 @click.option(
     "--last-days",
     envvar="VEE_LAST_DAYS",
+    show_envvar=True,
     type=click.IntRange(min=1),
     default=None,
     help="instead of --start/--end: the N whole UTC days before today",
@@ -169,6 +171,7 @@ def _vee_threshold_options(command: _F) -> _F:
 @click.option(
     "--every",
     envvar="VEE_EVERY_S",
+    show_envvar=True,
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="with --last-days: run again every this many seconds until SIGTERM/Ctrl-C",
@@ -176,6 +179,7 @@ def _vee_threshold_options(command: _F) -> _F:
 @click.option(
     "--max-linear-gap",
     envvar="VEE_MAX_LINEAR_GAP_H",
+    show_envvar=True,
     type=click.FloatRange(min=0),
     default=2.0,
     show_default=True,
@@ -184,6 +188,7 @@ def _vee_threshold_options(command: _F) -> _F:
 @click.option(
     "--high-demand-kw",
     envvar="VEE_HIGH_DEMAND_KW",
+    show_envvar=True,
     type=float,
     default=None,
     help="questionable above this",
@@ -191,6 +196,7 @@ def _vee_threshold_options(command: _F) -> _F:
 @click.option(
     "--low-demand-kw",
     envvar="VEE_LOW_DEMAND_KW",
+    show_envvar=True,
     type=float,
     default=None,
     help="questionable below this",
