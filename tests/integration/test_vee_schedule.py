@@ -151,14 +151,15 @@ def test_scheduled_vee_runs_until_sigterm_and_keeps_a_heartbeat(
         if process.poll() is None:
             process.kill()
     output = log.read_text()
-    # A pass under way when the signal came is finished first, and says so.
+    # The signal came between passes ("done"), or during one, which then stops before its
+    # next meter ("stopped"); either way the last finished pass is on record.
     beat = heartbeat(database_url)
     assert beat is not None
-    assert beat["state"] == "done"
+    assert beat["state"] in ("done", "stopped")
+    assert beat["passes"] >= 2
     assert process.returncode == 0, output
     assert qualities(database_url, meter_id, gap) == [vee.ESTIMATED_LINEAR] * 4
     assert_window(beat, days=2)
-    assert beat["meters"] == 1
     # /api/v1/health tells VEE's beat from the ingest's.
     engine = make_engine(database_url)
     with make_sessionmaker(engine)() as session:
