@@ -498,15 +498,7 @@ def profile(database_url: str, w: Workload) -> Profile | None:
         for topic, message in decoded:
             if isinstance(message, telemetry.IntervalMessage):
                 if message.register is not None:
-                    registers.append(
-                        {
-                            "meter_id": topic.meter_id,
-                            "at": message.register.at,
-                            "kwh": message.register.kwh,
-                            "kvarh": message.register.kvarh,
-                            "received_at": received,
-                        }
-                    )
+                    registers.append(store.register_row(topic.meter_id, message.register, received))
                 columns = telemetry.columns_of(message.readings)
                 # The payloads are all plain: valid, three-phase, gap-free, one per meter.
                 assert columnar.plain(columns)  # noqa: S101 - the benchmark's own workload

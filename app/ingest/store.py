@@ -219,6 +219,19 @@ _INSERT_REGISTERS_PG = text(
 )
 
 
+def register_row(
+    meter_id: str, register: telemetry.Register, received_at: datetime
+) -> dict[str, Any]:
+    """Return a register read as a row of register_reads (for `add_registers`)."""
+    return {
+        "meter_id": meter_id,
+        "at": register.at,
+        "kwh": register.kwh,
+        "kvarh": register.kvarh,
+        "received_at": received_at,
+    }
+
+
 def add_registers(session: Session, reads: list[dict[str, Any]]) -> None:
     """Insert register reads (dicts of register_reads' columns); a stored one is kept."""
     if session.get_bind().dialect.name == "postgresql":
@@ -355,14 +368,7 @@ def write_batch(
             register = msg.register
             if register is not None and _on_the_hour(register.at):
                 registers.setdefault(
-                    (meter_id, register.at),
-                    {
-                        "meter_id": meter_id,
-                        "at": register.at,
-                        "kwh": register.kwh,
-                        "kvarh": register.kvarh,
-                        "received_at": received,
-                    },
+                    (meter_id, register.at), register_row(meter_id, register, received)
                 )
             newest = max(starts)
             prev = latest.get(meter_id)
