@@ -306,6 +306,21 @@ def test_backlog_at_the_limit_is_accepted() -> None:
     assert len(t.decode_interval(orjson.dumps(body)).readings) == t.MAX_READINGS_PER_MESSAGE
 
 
+def test_start_cache_stays_bounded_over_a_long_replay() -> None:
+    """Days of new interval starts past the cache's size decode right, the cache bounded."""
+    t._START_CACHE.clear()
+    sizes = []
+    for day in range(t.START_CACHE_MAX // 96 + 3):
+        starts = t.interval_range(T0 + timedelta(days=day), 96)
+        body = make_interval_body(
+            readings=[make_reading_dict(start=t.format_time(s)) for s in starts]
+        )
+        assert [r.start for r in t.decode_interval(orjson.dumps(body)).readings] == starts
+        sizes.append(len(t._START_CACHE))
+    assert max(sizes) <= t.START_CACHE_MAX
+    assert sizes[-1] < sizes[-4]  # it was cleared on the way, then refilled
+
+
 # ---------------------------------------------------------------- docs/protocol.md examples
 
 
