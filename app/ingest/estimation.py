@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.db import models, partitions
 from app.domain import vee
+from app.domain.localtime import zone_for
 from app.exports.series import interval_from_row
 from app.ingest import rollups
 from app.ingest.store import audit_rows, stored_estimates, upsert_readings
@@ -41,17 +42,26 @@ def run_vee(
     *,
     now: datetime,
     config: vee.VeeConfig | None = None,
-    tz: tzinfo = UTC,
+    tz: tzinfo | None = None,
     active: bool | None = None,
 ) -> VeeSummary:
     """Validate and estimate one meter's [start, end) in the caller's transaction.
 
-    `active` None: decided by the meter's stored status (`vee.is_active`).
+    `tz` None: the meter's own zone, as the ingest's daily rollups use (a UTC default once
+    rebuilt a meter's local days as UTC days). `active` None: decided by the meter's stored
+    status (`vee.is_active`).
     """
     cfg = config or vee.VeeConfig()
+    meter = session.execute(
+        select(models.Meter.status, models.Meter.lon).where(models.Meter.id == meter_id)
+    ).one_or_none()
+    if meter is None:
+        raise ValueError(f"unknown meter {meter_id!r}")
+    status, lon = meter
+    if tz is None:
+        tz = zone_for(lon)
     if active is None:
         # The latest status, not the status during [start, end): no history of it is kept.
-        status = session.scalar(select(models.Meter.status).where(models.Meter.id == meter_id))
         active = vee.is_active(status)
     history_from = start - timedelta(days=cfg.reference_lookback_days + 1)
     rows = session.scalars(
