@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || true)
 
-.PHONY: demo test lint typecheck unit integration e2e browser bench screenshots clean help
+.PHONY: demo test test-timescaledb lint typecheck unit integration e2e browser bench screenshots clean help
 
 help:
 	@echo "make demo   - set up and run the whole demo (embedded broker + SQLite)"
@@ -48,8 +48,18 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy
 
+# The storage tests again on a PostgreSQL with TimescaleDB, where `readings` is a hypertable,
+# when TEST_TIMESCALEDB_URL names one (.ci/run starts it with scripts/timescaledb.sh).
+TSDB_TESTS := $(addprefix tests/integration/test_,$(addsuffix .py,ingest fast_ingest \
+  ingest_shared worker_process rollups_store vee_store vee_schedule exports_api import \
+  backfill dead_letter_replay meter_page migrations))
+
 test: $(DEV) browser lint typecheck
 	$(BIN)/python -m pytest
+	@if [ -n "$$TEST_TIMESCALEDB_URL" ]; then $(MAKE) --no-print-directory test-timescaledb; fi
+
+test-timescaledb: $(DEV)
+	TEST_DATABASE_URL="$$TEST_TIMESCALEDB_URL" $(BIN)/python -m pytest -m postgres $(TSDB_TESTS)
 
 unit: $(DEV)
 	$(BIN)/python -m pytest tests/unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.seed import seed_fleet, seed_partners, seed_users
@@ -71,3 +71,29 @@ def seed_database(
         write_batch(session, batch, MeterDirectory())
     engine.dispose()
     return fleet
+
+
+def interval_batch(meters: list[Meter], start: datetime, count: int) -> list[Accepted]:
+    """One interval message per meter, `count` readings from `start`."""
+    return [
+        Accepted(
+            telemetry.Topic(telemetry.DEFAULT_PREFIX, m.utility_id, m.id, "interval"),
+            telemetry.IntervalMessage(
+                m.id, tuple(make_reading(s) for s in telemetry.interval_range(start, count))
+            ),
+            b"",
+            datetime.now(UTC),
+        )
+        for m in meters
+    ]
+
+
+def readings_by_table(url: str) -> dict[str, int]:
+    """Readings per table that holds them (a partition or a chunk), by qualified name."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1")
+        ).all()
+    engine.dispose()
+    return dict(rows)

@@ -14,38 +14,16 @@ from app.db import models, partitions
 from app.db.migrate import alembic_config
 from app.db.seed import seed_fleet
 from app.db.session import make_engine, make_sessionmaker
-from app.domain import telemetry
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import build_fleet
-from tests.factories import make_reading
+from tests.factories import interval_batch, readings_by_table
 
 pytestmark = pytest.mark.postgres
 
 
 def batch(start: datetime, count: int) -> list[Accepted]:
     """One interval message per meter of a 2-meter fleet, `count` readings from `start`."""
-    return [
-        Accepted(
-            telemetry.Topic(telemetry.DEFAULT_PREFIX, m.utility_id, m.id, "interval"),
-            telemetry.IntervalMessage(
-                m.id, tuple(make_reading(s) for s in telemetry.interval_range(start, count))
-            ),
-            b"",
-            datetime.now(UTC),
-        )
-        for m in build_fleet(2, seed=8)
-    ]
-
-
-def placement(url: str) -> dict[str, int]:
-    """Readings per partition."""
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1")
-        ).all()
-    engine.dispose()
-    return dict(rows)
+    return interval_batch(build_fleet(2, seed=8), start, count)
 
 
 def test_a_new_month_gets_its_partition_before_its_rows(postgres_url: str) -> None:
@@ -65,7 +43,7 @@ def test_a_new_month_gets_its_partition_before_its_rows(postgres_url: str) -> No
             directory.months.ensure(session.connection(), [datetime(2025, 1, 1, tzinfo=UTC)]) == []
         )
     engine.dispose()
-    assert placement(postgres_url) == {"readings_p202412": 8, "readings_p202501": 8}
+    assert readings_by_table(postgres_url) == {"readings_p202412": 8, "readings_p202501": 8}
 
 
 def test_a_writer_resetting_the_months_never_breaks_another_writers_ensure(
@@ -124,7 +102,7 @@ def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
     with sessions() as session:
         assert partitions.layout(session.connection()) == "monthly"
     engine.dispose()
-    assert placement(postgres_url) == {"readings_p202405": 96, "readings_p202406": 96}
+    assert readings_by_table(postgres_url) == {"readings_p202405": 96, "readings_p202406": 96}
 
 
 def test_month_bounds_roll_over_the_year() -> None:
