@@ -329,6 +329,9 @@ class ReadingAudit(Base):
     new_kwh: Mapped[float] = mapped_column(Float)
     new_demand_kw: Mapped[float] = mapped_column(Float)
     new_quality: Mapped[str] = mapped_column(String(24))
+    # kVArh since migration 0010; changes recorded before it have none.
+    old_kvarh: Mapped[float | None] = mapped_column(Float)
+    new_kvarh: Mapped[float | None] = mapped_column(Float)
 
 
 class _RollupColumns:

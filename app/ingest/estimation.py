@@ -16,7 +16,7 @@ from app.domain import vee
 from app.domain.localtime import zone_for
 from app.exports.series import interval_from_row
 from app.ingest import rollups
-from app.ingest.store import audit_rows, stored_estimates, upsert_readings
+from app.ingest.store import Stored, audit_rows, stored_estimates, upsert_readings
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,26 @@ def run_vee(
                 models.Reading.quality == vee.VALID,
             )
             .values(quality=vee.QUESTIONABLE)
-            .returning(models.Reading.start, models.Reading.kwh, models.Reading.demand_kw)
+            .returning(
+                models.Reading.start,
+                models.Reading.kwh,
+                models.Reading.kvarh,
+                models.Reading.demand_kw,
+            )
         ).all()
-        # The audit keeps every change of a stored value, a quality flag's too.
-        was: dict[tuple[str, datetime], tuple[float, float, str]] = {
-            (meter_id, at): (kwh, kw, vee.VALID) for at, kwh, kw in flagged
+        # The audit keeps every change of a stored value, a quality flag's too. RETURNING
+        # gives the values after the UPDATE: the quality before it was valid (the WHERE).
+        was: dict[tuple[str, datetime], Stored | None] = {
+            (meter_id, at): Stored(kwh, kvarh, kw, vee.VALID) for at, kwh, kvarh, kw in flagged
         }
         flagged_as = {
-            key: {"kwh": kwh, "demand_kw": kw, "quality": vee.QUESTIONABLE}
-            for key, (kwh, kw, _) in was.items()
+            (meter_id, at): {
+                "kwh": kwh,
+                "kvarh": kvarh,
+                "demand_kw": kw,
+                "quality": vee.QUESTIONABLE,
+            }
+            for at, kwh, kvarh, kw in flagged
         }
         if was:
             session.connection().execute(
@@ -148,13 +159,13 @@ def run_vee(
         partitions.Months().ensure(conn, {start for _, start in new})
         # The same upsert as the ingest: an estimate never overwrites an actual.
         conn.execute(upsert_readings(session), list(new.values()))
-        changed: dict[tuple[str, datetime], tuple[float | None, float | None, str | None]] = {
-            k: v for k, v in replaced.items() if (v[0], v[2]) != (new[k]["kwh"], new[k]["quality"])
+        changed: dict[tuple[str, datetime], Stored | None] = {
+            k: v for k, v in replaced.items() if v.differs(new[k])
         }
         summary.replaced_estimates = len(changed)
         # A slot that held nothing gets its estimate on the trail too (old values: none), so
         # the trail tells every estimate VEE stored from a value the meter sent.
-        changed.update({k: (None, None, None) for k in new if k not in replaced})
+        changed.update({k: None for k in new if k not in replaced})
         if changed:
             conn.execute(
                 insert(models.ReadingAudit),

@@ -16,7 +16,13 @@ from app.db import models, partitions
 from app.domain import vee
 from app.domain.localtime import zone_for
 from app.ingest import rollups
-from app.ingest.store import audit_rows, stored_estimates, upsert_readings
+from app.ingest.store import (
+    STORED_COLUMNS,
+    Stored,
+    audit_rows,
+    stored_estimates,
+    upsert_readings,
+)
 
 log = logging.getLogger(__name__)
 CHUNK = 5_000
@@ -45,22 +51,17 @@ def _overwrite(session: Session) -> Any:
 
 def _stored(
     session: Session, meter_id: str, keys: Sequence[tuple[str, datetime]]
-) -> dict[tuple[str, datetime], tuple[float, float, str]]:
+) -> dict[tuple[str, datetime], Stored]:
     starts = [s for _, s in keys]
     rows = session.execute(
-        select(
-            models.Reading.start,
-            models.Reading.kwh,
-            models.Reading.demand_kw,
-            models.Reading.quality,
-        ).where(
+        select(models.Reading.start, *STORED_COLUMNS).where(
             models.Reading.meter_id == meter_id,
             models.Reading.start >= min(starts),
             models.Reading.start <= max(starts),
         )
     )
     wanted = set(keys)
-    return {(meter_id, s): (k, d, q) for s, k, d, q in rows if (meter_id, s) in wanted}
+    return {(meter_id, r[0]): Stored(*r[1:]) for r in rows if (meter_id, r[0]) in wanted}
 
 
 def store_intervals(
@@ -110,8 +111,8 @@ def store_intervals(
         session.connection().execute(
             _overwrite(session) if replace else upsert_readings(session), list(new.values())
         )
-        changed = {
-            k: v for k, v in before.items() if (v[0], v[2]) != (new[k]["kwh"], new[k]["quality"])
+        changed: dict[tuple[str, datetime], Stored | None] = {
+            k: v for k, v in before.items() if v.differs(new[k])
         }
         if changed:
             session.execute(insert(models.ReadingAudit), audit_rows(changed, new, source, now))

@@ -120,22 +120,37 @@ def upsert_readings(session: Session) -> Insert:
     )
 
 
+class Stored(NamedTuple):
+    """The values of a stored interval that the audit trail keeps."""
+
+    kwh: float
+    kvarh: float
+    demand_kw: float
+    quality: str
+
+    def differs(self, new: Mapping[str, Any]) -> bool:
+        """Return True if the row `new` would change any of these values."""
+        return self != (new["kwh"], new["kvarh"], new["demand_kw"], new["quality"])
+
+
+STORED_COLUMNS = (
+    models.Reading.kwh,
+    models.Reading.kvarh,
+    models.Reading.demand_kw,
+    models.Reading.quality,
+)
+
+
 def stored_estimates(
     session: Session, keys: Sequence[tuple[str, datetime]]
-) -> dict[tuple[str, datetime], tuple[float, float, str]]:
-    """Return (kWh, kW, quality) of the stored estimates among `keys` (partial index)."""
+) -> dict[tuple[str, datetime], Stored]:
+    """Return the stored values of the estimates among `keys` (partial index)."""
     if not keys:
         return {}
     meters = sorted({m for m, _ in keys})
     starts = [s for _, s in keys]
     rows = session.execute(
-        select(
-            models.Reading.meter_id,
-            models.Reading.start,
-            models.Reading.kwh,
-            models.Reading.demand_kw,
-            models.Reading.quality,
-        ).where(
+        select(models.Reading.meter_id, models.Reading.start, *STORED_COLUMNS).where(
             # The partial index's own predicate, as literal SQL, so PostgreSQL can prove
             # the index applies even to a generic (prepared) plan.
             _STORED_IS_ESTIMATE,
@@ -145,26 +160,28 @@ def stored_estimates(
         )
     )
     wanted = set(keys)
-    return {(m, s): (k, d, q) for m, s, k, d, q in rows if (m, s) in wanted}
+    return {(r[0], r[1]): Stored(*r[2:]) for r in rows if (r[0], r[1]) in wanted}
 
 
 def audit_rows(
-    replaced: Mapping[tuple[str, datetime], tuple[float | None, float | None, str | None]],
+    replaced: Mapping[tuple[str, datetime], Stored | None],
     new: dict[tuple[str, datetime], dict[str, Any]],
     source: str,
     at: datetime,
 ) -> list[dict[str, Any]]:
-    """Build audit-trail rows for stored values that `new` replaces (old None: nothing was)."""
+    """Build audit-trail rows for stored values that `new` replaces (None: nothing was)."""
     return [
         {
             "meter_id": key[0],
             "start": key[1],
             "changed_at": at,
             "source": source,
-            "old_kwh": old[0],
-            "old_demand_kw": old[1],
-            "old_quality": old[2],
+            "old_kwh": None if old is None else old.kwh,
+            "old_kvarh": None if old is None else old.kvarh,
+            "old_demand_kw": None if old is None else old.demand_kw,
+            "old_quality": None if old is None else old.quality,
             "new_kwh": new[key]["kwh"],
+            "new_kvarh": new[key]["kvarh"],
             "new_demand_kw": new[key]["demand_kw"],
             "new_quality": new[key]["quality"],
         }

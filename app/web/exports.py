@@ -145,8 +145,18 @@ def change_json(row: models.ReadingAudit) -> dict[str, Any]:
         "start": telemetry.format_time(row.start),
         "changed_at": telemetry.format_time(row.changed_at),
         "source": row.source,
-        "old": {"kwh": row.old_kwh, "demand_kw": row.old_demand_kw, "quality": row.old_quality},
-        "new": {"kwh": row.new_kwh, "demand_kw": row.new_demand_kw, "quality": row.new_quality},
+        "old": {
+            "kwh": row.old_kwh,
+            "kvarh": row.old_kvarh,
+            "demand_kw": row.old_demand_kw,
+            "quality": row.old_quality,
+        },
+        "new": {
+            "kwh": row.new_kwh,
+            "kvarh": row.new_kvarh,
+            "demand_kw": row.new_demand_kw,
+            "quality": row.new_quality,
+        },
     }
 
 

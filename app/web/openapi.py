@@ -991,11 +991,20 @@ def _pending_schemas() -> JsonObject:
                             "old": obj(
                                 {
                                     "kwh": MAYBE_NUMBER,
+                                    "kvarh": MAYBE_NUMBER,
                                     "demand_kw": MAYBE_NUMBER,
                                     "quality": MAYBE_STRING,
                                 }
                             ),
-                            "new": obj({"kwh": NUMBER, "demand_kw": NUMBER, "quality": STRING}),
+                            # kvarh is null on changes recorded before it was kept.
+                            "new": obj(
+                                {
+                                    "kwh": NUMBER,
+                                    "kvarh": MAYBE_NUMBER,
+                                    "demand_kw": NUMBER,
+                                    "quality": STRING,
+                                }
+                            ),
                         }
                     )
                 ),

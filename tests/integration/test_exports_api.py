@@ -302,6 +302,10 @@ def test_the_audit_trail_of_a_meter_in_the_api_and_on_its_page(
     ]
     assert at_gap[0]["new"]["kwh"] == kwh
     assert at_gap[0]["old"]["kwh"] == at_gap[1]["new"]["kwh"]
+    # kVArh too: the actual's, over the estimate's, over nothing.
+    assert at_gap[0]["new"]["kvarh"] == make_reading(gap).kvarh
+    assert at_gap[0]["old"]["kvarh"] == at_gap[1]["new"]["kvarh"] is not None
+    assert at_gap[1]["old"] == {"kwh": None, "kvarh": None, "demand_kw": None, "quality": None}
     # Bounded by interval start; limited in count.
     later = {"start": "2026-03-02T03:00:00Z", "end": "2026-03-03T00:00:00Z"}
     assert all(
@@ -315,5 +319,6 @@ def test_the_audit_trail_of_a_meter_in_the_api_and_on_its_page(
     login(client, "rep@prairiemeter.example")
     html = client.get(f"/meters/{own.id}").get_data(as_text=True)
     assert "Changes to stored values" in html
+    assert "kVArh before" in html
     assert "estimated-linear → valid" in html
     assert "missing → estimated-linear" in html
