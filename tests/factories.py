@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -73,13 +73,19 @@ def seed_database(
     return fleet
 
 
-def interval_batch(meters: list[Meter], start: datetime, count: int) -> list[Accepted]:
-    """One interval message per meter, `count` readings from `start`."""
+def interval_batch(
+    meters: list[Meter], start: datetime, count: int, *, register: bool = False
+) -> list[Accepted]:
+    """One interval message per meter, `count` readings from `start` (and a register read)."""
+    starts = telemetry.interval_range(start, count)
+    end = starts[-1] + timedelta(seconds=telemetry.INTERVAL_SECONDS)
     return [
         Accepted(
             telemetry.Topic(telemetry.DEFAULT_PREFIX, m.utility_id, m.id, "interval"),
             telemetry.IntervalMessage(
-                m.id, tuple(make_reading(s) for s in telemetry.interval_range(start, count))
+                m.id,
+                tuple(make_reading(s) for s in starts),
+                register=telemetry.Register(end, 1000.0, 400.0) if register else None,
             ),
             b"",
             datetime.now(UTC),
@@ -88,12 +94,12 @@ def interval_batch(meters: list[Meter], start: datetime, count: int) -> list[Acc
     ]
 
 
-def readings_by_table(url: str) -> dict[str, int]:
-    """Readings per table that holds them (a partition or a chunk), by qualified name."""
+def readings_by_table(url: str, table: str = "readings") -> dict[str, int]:
+    """Rows of `table` per table that holds them (a partition or a chunk), by qualified name."""
     engine = make_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1")
+            text(f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1")  # noqa: S608
         ).all()
     engine.dispose()
     return dict(rows)

@@ -1,10 +1,10 @@
-"""Time partitions of `readings` on PostgreSQL: TimescaleDB chunks, or one partition a month.
+"""Time partitions on PostgreSQL: TimescaleDB chunks, or one partition a month.
 
-A migration turns `readings` into a TimescaleDB hypertable when the extension is available,
-otherwise into a table partitioned by month on `start` with a DEFAULT partition as a
-safety net. Writers call `ensure` with the interval starts they are about to store, so the
-month's partition exists first; old months can then be detached or dropped whole.
-SQLite stores one plain table and every function here does nothing there.
+Migrations turn `readings` (on `start`) and `register_reads` (on `at`) into TimescaleDB
+hypertables when the extension is available, otherwise into tables partitioned by month
+with a DEFAULT partition as a safety net. Writers call `ensure` with the times they are
+about to store, so the month's partition exists first; old months can then be detached or
+dropped whole. SQLite stores plain tables and every function here does nothing there.
 """
 
 from __future__ import annotations
@@ -21,27 +21,33 @@ log = logging.getLogger(__name__)
 
 PARENT = "readings"
 DEFAULT = "readings_default"
-_MONTHLY = re.compile(r"readings_p\d{6}")
+REGISTERS = "register_reads"
+PARENTS = (PARENT, REGISTERS)
+_PARTITION = re.compile(r"(?P<parent>readings|register_reads)_(p\d{6}|default)")
 # A one-off lock number for partition DDL, so two writers never create the same month.
 _LOCK = 7_304_211
 
 
-def is_partition(name: str) -> bool:
-    """Return True for the name of a `readings` partition (not in the models on purpose)."""
-    return name == DEFAULT or _MONTHLY.fullmatch(name) is not None
+def is_partition(name: str, parent: str | None = PARENT) -> bool:
+    """Return True for the name of a partition of `parent` (None: of any partitioned table).
+
+    The models do not describe partitions, on purpose.
+    """
+    found = _PARTITION.fullmatch(name)
+    return found is not None and parent in (None, found["parent"])
 
 
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
     """Alembic filter: leave the partitions, which the models do not describe, alone."""
-    return not (type_ == "table" and reflected and name is not None and is_partition(name))
+    return not (type_ == "table" and reflected and name is not None and is_partition(name, None))
 
 
-def month_name(start: datetime) -> str:
-    """Return the partition name for the month of `start` (UTC)."""
+def month_name(start: datetime, parent: str = PARENT) -> str:
+    """Return the name of `parent`'s partition for the month of `start` (UTC)."""
     at = start.astimezone(UTC)
-    return f"readings_p{at.year:04d}{at.month:02d}"
+    return f"{parent}_p{at.year:04d}{at.month:02d}"
 
 
 def month_bounds(start: datetime) -> tuple[datetime, datetime]:
@@ -52,12 +58,12 @@ def month_bounds(start: datetime) -> tuple[datetime, datetime]:
     return low, high
 
 
-def layout(conn: Connection) -> str:
-    """Return how `readings` is stored: 'plain', 'monthly' or 'timescaledb'."""
+def layout(conn: Connection, parent: str = PARENT) -> str:
+    """Return how `parent` is stored: 'plain', 'monthly' or 'timescaledb'."""
     if conn.dialect.name != "postgresql":
         return "plain"
     kind = conn.scalar(
-        text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": PARENT}
+        text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": parent}
     )
     if kind == "p":
         return "monthly"
@@ -69,7 +75,7 @@ def layout(conn: Connection) -> str:
         )
         if _has_timescale(conn)
         else text("SELECT 0"),
-        {"t": PARENT},
+        {"t": parent},
     )
     return "timescaledb" if hyper else "plain"
 
@@ -81,10 +87,11 @@ def _has_timescale(conn: Connection) -> bool:
 
 
 class Months:
-    """The monthly partitions known to exist, so a writer checks the catalogue once."""
+    """The monthly partitions of `parent` known to exist, so a writer checks the catalogue once."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: str = PARENT) -> None:
         """Start unknown; the first `ensure` reads the catalogue."""
+        self.parent = parent
         self._known: set[str] | None = None
         self._monthly = False
 
@@ -102,42 +109,44 @@ class Months:
         # message (seen in CI: "'NoneType' object has no attribute 'add'").
         known = self._known
         if known is None:
-            monthly = layout(conn) == "monthly"
-            known = set(existing(conn)) if monthly else set()
+            monthly = layout(conn, self.parent) == "monthly"
+            known = set(existing(conn, self.parent)) if monthly else set()
             self._monthly = monthly
             self._known = known
         if not self._monthly:
             return []
-        wanted = {month_name(s): s for s in starts}
+        wanted = {month_name(s, self.parent): s for s in starts}
         missing = [name for name in wanted if name not in known]
         created = []
         for name in sorted(missing):
-            if create_month(conn, wanted[name]):
+            if create_month(conn, wanted[name], self.parent):
                 created.append(name)
             known.add(name)
         return created
 
 
-def existing(conn: Connection) -> list[str]:
-    """Return the names of the partitions of `readings`."""
+def existing(conn: Connection, parent: str = PARENT) -> list[str]:
+    """Return the names of the partitions of `parent`."""
     return list(
         conn.scalars(
             text(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = to_regclass(:t) ORDER BY 1"
             ),
-            {"t": PARENT},
+            {"t": parent},
         )
     )
 
 
-def create_month(conn: Connection, start: datetime) -> bool:
+def create_month(conn: Connection, start: datetime, parent: str = PARENT) -> bool:
     """Create the partition for `start`'s month if missing; True if this call created it.
 
     Runs in a savepoint: if rows for that month already sit in the DEFAULT partition (a
     writer that did not call `ensure`), PostgreSQL refuses and they simply stay there.
     """
-    name = month_name(start)
+    if parent not in PARENTS:  # interpolated into DDL below: only our own tables
+        raise ValueError(f"{parent!r} is not a partitioned table")
+    name = month_name(start, parent)
     low, high = month_bounds(start)
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
     if conn.scalar(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}):
@@ -146,12 +155,14 @@ def create_month(conn: Connection, start: datetime) -> bool:
         with conn.begin_nested():
             conn.execute(
                 text(
-                    f"CREATE TABLE {name} PARTITION OF {PARENT} "
+                    f"CREATE TABLE {name} PARTITION OF {parent} "
                     f"FOR VALUES FROM ('{low.isoformat()}') TO ('{high.isoformat()}')"
                 )
             )
     except DBAPIError as exc:
-        log.warning("partition %s not created (%s); its rows stay in %s", name, exc.orig, DEFAULT)
+        log.warning(
+            "partition %s not created (%s); its rows stay in %s_default", name, exc.orig, parent
+        )
         return False
     log.info("created partition %s", name)
     return True

@@ -275,6 +275,12 @@ class MeterDirectory:
         self._owner: dict[str, str] = {}
         self.zones: dict[str, tzinfo] = {}
         self.months = partitions.Months()
+        self.register_months = partitions.Months(partitions.REGISTERS)
+
+    def months_unknown(self) -> None:
+        """Forget which partitions exist (after a rollback that may have undone a creation)."""
+        self.months.reset()
+        self.register_months.reset()
 
     def refresh(self, session: Session) -> None:
         """Reload meter → utility (and local time zone, for daily rollups) from the database."""
@@ -415,16 +421,21 @@ def write_batch(
     conn = session.connection()
     now = max((i.received_at for i in batch), default=None)
     offered = 0
+    whole = block.block() if plain and block is not None else None
+    # The monthly partitions (PostgreSQL, partitioned layout) of the rows, the block's and
+    # then the register reads', before anything is written: creating one locks its table
+    # ACCESS EXCLUSIVE. A batch that held the rollup tables while it waited for that
+    # deadlocked with `rebuild-rollups`, which takes `readings` and then the rollups; and
+    # VEE reads `readings` and then `register_reads`, so they are taken in that order.
     if rows:
-        # The rows' monthly partitions (PostgreSQL, partitioned layout) before their rows
-        # and before any rollup is written (the block's are made in
-        # `_write_block`, before its rollups too): creating one locks `readings` ACCESS
-        # EXCLUSIVE, and a batch that held the rollup tables while it waited for that
-        # deadlocked with `rebuild-rollups`, which takes `readings` and then the rollups.
         meters.months.ensure(conn, set(map(_START, rows)))
-    if plain and block is not None and now is not None:
+    if whole is not None:
+        meters.months.ensure(conn, whole.start_times())
+    if registers:
+        meters.register_months.ensure(conn, {at for _, at in registers})
+    if whole is not None and now is not None:
         offered = sum(len(m[1]) for m in plain)
-        result.estimates_replaced += _write_block(session, block, plain, meters, now)
+        result.estimates_replaced += _write_block(session, whole, plain, meters, now)
     if rows and now is not None:
         if repeated or hours is None:
             # A reading twice in the batch is stored once, the first copy, as across
@@ -513,18 +524,17 @@ def _extend(
 
 def _write_block(
     session: Session,
-    block: columnar.Builder,
+    columns: columnar.Block,
     plain: list[_Message],
     meters: MeterDirectory,
     now: datetime,
 ) -> int:
     """Store plain messages (one run of rows a meter) exactly once, with rollups (PostgreSQL).
 
-    One COPY of numpy-built rows, and rollups added a column at a time; if a row was
-    stored before (a redelivery, an actual over an estimate), the general path instead.
+    One COPY of numpy-built rows (their months' partitions made already), and rollups added
+    a column at a time; if a row was stored before (a redelivery, an actual over an
+    estimate), the general path instead.
     """
-    columns = block.block()
-    meters.months.ensure(session.connection(), columns.start_times())
     if bulk.copy_if_all_new(session, _READINGS.name, PG_COLUMNS, columns.reading_copy()):
         rollups.add_columns(session, columns.hours(), meters.zones)
         return 0

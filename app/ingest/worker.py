@@ -452,7 +452,7 @@ class IngestWorker:
     def _months_unknown(self) -> None:
         # A rolled-back batch may have created a month's partition in its transaction:
         # the next one reads the catalogue again instead of trusting what it noted.
-        self._meters.months.reset()
+        self._meters.months_unknown()
 
     def _discard(self, batch: list[Inbound], source: Handoff[Inbound]) -> None:
         source.done(len(batch))

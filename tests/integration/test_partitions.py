@@ -21,9 +21,29 @@ from tests.factories import interval_batch, readings_by_table
 pytestmark = pytest.mark.postgres
 
 
-def batch(start: datetime, count: int) -> list[Accepted]:
+def batch(start: datetime, count: int, *, register: bool = False) -> list[Accepted]:
     """One interval message per meter of a 2-meter fleet, `count` readings from `start`."""
-    return interval_batch(build_fleet(2, seed=8), start, count)
+    return interval_batch(build_fleet(2, seed=8), start, count, register=register)
+
+
+def test_register_reads_get_their_month_partition_before_their_rows(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily, register_reads"))
+        seed_fleet(session, build_fleet(2, seed=8))
+        assert partitions.layout(session.connection(), partitions.REGISTERS) == "monthly"
+    directory = MeterDirectory()
+    # The reads after 23:00 and after midnight of a year end: one in each month.
+    for start in (datetime(2024, 12, 31, 22, tzinfo=UTC), datetime(2024, 12, 31, 23, tzinfo=UTC)):
+        with sessions.begin() as session:
+            write_batch(session, batch(start, 4, register=True), directory)
+    engine.dispose()
+    assert readings_by_table(postgres_url, partitions.REGISTERS) == {
+        "register_reads_p202412": 2,
+        "register_reads_p202501": 2,
+    }
+    assert readings_by_table(postgres_url) == {"readings_p202412": 16}
 
 
 def test_a_new_month_gets_its_partition_before_its_rows(postgres_url: str) -> None:
@@ -89,11 +109,22 @@ def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
     engine = make_engine(postgres_url)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
-        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily"))
+        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily, register_reads"))
         seed_fleet(session, build_fleet(2, seed=8))
     with sessions.begin() as session:
-        write_batch(session, batch(datetime(2024, 5, 31, 12, tzinfo=UTC), 96), MeterDirectory())
+        write_batch(
+            session,
+            batch(datetime(2024, 5, 31, 12, tzinfo=UTC), 96, register=True),
+            MeterDirectory(),
+        )
     config = alembic_config(postgres_url)
+    # Below 0011 register_reads is one table; below 0009 it is gone, so stop above that.
+    command.downgrade(config, "0010_audit_kvarh")
+    with sessions() as session:
+        assert partitions.layout(session.connection(), partitions.REGISTERS) == "plain"
+        assert session.scalar(select(func.count()).select_from(models.RegisterRead)) == 2
+    command.upgrade(config, "head")
+    assert readings_by_table(postgres_url, partitions.REGISTERS) == {"register_reads_p202406": 2}
     command.downgrade(config, "0005_hourly_cover")
     with sessions() as session:
         assert partitions.layout(session.connection()) == "plain"
@@ -101,6 +132,7 @@ def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
     command.upgrade(config, "head")
     with sessions() as session:
         assert partitions.layout(session.connection()) == "monthly"
+        assert partitions.layout(session.connection(), partitions.REGISTERS) == "monthly"
     engine.dispose()
     assert readings_by_table(postgres_url) == {"readings_p202405": 96, "readings_p202406": 96}
 
@@ -112,3 +144,7 @@ def test_month_bounds_roll_over_the_year() -> None:
     assert partitions.is_partition("readings_p202612")
     assert partitions.is_partition("readings_default")
     assert not partitions.is_partition("readings_hourly")
+    assert partitions.month_name(low, partitions.REGISTERS) == "register_reads_p202612"
+    assert partitions.is_partition("register_reads_p202612", partitions.REGISTERS)
+    assert not partitions.is_partition("register_reads_p202612")  # not one of readings'
+    assert partitions.is_partition("register_reads_default", None)

@@ -77,7 +77,11 @@ def fleet(url: str) -> Iterator[tuple[Engine, sessionmaker[Session], list[Meter]
     sessions = make_sessionmaker(engine)
     meters = build_fleet(2, seed=8)
     with sessions.begin() as session:
-        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily, reading_audit"))
+        session.execute(
+            text(
+                "TRUNCATE readings, readings_hourly, readings_daily, reading_audit, register_reads"
+            )
+        )
         seed_fleet(session, meters)
     yield engine, sessions, meters
     engine.dispose()
@@ -88,7 +92,7 @@ def store_days(sessions: sessionmaker[Session], meters: list[Meter]) -> MeterDir
     directory = MeterDirectory()
     for start in STARTS:
         with sessions.begin() as session:
-            write_batch(session, interval_batch(meters, start, 96), directory)
+            write_batch(session, interval_batch(meters, start, 96, register=True), directory)
     return directory
 
 
@@ -101,18 +105,22 @@ def rollup_rows(session: Session) -> list[tuple[Any, ...]]:
     ]
 
 
-def test_readings_is_a_hypertable_of_weekly_chunks(url: str) -> None:
+def test_readings_and_register_reads_are_hypertables(url: str) -> None:
     engine = make_engine(url)
     with engine.connect() as conn:
         assert partitions.layout(conn) == "timescaledb"
+        assert partitions.layout(conn, partitions.REGISTERS) == "timescaledb"
         dims = conn.execute(
             text(
-                "SELECT column_name, time_interval FROM timescaledb_information.dimensions "
-                "WHERE hypertable_name = 'readings'"
+                "SELECT hypertable_name, column_name, time_interval "
+                "FROM timescaledb_information.dimensions ORDER BY 1"
             )
         ).all()
     engine.dispose()
-    assert [tuple(d) for d in dims] == [("start", timedelta(days=7))]
+    assert [tuple(d) for d in dims] == [
+        ("readings", "start", timedelta(days=7)),
+        ("register_reads", "at", timedelta(days=30)),
+    ]
 
 
 def test_the_ingest_stores_each_reading_once_in_chunks_with_exact_rollups(
@@ -141,6 +149,9 @@ def test_the_ingest_stores_each_reading_once_in_chunks_with_exact_rollups(
     stored = readings_by_table(engine.url.render_as_string(hide_password=False))
     assert sum(stored.values()) == len(meters) * len(STARTS) * 96
     assert all(name.startswith(CHUNKS) for name in stored), stored
+    reads = readings_by_table(engine.url.render_as_string(hide_password=False), "register_reads")
+    assert sum(reads.values()) == len(meters) * len(STARTS)
+    assert all(name.startswith(CHUNKS) for name in reads), reads
     with sessions() as session:
         conn = session.connection()
         # Chunks, never the monthly partitions of the other layout.
