@@ -59,6 +59,8 @@ test: $(DEV) browser lint typecheck
 	@if [ -n "$$TEST_TIMESCALEDB_URL" ]; then $(MAKE) --no-print-directory test-timescaledb; fi
 
 test-timescaledb: $(DEV)
+	@if [ -z "$$TEST_TIMESCALEDB_URL" ]; then \
+	  echo "set TEST_TIMESCALEDB_URL (scripts/timescaledb.sh start prints it)" >&2; exit 2; fi
 	TEST_DATABASE_URL="$$TEST_TIMESCALEDB_URL" $(BIN)/python -m pytest -m postgres $(TSDB_TESTS)
 
 unit: $(DEV)

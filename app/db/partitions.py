@@ -20,28 +20,30 @@ from sqlalchemy.exc import DBAPIError
 log = logging.getLogger(__name__)
 
 PARENT = "readings"
-DEFAULT = "readings_default"
 REGISTERS = "register_reads"
 PARENTS = (PARENT, REGISTERS)
-_PARTITION = re.compile(r"(?P<parent>readings|register_reads)_(p\d{6}|default)")
-# A one-off lock number for partition DDL, so two writers never create the same month.
-_LOCK = 7_304_211
+_PARTITION = re.compile(rf"(?P<parent>{'|'.join(PARENTS)})_(p\d{{6}}|default)")
+# One-off lock numbers for partition DDL, one per table, so two writers never create the
+# same month; per table, so a writer creating a month of one never waits on the other's.
+_LOCKS = {PARENT: 7_304_211, REGISTERS: 7_304_212}
 
 
-def is_partition(name: str, parent: str | None = PARENT) -> bool:
-    """Return True for the name of a partition of `parent` (None: of any partitioned table).
-
-    The models do not describe partitions, on purpose.
-    """
+def is_partition(name: str, parent: str = PARENT) -> bool:
+    """Return True for the name of a partition of `parent` (the models describe none)."""
     found = _PARTITION.fullmatch(name)
-    return found is not None and parent in (None, found["parent"])
+    return found is not None and found["parent"] == parent
+
+
+def is_any_partition(name: str) -> bool:
+    """Return True for the name of a partition of any partitioned table."""
+    return _PARTITION.fullmatch(name) is not None
 
 
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
     """Alembic filter: leave the partitions, which the models do not describe, alone."""
-    return not (type_ == "table" and reflected and name is not None and is_partition(name, None))
+    return not (type_ == "table" and reflected and name is not None and is_any_partition(name))
 
 
 def month_name(start: datetime, parent: str = PARENT) -> str:
@@ -148,7 +150,7 @@ def create_month(conn: Connection, start: datetime, parent: str = PARENT) -> boo
         raise ValueError(f"{parent!r} is not a partitioned table")
     name = month_name(start, parent)
     low, high = month_bounds(start)
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCKS[parent]})
     if conn.scalar(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}):
         return False
     try:

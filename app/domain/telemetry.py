@@ -467,12 +467,14 @@ def _finite(value: Any, name: str, *, minimum: float | None = None) -> float:
 
 
 # Every meter reports the same interval starts, so a backlog of a whole fleet names only a
-# few hundred distinct timestamps: each is checked and parsed once, then looked up. 4,096
-# starts are 42 days of intervals; cleared when full, so a stream that keeps naming new
-# days (a long replay) holds at most that many. At 50,000 the cache took 8.7 minutes of
-# the benchmark's soak to fill and was most of the worker's memory growth over it.
+# few hundred distinct timestamps: each is checked and parsed once, then looked up. 16,384
+# starts (about 3 MB) are 170 days of intervals, more than the largest message holds
+# (MAX_READINGS_PER_MESSAGE), so one message never clears what it is using; cleared when
+# full, so a stream that keeps naming new days (a long replay) holds at most that many. At
+# 50,000 the cache took 8.7 minutes of the benchmark's soak to fill and was most of the
+# worker's memory growth over it.
 _START_CACHE: dict[str, datetime] = {}
-START_CACHE_MAX: Final = 4_096
+START_CACHE_MAX: Final = 16_384
 _NO_FLAGS: Final[frozenset[str]] = frozenset()
 
 

@@ -224,6 +224,10 @@ _TOUCH_METERS_PG = text(
 )
 
 
+# The parents only: the partition DDL that writers must not cross takes the parent's lock.
+_LOCK_TABLES = text("LOCK TABLE ONLY readings, register_reads IN ROW EXCLUSIVE MODE")
+
+
 # Redelivery stores a register read once: the first copy stays.
 _INSERT_REGISTERS_PG = text(
     """
@@ -433,6 +437,11 @@ def write_batch(
         meters.months.ensure(conn, whole.start_times())
     if registers:
         meters.register_months.ensure(conn, {at for _, at in registers})
+        if session.get_bind().dialect.name == "postgresql":
+            # And the tables themselves now, before any rollup row: a batch that wrote
+            # rollups and then waited for `register_reads` behind one creating its month,
+            # which in turn waited for one of those rollup rows, was a deadlock.
+            conn.execute(_LOCK_TABLES)
     if whole is not None and now is not None:
         offered = sum(len(m[1]) for m in plain)
         result.estimates_replaced += _write_block(session, whole, plain, meters, now)

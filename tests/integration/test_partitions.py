@@ -147,4 +147,6 @@ def test_month_bounds_roll_over_the_year() -> None:
     assert partitions.month_name(low, partitions.REGISTERS) == "register_reads_p202612"
     assert partitions.is_partition("register_reads_p202612", partitions.REGISTERS)
     assert not partitions.is_partition("register_reads_p202612")  # not one of readings'
-    assert partitions.is_partition("register_reads_default", None)
+    assert partitions.is_any_partition("register_reads_default")
+    assert partitions.is_any_partition("readings_p202612")
+    assert not partitions.is_any_partition("register_reads")

@@ -244,7 +244,20 @@ def test_downgrade_and_upgrade_keep_every_reading(
 ) -> None:
     engine, sessions, meters = fleet
     store_days(sessions, meters)
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=False)
+    config = alembic_config(url)
+    # register_reads: back to one table below 0011 and into a hypertable again, reads kept
+    # (below 0009 the table is gone, so this stops above it).
+    command.downgrade(config, "0010_audit_kvarh")
+    with sessions() as session:
+        assert partitions.layout(session.connection(), partitions.REGISTERS) == "plain"
+        assert session.scalar(select(func.count()).select_from(models.RegisterRead)) == 6
+    command.upgrade(config, "head")
+    with sessions() as session:
+        assert partitions.layout(session.connection(), partitions.REGISTERS) == "timescaledb"
+    reads = readings_by_table(url, partitions.REGISTERS)
+    assert sum(reads.values()) == 6
+    assert all(name.startswith(CHUNKS) for name in reads), reads
     command.downgrade(config, "0005_hourly_cover")
     with sessions() as session:
         assert partitions.layout(session.connection()) == "plain"
@@ -253,7 +266,7 @@ def test_downgrade_and_upgrade_keep_every_reading(
     with sessions() as session:
         assert partitions.layout(session.connection()) == "timescaledb"
         assert session.scalar(select(func.count()).select_from(models.Reading)) == 576
-    stored = readings_by_table(engine.url.render_as_string(hide_password=False))
+    stored = readings_by_table(url)
     assert all(name.startswith(CHUNKS) for name in stored), stored
 
 
@@ -266,6 +279,7 @@ def test_the_switch_keeps_monthly_partitions_beside_timescaledb(
     engine = make_engine(url)
     with engine.connect() as conn:
         assert partitions.layout(conn) == "monthly"
+        assert partitions.layout(conn, partitions.REGISTERS) == "monthly"
         assert not conn.scalar(
             text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
         )

@@ -318,6 +318,8 @@ def test_start_cache_stays_bounded_over_a_long_replay() -> None:
         assert [r.start for r in t.decode_interval(orjson.dumps(body)).readings] == starts
         sizes.append(len(t._START_CACHE))
     assert max(sizes) <= t.START_CACHE_MAX
+    # Larger than any one message, so decoding one never clears what it is using.
+    assert t.START_CACHE_MAX >= t.MAX_READINGS_PER_MESSAGE
     assert sizes[-1] < sizes[-4]  # it was cleared on the way, then refilled
 
 
