@@ -41,10 +41,12 @@ def upgrade() -> None:
     if bind.dialect.name != "postgresql":
         return  # SQLite: one plain table.
     if _readings_hypertable(bind):
+        # No default index on `at` alone: every read names its meter, so the primary key
+        # (meter_id, at) serves them, as on the partitioned layout.
         op.execute(
             "SELECT create_hypertable('register_reads', 'at', "
             "chunk_time_interval => INTERVAL '30 days', migrate_data => true, "
-            "if_not_exists => true)"
+            "create_default_indexes => false, if_not_exists => true)"
         )
         return
     _set_aside()
