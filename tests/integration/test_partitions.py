@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 from alembic import command
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import models, partitions
 from app.db.migrate import alembic_config
@@ -26,12 +27,19 @@ def batch(start: datetime, count: int, *, register: bool = False) -> list[Accept
     return interval_batch(build_fleet(2, seed=8), start, count, register=register)
 
 
-def test_register_reads_get_their_month_partition_before_their_rows(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
+def fresh_fleet(url: str) -> tuple[Engine, sessionmaker[Session]]:
+    """Empty readings, rollups and register reads, the 2-meter fleet seeded; engine, sessions."""
+    engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
         session.execute(text("TRUNCATE readings, readings_hourly, readings_daily, register_reads"))
         seed_fleet(session, build_fleet(2, seed=8))
+    return engine, sessions
+
+
+def test_register_reads_get_their_month_partition_before_their_rows(postgres_url: str) -> None:
+    engine, sessions = fresh_fleet(postgres_url)
+    with sessions() as session:
         assert partitions.layout(session.connection(), partitions.REGISTERS) == "monthly"
     directory = MeterDirectory()
     # The reads after 23:00 and after midnight of a year end: one in each month.
@@ -47,11 +55,8 @@ def test_register_reads_get_their_month_partition_before_their_rows(postgres_url
 
 
 def test_a_new_month_gets_its_partition_before_its_rows(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as session:
-        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily"))
-        seed_fleet(session, build_fleet(2, seed=8))
+    engine, sessions = fresh_fleet(postgres_url)
+    with sessions() as session:
         assert partitions.layout(session.connection()) == "monthly"
     directory = MeterDirectory()
     # Across a year end: the last hour of December and the first of January.
@@ -106,11 +111,7 @@ def test_a_writer_resetting_the_months_never_breaks_another_writers_ensure(
 
 
 def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
-    engine = make_engine(postgres_url)
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as session:
-        session.execute(text("TRUNCATE readings, readings_hourly, readings_daily, register_reads"))
-        seed_fleet(session, build_fleet(2, seed=8))
+    engine, sessions = fresh_fleet(postgres_url)
     with sessions.begin() as session:
         write_batch(
             session,
