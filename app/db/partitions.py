@@ -101,8 +101,14 @@ class Months:
         """Forget what is known (after a rollback that may have undone a creation)."""
         self._known = None
 
-    def ensure(self, conn: Connection, starts: Iterable[datetime]) -> list[str]:
-        """Create the monthly partitions `starts` fall in that do not exist yet; return them."""
+    def ensure(
+        self, conn: Connection, starts: Iterable[datetime], pending: set[str] | None = None
+    ) -> list[str]:
+        """Create the monthly partitions `starts` fall in that do not exist yet; return them.
+
+        Shared by writers on other connections, pass `pending`: what this transaction makes
+        goes there, not into the shared set, until the caller commits and calls `confirm`.
+        """
         if conn.dialect.name != "postgresql":
             return []
         # One local reference: the ingest's writer threads share this object, and another
@@ -118,13 +124,26 @@ class Months:
         if not self._monthly:
             return []
         wanted = {month_name(s, self.parent): s for s in starts}
-        missing = [name for name in wanted if name not in known]
+        mine = pending if pending is not None else known
+        missing = [name for name in wanted if name not in known and name not in mine]
         created = []
         for name in sorted(missing):
             if create_month(conn, wanted[name], self.parent):
                 created.append(name)
-            known.add(name)
+                # Until this transaction commits, a rollback can undo the month: another
+                # writer that trusted it would put that month's rows in the DEFAULT
+                # partition, and the month could never be made after that. Not noted as
+                # known, another writer takes the partition lock and waits for this one.
+                mine.add(name)
+            else:
+                known.add(name)  # committed by another writer, or refused (rows in DEFAULT)
         return created
+
+    def confirm(self, names: Iterable[str]) -> None:
+        """Note that the partitions `names` (of any table) made by `ensure` are committed."""
+        known = self._known
+        if known is not None:
+            known.update(name for name in names if is_partition(name, self.parent))
 
 
 def existing(conn: Connection, parent: str = PARENT) -> list[str]:

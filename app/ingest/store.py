@@ -60,6 +60,8 @@ class BatchResult:
     dead_letters: int = 0
     estimates_replaced: int = 0
     reasons: list[str] = field(default_factory=list)
+    # Partitions this batch made: the caller confirms them to the MeterDirectory on commit.
+    new_partitions: set[str] = field(default_factory=set)
 
 
 def _insert_ignore(session: Session, table: Table) -> Insert:
@@ -281,6 +283,11 @@ class MeterDirectory:
         self.months = partitions.Months()
         self.register_months = partitions.Months(partitions.REGISTERS)
 
+    def months_committed(self, names: set[str]) -> None:
+        """Note partitions a batch made (`BatchResult.new_partitions`), now committed."""
+        self.months.confirm(names)
+        self.register_months.confirm(names)
+
     def months_unknown(self) -> None:
         """Forget which partitions exist (after a rollback that may have undone a creation)."""
         self.months.reset()
@@ -431,12 +438,13 @@ def write_batch(
     # ACCESS EXCLUSIVE. A batch that held the rollup tables while it waited for that
     # deadlocked with `rebuild-rollups`, which takes `readings` and then the rollups; and
     # VEE reads `readings` and then `register_reads`, so they are taken in that order.
+    made = result.new_partitions
     if rows:
-        meters.months.ensure(conn, set(map(_START, rows)))
+        meters.months.ensure(conn, set(map(_START, rows)), made)
     if whole is not None:
-        meters.months.ensure(conn, whole.start_times())
+        meters.months.ensure(conn, whole.start_times(), made)
     if registers:
-        meters.register_months.ensure(conn, {at for _, at in registers})
+        meters.register_months.ensure(conn, {at for _, at in registers}, made)
         if session.get_bind().dialect.name == "postgresql":
             # And the tables themselves now, before any rollup row: a batch that wrote
             # rollups and then waited for `register_reads` behind one creating its month,

@@ -364,6 +364,7 @@ class IngestWorker:
                     if self.share_group:
                         _lock_meters(session, batch)
                     result = write_batch(session, batch, self._meters, self.limits)
+                self._meters.months_committed(result.new_partitions)
                 break
             except Exception as exc:
                 if isinstance(exc, SQLAlchemyError) and not _refused(exc):

@@ -110,6 +110,43 @@ def test_a_writer_resetting_the_months_never_breaks_another_writers_ensure(
     assert not errors, errors
 
 
+def test_a_month_another_writer_made_is_trusted_only_once_it_commits(
+    postgres_url: str,
+) -> None:
+    """Two writers share one `MeterDirectory`; the first makes a month, then rolls back.
+
+    Had the second trusted that month before the first committed, its rows would have gone
+    to the DEFAULT partition once the rollback undid the month, and that month could never
+    be made again. It waits for the first writer instead, then makes the month itself.
+    """
+    engine, sessions = fresh_fleet(postgres_url)
+    fleet = build_fleet(2, seed=8)
+    start = datetime(2025, 3, 10, tzinfo=UTC)
+    directory = MeterDirectory()
+    first = sessions()
+    first.begin()
+    made = write_batch(first, interval_batch(fleet[:1], start, 8), directory)
+    assert made.new_partitions == {"readings_p202503"}
+    failures: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            with sessions.begin() as session:
+                write_batch(session, interval_batch(fleet[1:], start, 8), directory)
+        except BaseException as exc:  # reported by the assertions below
+            failures.append(exc)
+
+    second = threading.Thread(target=second_writer)
+    second.start()
+    first.rollback()  # the first writer's batch failed after it made the month
+    first.close()
+    second.join(60)
+    engine.dispose()
+    assert not second.is_alive()
+    assert not failures, failures
+    assert readings_by_table(postgres_url) == {"readings_p202503": 8}
+
+
 def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:
     engine, sessions = fresh_fleet(postgres_url)
     with sessions.begin() as session:

@@ -316,13 +316,16 @@ def test_a_batch_opening_a_month_beside_a_rebuild_does_not_deadlock(
     ensure = partitions.Months.ensure
 
     def ensure_after_a_pause(
-        self: partitions.Months, conn: Any, starts: Iterable[datetime]
+        self: partitions.Months,
+        conn: Any,
+        starts: Iterable[datetime],
+        pending: set[str] | None = None,
     ) -> list[str]:
         starts = set(starts)
         if any(s.month == 5 for s in starts) and not held.is_set():
             held.set()
             release.wait(10)
-        return ensure(self, conn, starts)
+        return ensure(self, conn, starts, pending)
 
     monkeypatch.setattr(partitions.Months, "ensure", ensure_after_a_pause)
     may_first = datetime(2026, 5, 1, tzinfo=UTC)
