@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -9,6 +10,7 @@ import uuid
 import pytest
 
 from app import mqtt as mqtt_adapter
+from app.broker import PUBACK_TIMEOUTS, EmbeddedBroker
 
 pytestmark = pytest.mark.mqtt
 
@@ -94,3 +96,45 @@ def test_a_burst_of_small_and_large_messages_arrives_whole_and_in_order(
         c.disconnect()
         c.loop_stop()
     assert got == bodies
+
+
+def test_the_embedded_brokers_puback_timeouts_are_counted_not_logged_one_by_one(
+    embedded_broker: EmbeddedBroker, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A subscriber that holds its PUBACKs past amqtt's fixed 5 s: no traceback per message.
+
+    The ingest acknowledges after its commit, so under a backlog amqtt gives up waiting
+    for thousands of messages; each used to log a warning and a traceback.
+    """
+    held: list[int] = []
+    subscribed = threading.Event()
+    client = mqtt_adapter.make_client(
+        embedded_broker.url, f"t-slow-{uuid.uuid4().hex[:6]}", manual_ack=True
+    )
+    client.on_message = lambda c, u, m: held.append(m.mid)  # never acknowledged
+    client.on_subscribe = lambda *a: subscribed.set()
+    mqtt_adapter.connect(client)
+    client.loop_start()
+    client.subscribe(f"{topic_prefix}/#", 1)
+    assert subscribed.wait(5)
+    publisher = mqtt_adapter.make_client(embedded_broker.url, f"t-pub-{uuid.uuid4().hex[:6]}")
+    mqtt_adapter.connect(publisher)
+    publisher.loop_start()
+    before = PUBACK_TIMEOUTS.total
+    with caplog.at_level(logging.WARNING, logger="amqtt"):
+        for n in range(3):
+            publisher.publish(f"{topic_prefix}/u1/m1/interval", b"%d" % n, qos=1).wait_for_publish(
+                5
+            )
+        deadline = time.monotonic() + 15
+        while PUBACK_TIMEOUTS.total < before + 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)  # amqtt's error for the last timeout follows its warning
+    for c in (publisher, client):
+        c.disconnect()
+        c.loop_stop()
+    assert len(held) == 3
+    assert PUBACK_TIMEOUTS.total == before + 3
+    amqtt_records = [r for r in caplog.records if r.name.startswith("amqtt")]
+    assert not [r for r in amqtt_records if r.exc_info], "a traceback per message again"
+    assert not [r for r in amqtt_records if r.getMessage().startswith("Timeout waiting")]

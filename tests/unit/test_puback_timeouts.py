@@ -1,0 +1,45 @@
+"""amqtt's per-message PUBACK timeout logs fold into one counted warning a period."""
+
+from __future__ import annotations
+
+import logging
+
+from app.broker import PubackTimeouts
+
+
+def record(msg: str, exc: BaseException | None = None) -> logging.LogRecord:
+    """A log record as amqtt makes one: `msg`, with `exc` as its exception if given."""
+    exc_info = (type(exc), exc, None) if exc is not None else None
+    return logging.LogRecord("amqtt", logging.WARNING, __file__, 1, msg, None, exc_info)
+
+
+def test_the_first_timeout_passes_as_a_summary_and_the_rest_are_counted_until_the_period_ends() -> (
+    None
+):
+    now = [100.0]
+    folded = PubackTimeouts(every_s=60.0, clock=lambda: now[0])
+    first = record("Timeout waiting for PUBACK for packet ID 7")
+    assert folded.filter(first)
+    assert first.getMessage().startswith("amqtt stopped waiting")
+    assert "PUBACK of 1 message(s) (1 in all)" in first.getMessage()
+    for packet in range(8, 12):
+        now[0] += 10.0
+        assert not folded.filter(record(f"Timeout waiting for PUBACK for packet ID {packet}"))
+    now[0] = 160.0  # a minute after the first summary: the next one reports what it held
+    later = record("Timeout waiting for PUBACK for packet ID 12")
+    assert folded.filter(later)
+    assert "PUBACK of 5 message(s) (6 in all)" in later.getMessage()
+    assert folded.total == 6
+
+
+def test_the_traceback_of_a_timeout_is_dropped_and_other_records_pass_unchanged() -> None:
+    folded = PubackTimeouts()
+    timeout = TimeoutError("Timeout waiting for PUBACK for packet ID 3")
+    assert not folded.filter(record("Task failed and will be skipped: <Task>", timeout))
+    other_failure = record("Task failed and will be skipped: <Task>", TimeoutError("connect"))
+    assert folded.filter(other_failure)
+    plain = record("Client disconnected")
+    assert folded.filter(plain)
+    assert plain.getMessage() == "Client disconnected"
+    assert other_failure.getMessage() == "Task failed and will be skipped: <Task>"
+    assert folded.total == 0
