@@ -48,8 +48,8 @@ def run_vee(
     """Validate and estimate one meter's [start, end) in the caller's transaction.
 
     `tz` None: the meter's own zone, which decides its reference days (local weekdays) and
-    the local days of its daily rollups (a UTC default once rebuilt them as UTC days). `active` None: decided by the meter's stored
-    status (`vee.is_active`).
+    the local days of its daily rollups (a UTC default once rebuilt them as UTC days).
+    `active` None: decided by the meter's stored status (`vee.is_active`).
     """
     cfg = config or vee.VeeConfig()
     meter = session.execute(

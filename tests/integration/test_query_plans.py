@@ -8,7 +8,8 @@ values (the plan of a statement's first executions) and as a generic plan (what 
 psycopg has prepared after five executions may get). Fleet-wide pages must have no node on
 `readings` or its partitions; reads of one meter's or one utility's intervals over a bounded
 range must use the index named for them and only the partitions of that range; nothing
-may read raw intervals with a sequential scan.
+may read raw intervals with a sequential scan. The hourly register reads VEE's sum check
+uses (monthly partitions too) are held to the same rules.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.db.seed import seed_fleet
 from app.db.segment_queries import utility_activity
 from app.db.session import make_engine, make_sessionmaker
 from app.domain.access import Scope
+from app.ingest.estimation import run_vee
 from app.ingest.store import stored_estimates
 from simulator.fleet import build_fleet
 
@@ -42,6 +44,7 @@ FIRST = datetime(2024, 12, 25, tzinfo=UTC)
 END = FIRST + timedelta(days=42)
 STEP = timedelta(minutes=15)
 DEC, JAN, FEB = "readings_p202412", "readings_p202501", "readings_p202502"
+REGISTERS_FEB = "register_reads_p202502"
 DEAD_LETTERS = 30_000
 VENDOR = Scope(everything=True)
 NORTHGRID = Scope(distributor_id="northgrid")
@@ -49,6 +52,7 @@ MILLBROOK = Scope(utility_id="millbrook")
 METER = "glpl-00000"
 
 PK = "pk_readings"
+REGISTERS_PK = "pk_register_reads"
 ESTIMATED = "ix_readings_estimated"
 RECEIVED = "ix_readings_received_at"
 # The scans that find rows through an index; any other scan of intervals reads them all.
@@ -79,6 +83,9 @@ class Expect:
     indexes: frozenset[str] = frozenset()
     # The partitions those reads may touch; None: any (no bound on `start` to prune by).
     months: frozenset[str] | None = None
+    # The same two for `register_reads`.
+    register_indexes: frozenset[str] = frozenset()
+    register_months: frozenset[str] | None = None
     # Other tables that must not be read by a sequential scan.
     no_seq_scan: frozenset[str] = frozenset()
 
@@ -104,34 +111,47 @@ class Catalog:
         return node.relation or self.table_of.get(node.index or "")
 
 
-def is_intervals(table: str | None) -> bool:
-    """Return True for `readings` and its partitions."""
-    return table is not None and (table == partitions.PARENT or partitions.is_partition(table))
+def is_intervals(table: str | None, parent: str = partitions.PARENT) -> bool:
+    """Return True for `parent` (`readings` unless told) and its partitions."""
+    return table is not None and (table == parent or partitions.is_partition(table, parent))
 
 
 def check(plans: list[list[Node]], expect: Expect, cat: Catalog) -> None:
     """Assert that plans read raw intervals (and other tables) only as `expect` allows."""
     nodes = [n for plan in plans for n in plan]
-    raw = [n for n in nodes if is_intervals(cat.table(n))]
-    if not expect.indexes:
-        assert raw == [], f"reads raw intervals: {raw}"
+    _check_reads(nodes, partitions.PARENT, expect.indexes, expect.months, cat)
+    _check_reads(nodes, partitions.REGISTERS, expect.register_indexes, expect.register_months, cat)
+    for n in nodes:
+        assert not (n.type == "Seq Scan" and n.relation in expect.no_seq_scan), (
+            f"Seq Scan on {n.relation}"
+        )
+
+
+def _check_reads(
+    nodes: list[Node],
+    parent: str,
+    indexes: frozenset[str],
+    months: frozenset[str] | None,
+    cat: Catalog,
+) -> None:
+    """Assert that the nodes on `parent` and its partitions use `indexes` in `months`."""
+    what = "raw intervals" if parent == partitions.PARENT else parent
+    raw = [n for n in nodes if is_intervals(cat.table(n), parent)]
+    if not indexes:
+        assert raw == [], f"reads {what}: {raw}"
     # A case that expects reads of intervals must show some, or it checks nothing.
-    assert raw or not expect.indexes, "expected reads of raw intervals, found none"
+    assert raw or not indexes, f"expected reads of {what}, found none"
     for n in raw:
         table = cat.table(n)
         # An empty partition (the DEFAULT safety net, a month another test left) is read
         # directly, rightly: there is nothing to find through an index.
         empty = n.type == "Seq Scan" and table in cat.empty
-        assert n.type in INDEXED or empty, f"{n.type} on {table}: intervals read without an index"
+        assert n.type in INDEXED or empty, f"{n.type} on {table}: {what} read without an index"
         if n.index is not None:
             root = cat.root_of.get(n.index, n.index)
-            assert root in expect.indexes, f"{n.type} on {table} uses {root}"
-        if expect.months is not None:
-            assert table in expect.months, f"{n.type} on {table}: partition not pruned"
-    for n in nodes:
-        assert not (n.type == "Seq Scan" and n.relation in expect.no_seq_scan), (
-            f"Seq Scan on {n.relation}"
-        )
+            assert root in indexes, f"{n.type} on {table} uses {root}"
+        if months is not None:
+            assert table in months, f"{n.type} on {table}: partition not pruned"
 
 
 # ------------------------------------------------------------------------------- the seed
@@ -146,6 +166,7 @@ def _seed(engine: Engine) -> list[str]:
         conn = session.connection()
         middle = FIRST + (END - FIRST) / 2
         created = partitions.Months().ensure(conn, [FIRST, middle, END - STEP])
+        created += partitions.Months(partitions.REGISTERS).ensure(conn, [FIRST, middle, END])
         params = {"first": FIRST, "last": END - STEP, "end": END}
         # In arrival order, as the ingest writes them (every meter's interval, then the
         # next), so received_at follows the physical order the way its BRIN index expects.
@@ -185,6 +206,15 @@ def _seed(engine: Engine) -> list[str]:
                 "0, 0 FROM readings_hourly GROUP BY meter_id, day ORDER BY day, meter_id"
             )
         )
+        # The cumulative register on every whole hour, as interval messages carry it.
+        conn.execute(
+            text(
+                "INSERT INTO register_reads (meter_id, at, kwh, kvarh, received_at) "
+                "SELECT meter_id, start, 1000 + sum(kwh) OVER w, 400 + sum(kvarh) OVER w, "
+                "start + interval '7 seconds' FROM readings_hourly "
+                "WINDOW w AS (PARTITION BY meter_id ORDER BY start) ORDER BY start, meter_id"
+            )
+        )
         conn.execute(
             text(
                 "UPDATE meters SET last_interval_start = :last, last_seen_at = :end, "
@@ -215,7 +245,13 @@ def _seed(engine: Engine) -> list[str]:
             {**params, "n": DEAD_LETTERS, "meters": METERS},
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for table in ("readings", "readings_hourly", "readings_daily", "dead_letters"):
+        for table in (
+            "readings",
+            "readings_hourly",
+            "readings_daily",
+            "register_reads",
+            "dead_letters",
+        ):
             conn.execute(text(f"VACUUM (ANALYZE) {table}"))
         # The small tables too: without statistics the planner guesses their sizes.
         conn.execute(text("ANALYZE"))
@@ -242,7 +278,8 @@ def cat(fleet: Engine) -> Catalog:
     with fleet.connect() as conn:
         empty = frozenset(
             name
-            for name in partitions.existing(conn)
+            for parent in partitions.PARENTS
+            for name in partitions.existing(conn, parent)
             if not conn.scalar(text(f"SELECT EXISTS (SELECT FROM {name})"))  # noqa: S608
         )
         rows = conn.execute(
@@ -420,6 +457,18 @@ CASES: dict[str, tuple[Callable[[Session], object], Expect]] = {
         lambda s: roi_store.fleet_profile(s, _utility(s, "glpl")),
         through(PK, months=(FEB,)),
     ),
+    # VEE of one meter's last day: its intervals since the reference days' lookback and
+    # the register reads of that day, each by its key, in those months only; which of the
+    # day's slots hold estimates, by the estimates' partial index as the ingest does.
+    "vee-one-meter-day": (
+        lambda s: run_vee(s, METER, END - timedelta(days=1), END, now=END),
+        Expect(
+            frozenset({PK, ESTIMATED}),
+            frozenset({JAN, FEB}),
+            frozenset({REGISTERS_PK}),
+            frozenset({REGISTERS_FEB}),
+        ),
+    ),
     # The ingest: which of a batch's slots hold estimates, by the partial index of the
     # few estimated rows (its predicate is literal SQL so a generic plan can use it too).
     "ingest-stored-estimates": (
@@ -455,6 +504,20 @@ def test_the_checks_catch_a_scan_of_raw_intervals(fleet: Engine, cat: Catalog) -
         check(every_month, through(PK, months=(JAN,)), cat)
     with pytest.raises(AssertionError, match="uses pk_readings"):
         check(every_month, through(ESTIMATED), cat)
+    # Register reads are held to the same rules: not read where not expected, by their
+    # key, pruned to the months named.
+    one_meters_reads = select(models.RegisterRead.kwh).where(models.RegisterRead.meter_id == METER)
+    register_reads = plans_of(fleet, lambda s: s.execute(one_meters_reads), generic=False)
+    with pytest.raises(AssertionError, match="reads register_reads"):
+        check(register_reads, ROLLUPS_ONLY, cat)
+    with pytest.raises(AssertionError, match="partition not pruned"):
+        check(
+            register_reads,
+            Expect(register_indexes=frozenset({REGISTERS_PK}), register_months=frozenset({"x"})),
+            cat,
+        )
+    with pytest.raises(AssertionError, match="uses pk_register_reads"):
+        check(register_reads, Expect(register_indexes=frozenset({PK})), cat)
     # A case declared to read intervals whose calls read none checks nothing.
     rollups = plans_of(fleet, lambda s: queries.recent_daily_rollups(s, METER), generic=False)
     with pytest.raises(AssertionError, match="found none"):
