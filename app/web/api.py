@@ -84,6 +84,7 @@ def health() -> Any:
         readings=found.readings,
         readings_exact=found.readings_exact,
         dead_letters=found.dead_letters,
+        dead_letters_exact=found.dead_letters_exact,
         broker_connected=found.broker_connected,
         ingest_seen_at=telemetry.format_time(found.ingest_seen_at)
         if found.ingest_seen_at

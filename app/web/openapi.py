@@ -430,6 +430,7 @@ def _schemas() -> JsonObject:
                 "readings": INTEGER,
                 "readings_exact": BOOLEAN,
                 "dead_letters": INTEGER,
+                "dead_letters_exact": BOOLEAN,
                 "broker_connected": BOOLEAN,
                 "ingest_seen_at": MAYBE_TIME,
                 "vee_done_at": MAYBE_TIME,
@@ -645,7 +646,8 @@ def _paths() -> JsonObject:
                     "200": ok(
                         "Liveness; status is degraded when the broker is gone. On PostgreSQL "
                         "`readings` comes from the planner's statistics (`readings_exact` "
-                        "false) once the partitions are analysed: no full count per probe",
+                        "false) once the partitions are analysed, and `dead_letters` past "
+                        "100,000 (`dead_letters_exact` false): no full count per probe",
                         ref("Health"),
                     )
                 },

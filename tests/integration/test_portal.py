@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import delete, insert, text
 
 from app import create_app
 from app.config import Settings
+from app.db import models, queries
 from app.db.seed import DEMO_LOGINS
 from app.db.session import make_engine
 from app.domain import telemetry
@@ -180,6 +181,7 @@ def test_health_needs_no_login_and_reports_counts(
     # the statistics of these small tables are exact too).
     assert body["readings"] == len(fleet) * 96
     assert body["dead_letters"] == 0
+    assert body["dead_letters_exact"] is True
     assert body["broker_connected"] is False
     assert body["status"] == "degraded"
     if not database_url.startswith("postgresql"):
@@ -200,6 +202,45 @@ def test_health_needs_no_login_and_reports_counts(
     body = app.test_client().get("/api/v1/health").get_json()
     assert body["readings_exact"] is False
     assert body["readings"] == len(fleet) * 96  # the statistics, not a count: one row is gone
+
+
+def test_health_counts_dead_letters_up_to_a_cap_then_reads_the_statistics(
+    app: Flask, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device sending garbage for days must not make every health probe count millions."""
+    monkeypatch.setattr(queries, "DEAD_LETTERS_COUNTED", 10)
+    engine = make_engine(database_url)
+
+    def add(n: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(models.DeadLetter),
+                [
+                    {"topic": "t", "payload": b"x", "reason": "r", "received_at": T0}
+                    for _ in range(n)
+                ],
+            )
+
+    def counts() -> tuple[int, bool]:
+        body = app.test_client().get("/api/v1/health").get_json()
+        return body["dead_letters"], body["dead_letters_exact"]
+
+    try:
+        add(25)
+        if not database_url.startswith("postgresql"):
+            assert counts() == (25, True)  # SQLite, the demo's, counts them all
+            return
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE dead_letters"))
+        assert counts() == (25, False)  # past the cap: the planner's 25
+        add(10)  # the statistics lag: still 25, at least the 11 counted
+        assert counts() == (25, False)
+        monkeypatch.setattr(queries, "DEAD_LETTERS_COUNTED", 100)
+        assert counts() == (35, True)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(models.DeadLetter))
+        engine.dispose()
 
 
 def test_plotly_is_served_from_the_installed_package(app: Flask) -> None:
