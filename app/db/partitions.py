@@ -119,6 +119,8 @@ class Months:
         if known is None:
             monthly = layout(conn, self.parent) == "monthly"
             known = set(existing(conn, self.parent)) if monthly else set()
+            # This transaction sees the months it made itself; they are not others' yet.
+            known -= pending or set()
             self._monthly = monthly
             self._known = known
         if not self._monthly:

@@ -110,23 +110,38 @@ def test_a_writer_resetting_the_months_never_breaks_another_writers_ensure(
     assert not errors, errors
 
 
+@pytest.mark.parametrize("reset_between", [False, True], ids=["plain", "reset-between"])
 def test_a_month_another_writer_made_is_trusted_only_once_it_commits(
-    postgres_url: str,
+    postgres_url: str, reset_between: bool
 ) -> None:
     """Two writers share one `MeterDirectory`; the first makes a month, then rolls back.
 
     Had the second trusted that month before the first committed, its rows would have gone
     to the DEFAULT partition once the rollback undid the month, and that month could never
     be made again. It waits for the first writer instead, then makes the month itself.
+    `reset-between`: a third writer's failure makes the directory re-read the catalogue
+    while the first is still open, and the first, which sees its own month there, must not
+    hand it on as made.
     """
     engine, sessions = fresh_fleet(postgres_url)
+    with engine.begin() as conn:  # the month is new to this test, whichever ran before
+        conn.execute(text("DROP TABLE IF EXISTS readings_p202503"))
     fleet = build_fleet(2, seed=8)
     start = datetime(2025, 3, 10, tzinfo=UTC)
     directory = MeterDirectory()
     first = sessions()
     first.begin()
-    made = write_batch(first, interval_batch(fleet[:1], start, 8), directory)
-    assert made.new_partitions == {"readings_p202503"}
+    try:
+        made = write_batch(first, interval_batch(fleet[:1], start, 8), directory)
+        assert made.new_partitions == {"readings_p202503"}
+        if reset_between:
+            directory.months_unknown()
+            pending = made.new_partitions
+            assert directory.months.ensure(first.connection(), [start], pending) == []
+    except BaseException:
+        first.close()
+        engine.dispose()
+        raise
     failures: list[BaseException] = []
 
     def second_writer() -> None:
