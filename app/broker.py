@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -124,6 +125,54 @@ def _transport_closed(writer: WriterAdapter) -> bool:
     return sock is None or sock.fileno() == -1
 
 
+_PUBACK_TIMEOUT = "Timeout waiting for PUBACK"
+
+
+class PubackTimeouts(logging.Filter):
+    """Fold amqtt's per-message PUBACK timeout logs into one warning a minute, with a count.
+
+    amqtt waits a fixed 5 s for a subscriber's PUBACK, then logs a warning and, for the
+    same message, an error with a traceback. The ingest acknowledges after its commit, so
+    under a backlog thousands of messages pass that wait (see docs/ingest.md): their
+    tracebacks buried everything else the demo and the benchmark print.
+    """
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        """Report at most once per `every_s` seconds of `clock`."""
+        super().__init__()
+        self.every_s = every_s
+        self._clock = clock
+        self._since_report = 0
+        self._last_report: float | None = None
+        self.total = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Pass other records; count timeouts, letting through one summary a period."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError) and str(error).startswith(_PUBACK_TIMEOUT):
+            return False  # the traceback of a timeout the warning below already counted
+        if not record.getMessage().startswith(_PUBACK_TIMEOUT):
+            return True
+        self.total += 1
+        self._since_report += 1
+        now = self._clock()
+        if self._last_report is not None and now - self._last_report < self.every_s:
+            return False
+        record.msg = (
+            "amqtt stopped waiting (after its fixed 5 s) for the PUBACK of %d message(s) "
+            "(%d in all); the subscriber still has them and acknowledges after it stores "
+            "them, but amqtt no longer keeps them for a reconnect (see docs/ingest.md)"
+        )
+        record.args = (self._since_report, self.total)
+        self._since_report = 0
+        self._last_report = now
+        return True
+
+
+# One for the process: amqtt's loggers are global, whichever broker logs.
+PUBACK_TIMEOUTS = PubackTimeouts()
+
+
 class EmbeddedBroker:
     """Run an amqtt broker in its own thread and event loop; use as a context manager."""
 
@@ -144,6 +193,10 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
+        for name in ("amqtt.mqtt.protocol.handler", "amqtt.broker"):
+            logger = logging.getLogger(name)
+            if PUBACK_TIMEOUTS not in logger.filters:
+                logger.addFilter(PUBACK_TIMEOUTS)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError(f"embedded broker did not start within {timeout} s")
