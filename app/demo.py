@@ -14,15 +14,19 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import click
+from sqlalchemy import select
 
 from app.broker import EmbeddedBroker, free_port, port_is_free
 from app.config import Settings
 from app.db import migrate
+from app.db.models import ServiceHeartbeat
 from app.db.seed import DEMO_LOGINS, seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from simulator.fleet import build_fleet
 
 READY_TIMEOUT_S = 60
+# The heartbeat `python -m app.ingest` writes (IngestWorker's default name).
+INGEST_HEARTBEAT = "ingest"
 
 
 def _prepare_database(settings: Settings) -> int:
@@ -34,6 +38,31 @@ def _prepare_database(settings: Settings) -> int:
         seed_partners(session, datetime.now(UTC))
     engine.dispose()
     return added
+
+
+def _wait_for_ingest(settings: Settings, since: datetime, ingest: subprocess.Popen[bytes]) -> bool:
+    """Wait until the ingest worker reports itself subscribed (its heartbeat, after SUBACK)."""
+    engine = make_engine(settings.database_url)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline and ingest.poll() is None:
+            with engine.connect() as conn:
+                beat = conn.execute(
+                    select(ServiceHeartbeat.broker_connected, ServiceHeartbeat.updated_at).where(
+                        ServiceHeartbeat.name == INGEST_HEARTBEAT
+                    )
+                ).one_or_none()
+            if beat is not None and beat[0] and _aware(beat[1]) >= since:
+                return True
+            time.sleep(0.1)
+        return False
+    finally:
+        engine.dispose()
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they are stored in UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _wait_for_portal(url: str, procs: list[subprocess.Popen[bytes]]) -> bool:
@@ -147,8 +176,13 @@ def main() -> None:
     try:
         for name, argv in commands.items():
             click.echo(f"  starting {name}")
+            since = datetime.now(UTC)
             # Own session: Ctrl-C reaches only this runner, which stops the children in order.
             procs.append(subprocess.Popen(argv, env=env, start_new_session=True))  # noqa: S603 - fixed argv
+            # The broker keeps messages only for sessions that exist: the simulator starts
+            # once the ingest has subscribed, or its first intervals would reach nobody.
+            if name == "ingest" and not _wait_for_ingest(settings, since, procs[-1]):
+                raise click.ClickException("the ingest never subscribed; see the messages above")
         portal_url = f"http://127.0.0.1:{port}"
         if not _wait_for_portal(portal_url, procs):
             raise click.ClickException("the demo did not come up; see the messages above")

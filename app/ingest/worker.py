@@ -341,15 +341,19 @@ class IngestWorker:
 
     def _write_loop(self, index: int) -> None:
         last_beat = 0.0
+        beat_connected = False
         source = self._queues[index]
         while True:
             batch = self._take_batch(source)
             if batch:
                 self._commit_with_retry(batch, source)
             now = time.monotonic()
-            if index == 0 and now - last_beat >= HEARTBEAT_S:
-                self._write_heartbeat(connected=self.broker_connected)
-                last_beat = now
+            connected = self.broker_connected
+            # Every HEARTBEAT_S, and at once when subscribed or disconnected: the portal's
+            # broker status, and the demo, which starts the simulator only once subscribed.
+            if index == 0 and (now - last_beat >= HEARTBEAT_S or connected != beat_connected):
+                self._write_heartbeat(connected=connected)
+                last_beat, beat_connected = now, connected
             if self._stopping.is_set() and not source:
                 return
 
