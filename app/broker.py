@@ -126,6 +126,11 @@ def _transport_closed(writer: WriterAdapter) -> bool:
 
 
 _PUBACK_TIMEOUT = "Timeout waiting for PUBACK"
+_PUBACK_SUMMARY = (
+    "amqtt stopped waiting (after its fixed 5 s) for the PUBACK of %d message(s) "
+    "(%d in all); the subscriber still has them and acknowledges after it stores "
+    "them, but amqtt no longer keeps them for a reconnect (see docs/ingest.md)"
+)
 
 
 class PubackTimeouts(logging.Filter):
@@ -145,11 +150,13 @@ class PubackTimeouts(logging.Filter):
         self._since_report = 0
         self._last_report: float | None = None
         self.total = 0
+        self.tracebacks = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Pass other records; count timeouts, letting through one summary a period."""
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, TimeoutError) and str(error).startswith(_PUBACK_TIMEOUT):
+            self.tracebacks += 1
             return False  # the traceback of a timeout the warning below already counted
         if not record.getMessage().startswith(_PUBACK_TIMEOUT):
             return True
@@ -158,15 +165,17 @@ class PubackTimeouts(logging.Filter):
         now = self._clock()
         if self._last_report is not None and now - self._last_report < self.every_s:
             return False
-        record.msg = (
-            "amqtt stopped waiting (after its fixed 5 s) for the PUBACK of %d message(s) "
-            "(%d in all); the subscriber still has them and acknowledges after it stores "
-            "them, but amqtt no longer keeps them for a reconnect (see docs/ingest.md)"
-        )
-        record.args = (self._since_report, self.total)
+        record.msg, record.args = _PUBACK_SUMMARY, (self._since_report, self.total)
         self._since_report = 0
         self._last_report = now
         return True
+
+    def flush(self) -> None:
+        """Report the timeouts counted since the last summary, if any (at broker stop)."""
+        if self._since_report:
+            log.warning(_PUBACK_SUMMARY, self._since_report, self.total)
+            self._since_report = 0
+            self._last_report = self._clock()
 
 
 # One for the process: amqtt's loggers are global, whichever broker logs.
@@ -210,6 +219,7 @@ class EmbeddedBroker:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout)
+        PUBACK_TIMEOUTS.flush()  # the count since the last summary, not left unsaid
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()

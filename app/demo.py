@@ -40,12 +40,17 @@ def _prepare_database(settings: Settings) -> int:
     return added
 
 
-def _wait_for_ingest(settings: Settings, since: datetime, ingest: subprocess.Popen[bytes]) -> bool:
+def _wait_for_ingest(
+    settings: Settings,
+    since: datetime,
+    ingest: subprocess.Popen[bytes],
+    stopping: threading.Event,
+) -> bool:
     """Wait until the ingest worker reports itself subscribed (its heartbeat, after SUBACK)."""
     engine = make_engine(settings.database_url)
     deadline = time.monotonic() + READY_TIMEOUT_S
     try:
-        while time.monotonic() < deadline and ingest.poll() is None:
+        while time.monotonic() < deadline and ingest.poll() is None and not stopping.is_set():
             with engine.connect() as conn:
                 beat = conn.execute(
                     select(ServiceHeartbeat.broker_connected, ServiceHeartbeat.updated_at).where(
@@ -65,9 +70,11 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def _wait_for_portal(url: str, procs: list[subprocess.Popen[bytes]]) -> bool:
+def _wait_for_portal(
+    url: str, procs: list[subprocess.Popen[bytes]], stopping: threading.Event
+) -> bool:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping.is_set():
         if any(p.poll() is not None for p in procs):
             return False
         try:
@@ -115,7 +122,8 @@ def main() -> None:
     if port == 0 or not port_is_free("127.0.0.1", port):
         taken = port
         port = free_port()
-        click.echo(f"  port {taken} is taken; the portal uses {port} instead")
+        if taken:  # PORT=0 asks for any free port; say so only when one was refused
+            click.echo(f"  port {taken} is taken; the portal uses {port} instead")
 
     env = {
         **os.environ,
@@ -181,12 +189,16 @@ def main() -> None:
             procs.append(subprocess.Popen(argv, env=env, start_new_session=True))  # noqa: S603 - fixed argv
             # The broker keeps messages only for sessions that exist: the simulator starts
             # once the ingest has subscribed, or its first intervals would reach nobody.
-            if name == "ingest" and not _wait_for_ingest(settings, since, procs[-1]):
+            if name == "ingest" and not _wait_for_ingest(settings, since, procs[-1], stopping):
+                if stopping.is_set():  # Ctrl-C while it connected: start nothing more
+                    break
                 raise click.ClickException("the ingest never subscribed; see the messages above")
         portal_url = f"http://127.0.0.1:{port}"
-        if not _wait_for_portal(portal_url, procs):
+        up = not stopping.is_set() and _wait_for_portal(portal_url, procs, stopping)
+        if not up and not stopping.is_set():
             raise click.ClickException("the demo did not come up; see the messages above")
-        _banner(settings, portal_url, mqtt_url)
+        if up:
+            _banner(settings, portal_url, mqtt_url)
         while not stopping.is_set():
             dead = [
                 (name, p.returncode)

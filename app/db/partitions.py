@@ -28,6 +28,10 @@ _PARTITION = re.compile(rf"(?P<parent>{'|'.join(PARENTS)})_(p\d{{6}}|default)")
 _LOCKS = {PARENT: 7_304_211, REGISTERS: 7_304_212}
 
 
+# check_violation: "updated partition constraint for default partition ... would be violated".
+_ROWS_IN_DEFAULT = "23514"
+
+
 def is_partition(name: str, parent: str = PARENT) -> bool:
     """Return True for the name of a partition of `parent` (the models describe none)."""
     found = _PARTITION.fullmatch(name)
@@ -106,8 +110,9 @@ class Months:
     ) -> list[str]:
         """Create the monthly partitions `starts` fall in that do not exist yet; return them.
 
-        Shared by writers on other connections, pass `pending`: what this transaction makes
-        goes there, not into the shared set, until the caller commits and calls `confirm`.
+        When other connections share this object, the caller passes `pending`: the months
+        this transaction makes go there, not into the shared set, until it commits and calls
+        `confirm`.
         """
         if conn.dialect.name != "postgresql":
             return []
@@ -165,7 +170,9 @@ def create_month(conn: Connection, start: datetime, parent: str = PARENT) -> boo
     """Create the partition for `start`'s month if missing; True if this call created it.
 
     Runs in a savepoint: if rows for that month already sit in the DEFAULT partition (a
-    writer that did not call `ensure`), PostgreSQL refuses and they simply stay there.
+    writer that did not call `ensure`), PostgreSQL refuses and they simply stay there. Any
+    other failure (a deadlock, a lock timeout, the server going away) is raised: the batch
+    is retried, and the month is not noted as made.
     """
     if parent not in PARENTS:  # interpolated into DDL below: only our own tables
         raise ValueError(f"{parent!r} is not a partitioned table")
@@ -183,6 +190,8 @@ def create_month(conn: Connection, start: datetime, parent: str = PARENT) -> boo
                 )
             )
     except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _ROWS_IN_DEFAULT:
+            raise
         log.warning(
             "partition %s not created (%s); its rows stay in %s_default", name, exc.orig, parent
         )

@@ -228,6 +228,7 @@ _TOUCH_METERS_PG = text(
 
 # The parents only: the partition DDL that writers must not cross takes the parent's lock.
 _LOCK_TABLES = text("LOCK TABLE ONLY readings, register_reads IN ROW EXCLUSIVE MODE")
+_LOCK_READINGS = text("LOCK TABLE ONLY readings IN ROW EXCLUSIVE MODE")
 
 
 # Redelivery stores a register read once: the first copy stays.
@@ -444,8 +445,14 @@ def write_batch(
     if whole is not None:
         meters.months.ensure(conn, whole.start_times(), made)
     if registers:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            # `readings` before any `register_reads` month, as below: at a month end a batch
+            # making a register month and then waiting for `readings` behind one making a
+            # readings month, itself waiting for the register partition lock, would deadlock.
+            conn.execute(_LOCK_READINGS)
         meters.register_months.ensure(conn, {at for _, at in registers}, made)
-        if session.get_bind().dialect.name == "postgresql":
+        if postgres:
             # And the tables themselves now, before any rollup row: a batch that wrote
             # rollups and then waited for `register_reads` behind one creating its month,
             # which in turn waited for one of those rollup rows, was a deadlock.

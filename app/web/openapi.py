@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from app.db import queries
 from roi.inputs import MAX_HORIZON_YEARS, SEGMENTS
 
 JsonObject = dict[str, Any]
@@ -647,7 +648,8 @@ def _paths() -> JsonObject:
                         "Liveness; status is degraded when the broker is gone. On PostgreSQL "
                         "`readings` comes from the planner's statistics (`readings_exact` "
                         "false) once the partitions are analysed, and `dead_letters` past "
-                        "100,000 (`dead_letters_exact` false): no full count per probe",
+                        f"{queries.DEAD_LETTERS_COUNTED:,} (`dead_letters_exact` false): no "
+                        "full count per probe",
                         ref("Health"),
                     )
                 },

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
 from alembic import command
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import models, partitions
@@ -110,6 +112,24 @@ def test_a_writer_resetting_the_months_never_breaks_another_writers_ensure(
     assert not errors, errors
 
 
+def _wait_for_a_lock_wait(engine: Engine) -> None:
+    """Return once a backend of this database waits for a lock (within 10 s)."""
+    deadline = time.monotonic() + 10
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            conn.rollback()  # a new snapshot of the statistics next time
+            if waiting:
+                return
+            time.sleep(0.02)
+    pytest.fail("the second writer never waited for the first")
+
+
 @pytest.mark.parametrize("reset_between", [False, True], ids=["plain", "reset-between"])
 def test_a_month_another_writer_made_is_trusted_only_once_it_commits(
     postgres_url: str, reset_between: bool
@@ -153,6 +173,7 @@ def test_a_month_another_writer_made_is_trusted_only_once_it_commits(
 
     second = threading.Thread(target=second_writer)
     second.start()
+    _wait_for_a_lock_wait(engine)  # the second writer is waiting for the first
     first.rollback()  # the first writer's batch failed after it made the month
     first.close()
     second.join(60)
@@ -160,6 +181,33 @@ def test_a_month_another_writer_made_is_trusted_only_once_it_commits(
     assert not second.is_alive()
     assert not failures, failures
     assert readings_by_table(postgres_url) == {"readings_p202503": 8}
+
+
+def test_a_month_not_made_for_another_reason_is_raised_and_not_noted_as_made(
+    postgres_url: str,
+) -> None:
+    """Only rows already in DEFAULT make a refused month final; anything else is retried.
+
+    Here a lock timeout: swallowed, as every error once was, the month was noted as made,
+    never made, and the writers put its rows in the DEFAULT partition for good.
+    """
+    engine, _ = fresh_fleet(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS readings_p202504"))
+    months = partitions.Months()
+    april = datetime(2025, 4, 3, tzinfo=UTC)
+    with engine.connect() as holder:
+        # Making a month locks DEFAULT exclusively (its rows are checked against the bounds).
+        holder.execute(text("LOCK TABLE readings_default IN ACCESS SHARE MODE"))
+        with engine.connect() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(DBAPIError, match="lock timeout"):
+                months.ensure(conn, [april])
+            conn.rollback()
+        holder.rollback()
+    with engine.begin() as conn:
+        assert months.ensure(conn, [april]) == ["readings_p202504"]
+    engine.dispose()
 
 
 def test_downgrade_and_upgrade_keep_every_reading(postgres_url: str) -> None:

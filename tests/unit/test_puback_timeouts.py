@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from app.broker import PubackTimeouts
 
 
@@ -43,3 +45,17 @@ def test_the_traceback_of_a_timeout_is_dropped_and_other_records_pass_unchanged(
     assert plain.getMessage() == "Client disconnected"
     assert other_failure.getMessage() == "Task failed and will be skipped: <Task>"
     assert folded.total == 0
+
+
+def test_a_burst_then_silence_is_reported_in_full_when_flushed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folded = PubackTimeouts(every_s=60.0, clock=lambda: 5.0)
+    for packet in range(1, 1_558):
+        folded.filter(record(f"Timeout waiting for PUBACK for packet ID {packet}"))
+    with caplog.at_level(logging.WARNING, logger="app.broker"):
+        folded.flush()
+        folded.flush()  # nothing more to say
+    said = [r.getMessage() for r in caplog.records if r.name == "app.broker"]
+    assert len(said) == 1
+    assert "PUBACK of 1556 message(s) (1557 in all)" in said[0]
