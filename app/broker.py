@@ -126,20 +126,21 @@ def _transport_closed(writer: WriterAdapter) -> bool:
 
 
 _PUBACK_TIMEOUT = "Timeout waiting for PUBACK"
+_PUBACK_LATE = "Received PUBACK for unknown pending message"
 _PUBACK_SUMMARY = (
-    "amqtt stopped waiting (after its fixed 5 s) for the PUBACK of %d message(s) "
-    "(%d in all); the subscriber still has them and acknowledges after it stores "
-    "them, but amqtt no longer keeps them for a reconnect (see docs/ingest.md)"
+    "amqtt stopped waiting (after its fixed 5 s) for %d PUBACK(s) and then got %d late "
+    "(%d and %d in all): the subscriber acknowledges after it stores, but amqtt no longer "
+    "keeps such messages for a reconnect (see docs/ingest.md)"
 )
 
 
 class PubackTimeouts(logging.Filter):
-    """Fold amqtt's per-message PUBACK timeout logs into one warning a minute, with a count.
+    """Fold amqtt's per-message PUBACK timeout logs into one warning a minute, with counts.
 
     amqtt waits a fixed 5 s for a subscriber's PUBACK, then logs a warning and, for the
-    same message, an error with a traceback. The ingest acknowledges after its commit, so
-    under a backlog thousands of messages pass that wait (see docs/ingest.md): their
-    tracebacks buried everything else the demo and the benchmark print.
+    same message, an error with a traceback, and a warning again when the PUBACK comes.
+    The ingest acknowledges after its commit, so under a backlog thousands of messages pass
+    that wait (see docs/ingest.md): their logs buried all else the demo and benchmark print.
     """
 
     def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -147,9 +148,10 @@ class PubackTimeouts(logging.Filter):
         super().__init__()
         self.every_s = every_s
         self._clock = clock
-        self._since_report = 0
+        self._since = [0, 0]  # timeouts, late PUBACKs since the last summary
         self._last_report: float | None = None
         self.total = 0
+        self.late = 0
         self.tracebacks = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -158,24 +160,32 @@ class PubackTimeouts(logging.Filter):
         if isinstance(error, TimeoutError) and str(error).startswith(_PUBACK_TIMEOUT):
             self.tracebacks += 1
             return False  # the traceback of a timeout the warning below already counted
-        if not record.getMessage().startswith(_PUBACK_TIMEOUT):
+        message = record.getMessage()
+        if message.startswith(_PUBACK_LATE):
+            self.late += 1
+            self._since[1] += 1
+            return False  # said in the next summary
+        if not message.startswith(_PUBACK_TIMEOUT):
             return True
         self.total += 1
-        self._since_report += 1
+        self._since[0] += 1
         now = self._clock()
         if self._last_report is not None and now - self._last_report < self.every_s:
             return False
-        record.msg, record.args = _PUBACK_SUMMARY, (self._since_report, self.total)
-        self._since_report = 0
-        self._last_report = now
+        record.msg, record.args = _PUBACK_SUMMARY, self._summary(now)
         return True
 
     def flush(self) -> None:
-        """Report the timeouts counted since the last summary, if any (at broker stop)."""
-        if self._since_report:
-            log.warning(_PUBACK_SUMMARY, self._since_report, self.total)
-            self._since_report = 0
-            self._last_report = self._clock()
+        """Report what was counted since the last summary, if anything (at broker stop)."""
+        if any(self._since):
+            log.warning(_PUBACK_SUMMARY, *self._summary(self._clock()))
+
+    def _summary(self, now: float) -> tuple[int, int, int, int]:
+        timeouts, late = self._since
+        counts = (timeouts, late, self.total, self.late)
+        self._since = [0, 0]
+        self._last_report = now
+        return counts
 
 
 # One for the process: amqtt's loggers are global, whichever broker logs.

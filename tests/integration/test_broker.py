@@ -104,14 +104,15 @@ def test_the_embedded_brokers_puback_timeouts_are_counted_not_logged_one_by_one(
     """A subscriber that holds its PUBACKs past amqtt's fixed 5 s: no traceback per message.
 
     The ingest acknowledges after its commit, so under a backlog amqtt gives up waiting
-    for thousands of messages; each used to log a warning and a traceback.
+    for thousands of messages; each used to log a warning, a traceback and, when its
+    PUBACK came, another warning.
     """
     held: list[int] = []
     subscribed = threading.Event()
     client = mqtt_adapter.make_client(
         embedded_broker.url, f"t-slow-{uuid.uuid4().hex[:6]}", manual_ack=True
     )
-    client.on_message = lambda c, u, m: held.append(m.mid)  # never acknowledged
+    client.on_message = lambda c, u, m: held.append(m.mid)  # acknowledged late, below
     client.on_subscribe = lambda *a: subscribed.set()
     mqtt_adapter.connect(client)
     client.loop_start()
@@ -120,7 +121,11 @@ def test_the_embedded_brokers_puback_timeouts_are_counted_not_logged_one_by_one(
     publisher = mqtt_adapter.make_client(embedded_broker.url, f"t-pub-{uuid.uuid4().hex[:6]}")
     mqtt_adapter.connect(publisher)
     publisher.loop_start()
-    before, tracebacks = PUBACK_TIMEOUTS.total, PUBACK_TIMEOUTS.tracebacks
+    before, tracebacks, late = (
+        PUBACK_TIMEOUTS.total,
+        PUBACK_TIMEOUTS.tracebacks,
+        PUBACK_TIMEOUTS.late,
+    )
     with caplog.at_level(logging.WARNING, logger="amqtt"):
         for n in range(3):
             publisher.publish(f"{topic_prefix}/u1/m1/interval", b"%d" % n, qos=1).wait_for_publish(
@@ -134,12 +139,18 @@ def test_the_embedded_brokers_puback_timeouts_are_counted_not_logged_one_by_one(
         publisher.publish(f"{topic_prefix}-elsewhere/x", b"", qos=1).wait_for_publish(5)
         while PUBACK_TIMEOUTS.tracebacks < tracebacks + 3 and time.monotonic() < deadline:
             time.sleep(0.1)
+        for mid in held:  # stored at last: the PUBACKs amqtt no longer waits for
+            client.ack(mid, 1)
+        while PUBACK_TIMEOUTS.late < late + 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
     for c in (publisher, client):
         c.disconnect()
         c.loop_stop()
     assert len(held) == 3
     assert PUBACK_TIMEOUTS.total == before + 3
     assert PUBACK_TIMEOUTS.tracebacks == tracebacks + 3  # logged by amqtt, and dropped
+    assert PUBACK_TIMEOUTS.late == late + 3
     amqtt_records = [r for r in caplog.records if r.name.startswith("amqtt")]
     assert not [r for r in amqtt_records if r.exc_info], "a traceback per message again"
     assert not [r for r in amqtt_records if r.getMessage().startswith("Timeout waiting")]
+    assert not [r for r in amqtt_records if r.getMessage().startswith("Received PUBACK")]
