@@ -57,17 +57,13 @@ def _wait_for_ingest(
                         ServiceHeartbeat.name == INGEST_HEARTBEAT
                     )
                 ).one_or_none()
-            if beat is not None and beat[0] and _aware(beat[1]) >= since:
+            # updated_at is a UTCDateTime: aware on SQLite too.
+            if beat is not None and beat[0] and beat[1] >= since:
                 return True
             time.sleep(0.1)
         return False
     finally:
         engine.dispose()
-
-
-def _aware(at: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they are stored in UTC.
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _wait_for_portal(
