@@ -8,12 +8,8 @@ import time
 from app.ingest.handoff import Handoff
 
 
-def one(_: int) -> int:
-    return 1
-
-
 def take(h: Handoff[int], max_size: int = 100, first_wait: float = 0.0) -> list[int]:
-    return h.take(one, max_size, first_wait=first_wait, total_wait=0.05, linger=0.01)
+    return h.take(max_size, first_wait=first_wait, total_wait=0.05, linger=0.01)
 
 
 def test_takes_everything_queued_in_order_up_to_the_batch_size() -> None:
@@ -29,11 +25,12 @@ def test_takes_everything_queued_in_order_up_to_the_batch_size() -> None:
 
 
 def test_batch_size_counts_by_the_given_size() -> None:
-    h: Handoff[int] = Handoff(100)
+    h: Handoff[int] = Handoff(100, weight=lambda n: n)
     for n in (96, 96, 96, 1):
         h.put(n, timeout=0)
     # 96 + 96 reaches 150: the batch closes after the item that fills it.
-    assert h.take(lambda n: n, 150, first_wait=0, total_wait=0.05, linger=0.01) == [96, 96]
+    assert h.take(150, first_wait=0, total_wait=0.05, linger=0.01) == [96, 96]
+    assert h.weight == 97
 
 
 def test_a_full_handoff_refuses_after_the_timeout_and_takes_once_there_is_room() -> None:
@@ -76,7 +73,7 @@ def test_nothing_is_lost_or_reordered_between_threads() -> None:
 
     def consume() -> None:
         while len(seen) < total:
-            batch = h.take(one, 500, first_wait=0.5, total_wait=0.01, linger=0.001)
+            batch = h.take(500, first_wait=0.5, total_wait=0.01, linger=0.001)
             seen.extend(batch)
             h.done(len(batch))
 
@@ -87,3 +84,31 @@ def test_nothing_is_lost_or_reordered_between_threads() -> None:
     consumer.join(30)
     assert seen == list(range(total))
     assert h.unfinished == 0
+
+
+def test_the_weight_bound_holds_back_heavy_items_and_lets_one_through_alone() -> None:
+    # Items are readings per message: the count bound (100) alone would queue 9,600.
+    h: Handoff[int] = Handoff(100, weight=lambda n: n, max_weight=200)
+    assert h.put(96, timeout=0)
+    assert h.put(96, timeout=0)
+    assert not h.put(96, timeout=0.01)  # 288 > 200
+    assert h.put(8, timeout=0)  # 200: light items still fit
+    assert (len(h), h.weight) == (3, 200)
+    assert take(h, max_size=100) == [96, 96]
+    assert h.weight == 8
+    assert h.put(96, timeout=0)
+    assert take(h) == [8, 96]
+    # One item heavier than the whole bound waits for an empty queue, then passes alone.
+    assert h.put(1, timeout=0)
+    assert not h.put(500, timeout=0.01)
+    got: list[bool] = []
+    blocked = threading.Thread(target=lambda: got.append(h.put(500, timeout=5)))
+    blocked.start()
+    time.sleep(0.05)
+    assert got == []
+    assert take(h, max_size=1) == [1]
+    blocked.join(5)
+    assert got == [True]
+    assert (len(h), h.weight) == (1, 500)
+    assert take(h) == [500]
+    assert h.weight == 0
