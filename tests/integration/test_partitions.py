@@ -183,6 +183,75 @@ def test_a_month_another_writer_made_is_trusted_only_once_it_commits(
     assert readings_by_table(postgres_url) == {"readings_p202503": 8}
 
 
+def test_at_a_month_end_a_batch_takes_readings_before_it_makes_a_register_month(
+    postgres_url: str,
+) -> None:
+    """Two writers at a month end: no deadlock between a readings month and a register month.
+
+    Writer A's last intervals are May's and its register read is June's first hour; writer
+    B is already storing June's intervals, having made June's readings month (which holds
+    `readings` ACCESS EXCLUSIVE until it commits), and next makes June's register month.
+    Had A made that register month and then waited for `readings` behind B, B would have
+    waited for A: PostgreSQL aborts one of them as a deadlock. A takes `readings` first,
+    so it waits holding nothing B needs.
+    """
+    engine, sessions = fresh_fleet(postgres_url)
+    with engine.begin() as conn:  # June is new to this test, whichever ran before
+        conn.execute(text("DROP TABLE IF EXISTS readings_p202506, register_reads_p202506"))
+    fleet = build_fleet(2, seed=8)
+    directory = MeterDirectory()  # shared, as the writers of one worker share theirs
+    with sessions.begin() as session:  # May's months exist, both tables
+        made = write_batch(
+            session,
+            interval_batch(fleet, datetime(2025, 5, 31, 20, tzinfo=UTC), 4, register=True),
+            directory,
+        )
+    directory.months_committed(made.new_partitions)
+    b = sessions()
+    b.begin()
+    try:
+        june = write_batch(
+            b, interval_batch(fleet[1:], datetime(2025, 6, 1, tzinfo=UTC), 4), directory
+        )
+        assert june.new_partitions == {"readings_p202506"}
+    except BaseException:
+        b.close()
+        engine.dispose()
+        raise
+    failures: list[BaseException] = []
+
+    def writer_a() -> None:
+        try:
+            with sessions.begin() as session:
+                last_of_may = interval_batch(
+                    fleet[:1], datetime(2025, 5, 31, 23, tzinfo=UTC), 4, register=True
+                )
+                write_batch(session, last_of_may, directory)
+        except BaseException as exc:  # reported by the assertions below
+            failures.append(exc)
+
+    a = threading.Thread(target=writer_a)
+    a.start()
+    try:
+        _wait_for_a_lock_wait(engine)  # A waits for B's `readings`
+        later = interval_batch(fleet[1:], datetime(2025, 6, 1, 1, tzinfo=UTC), 4, register=True)
+        more = write_batch(b, later, directory)
+        assert more.new_partitions == {"register_reads_p202506"}
+        b.commit()
+        directory.months_committed(june.new_partitions | more.new_partitions)
+    finally:
+        b.close()
+        a.join(60)
+    engine.dispose()
+    assert not a.is_alive()
+    assert not failures, failures
+    assert readings_by_table(postgres_url) == {"readings_p202505": 12, "readings_p202506": 8}
+    assert readings_by_table(postgres_url, partitions.REGISTERS) == {
+        "register_reads_p202505": 2,
+        "register_reads_p202506": 2,
+    }
+
+
 def test_a_month_not_made_for_another_reason_is_raised_and_not_noted_as_made(
     postgres_url: str,
 ) -> None:
