@@ -323,6 +323,27 @@ def test_start_cache_stays_bounded_over_a_long_replay() -> None:
     assert sizes[-1] < sizes[-4]  # it was cleared on the way, then refilled
 
 
+def test_register_times_go_through_the_starts_cache_only_on_the_grid() -> None:
+    """A register read at a boundary is parsed once; one off the grid is parsed, not kept."""
+    t._START_CACHE.clear()
+    on, off = "2025-03-10T14:15:00Z", "2025-03-10T14:16:30+01:00"
+    for at, kept in ((on, True), (off, False)):
+        body = make_interval_body(register={"at": at, "kwh": 1000.0, "kvarh": 400.0})
+        register = t.decode_interval(orjson.dumps(body)).register
+        assert register is not None
+        assert register.at == t.parse_time(at, "at")
+        assert register.at.tzinfo is UTC
+        assert (at in t._START_CACHE) is kept
+    # A cached boundary is the same instant the next time, and a bad time still fails.
+    body = make_interval_body(register={"at": on, "kwh": 1.0, "kvarh": 0.0})
+    assert t.decode_interval(orjson.dumps(body)).register == t.Register(
+        datetime(2025, 3, 10, 14, 15, tzinfo=UTC), 1.0, 0.0
+    )
+    bad = make_interval_body(register={"at": "2025-03-10 14:15", "kwh": 1.0, "kvarh": 0.0})
+    with pytest.raises(ContractError, match=re.escape("register.at")):
+        t.decode_interval(orjson.dumps(bad))
+
+
 # ---------------------------------------------------------------- docs/protocol.md examples
 
 
