@@ -168,6 +168,8 @@ class Rate:
     seconds: float
     # CPU µs per item by process (worker, PostgreSQL, broker, publisher, kernel), if measured.
     cpu: dict[str, float] | None = None
+    # The ingest worker's peak resident memory (the largest, if several), if measured.
+    peak_rss_mb: float | None = None
 
     @property
     def per_s(self) -> float:
@@ -380,7 +382,8 @@ def _work(
         time.sleep(0.005)
     ingest_worker.flush(60)
     # perf_counter is CLOCK_MONOTONIC on Linux: comparable with the parent's.
-    result[2 * slot], result[2 * slot + 1] = time.perf_counter(), time.process_time() - cpu
+    result[3 * slot], result[3 * slot + 1] = time.perf_counter(), time.process_time() - cpu
+    result[3 * slot + 2] = peak_rss_mb()
     # Connected until the parent has read the machine's CPU: a backend's time leaves
     # /proc with it.
     finished.set()
@@ -398,7 +401,7 @@ def ingest(url: str, database_url: str, w: Workload, workers: int = 1) -> Rate:
     seeded(database_url, w)
     prefix = f"bench/{uuid.uuid4().hex[:6]}"
     ctx = mp.get_context("spawn")
-    counts, result = ctx.Array("q", workers), ctx.Array("d", 2 * workers)
+    counts, result = ctx.Array("q", workers), ctx.Array("d", 3 * workers)
     group = f"bench{uuid.uuid4().hex[:6]}" if workers > 1 else None
     processes, all_events = [], []
     for slot in range(workers):
@@ -426,7 +429,7 @@ def ingest(url: str, database_url: str, w: Workload, workers: int = 1) -> Rate:
     for process in processes:
         process.join(120)
     publisher.join()
-    ends, cpus = result[0::2], result[1::2]
+    ends, cpus, peaks = result[0::3], result[1::3], result[2::3]
     if any(p.exitcode != 0 for p in processes) or not all(ends):
         raise RuntimeError(f"an ingest worker failed: {[p.exitcode for p in processes]}")
     found = stored(database_url)
@@ -434,7 +437,7 @@ def ingest(url: str, database_url: str, w: Workload, workers: int = 1) -> Rate:
         raise RuntimeError(f"ingest stored {found} readings, expected {w.readings}")
     cpu = _cpu_split(machine, machine_after, sum(cpus), publisher.cpu_seconds, w.readings)
     name = f"ingest → {make_url(database_url).get_backend_name()}"
-    return Rate(name, w.readings, max(ends) - start, cpu)
+    return Rate(name, w.readings, max(ends) - start, cpu, max(peaks) or None)
 
 
 # ---------------------------------------------------------------- where the time goes
@@ -521,6 +524,18 @@ def profile(database_url: str, w: Workload) -> Profile | None:
 
 
 # ---------------------------------------------------------------- memory over time
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB (Linux VmHWM), 0 where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1000
+    except OSError:
+        pass
+    return 0.0
 
 
 def rss_mb(pid: int | str = "self") -> float:
