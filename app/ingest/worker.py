@@ -105,6 +105,9 @@ class IngestStats:
     db_errors: int = 0
     write_errors: int = 0
     unacknowledged: int = 0
+    # Received as the worker began to stop, so never queued nor acknowledged: the broker
+    # delivers it again to the next run (at most the one message paho's thread was decoding).
+    returned: int = 0
 
 
 class IngestWorker:
@@ -335,6 +338,7 @@ class IngestWorker:
         while self._accepting.is_set():
             if target.put(item, timeout=0.5):
                 return
+        self.stats.returned += 1
 
     # ------------------------------------------------------------ writer thread
 

@@ -184,7 +184,10 @@ def test_sigterm_stores_every_message_the_worker_took_before_it_exits(
     assert stats["received"] > 0
     assert stats["accepted"] == stats["received"]
     assert stats["unacknowledged"] == 0
-    assert stats["readings_offered"] == READINGS_PER_MESSAGE * stats["received"]
+    # A message paho's thread was decoding when the stop began goes back to the broker.
+    assert stats["returned"] in (0, 1)
+    taken = stats["received"] - stats["returned"]
+    assert stats["readings_offered"] == READINGS_PER_MESSAGE * taken
     assert count(database_url, models.Reading) == stats["readings_offered"]
     # What it had not taken waited at the broker for the next run.
     worker_process.start()
