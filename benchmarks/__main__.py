@@ -19,8 +19,7 @@ import click
 from app.broker import MOSQUITTO, EmbeddedBroker, MosquittoProcess
 from app.db.migrate import upgrade
 from app.db.session import make_engine
-from app.ingest import worker
-from app.ingest.worker import tune_gc
+from app.ingest.worker import QUEUE_ROWS, tune_gc
 from benchmarks import ingest as bench_ingest
 from benchmarks import pages, roi_bench
 
@@ -294,7 +293,7 @@ def _cpu_doc(rate: bench_ingest.Rate) -> list[str]:
             "The publisher sends faster than the worker stores, and the broker does not hold "
             "the difference back (Mosquitto 2.0.11 drops its in-flight limit after the first "
             "acknowledgement): the worker's hand-offs, bounded at "
-            f"{worker.QUEUE_ROWS:,} readings, are what keeps the backlog in the broker.",
+            f"{QUEUE_ROWS:,} readings, are what keeps the backlog in the broker.",
         ]
     return rows
 

@@ -489,17 +489,6 @@ def _remember(value: str, at: datetime) -> None:
     _START_CACHE[value] = at
 
 
-def _grid_start(value: Any, where: str) -> datetime:
-    cached = _START_CACHE.get(value) if type(value) is str else None
-    if cached is not None:
-        return cached
-    start = parse_time(value, f"{where}.start")
-    if not _on_grid(start):
-        raise ContractError(f"{where}.start {value!r} is not on the 15-minute grid")
-    _remember(value, start)
-    return start
-
-
 def _boundary_time(value: Any, name: str) -> datetime:
     """Parse a time that usually falls on an interval boundary, through the starts' cache."""
     cached = _START_CACHE.get(value) if type(value) is str else None
@@ -509,6 +498,13 @@ def _boundary_time(value: Any, name: str) -> datetime:
     if _on_grid(at):
         _remember(value, at)
     return at
+
+
+def _grid_start(value: Any, where: str) -> datetime:
+    start = _boundary_time(value, f"{where}.start")
+    if not _on_grid(start):
+        raise ContractError(f"{where}.start {value!r} is not on the 15-minute grid")
+    return start
 
 
 def _reading(raw: Any, index: int) -> Reading:

@@ -411,6 +411,26 @@ def test_database_outage_mid_stream_loses_and_duplicates_nothing(
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")
 
 
+def wait_for_the_outage(worker: IngestWorker) -> None:
+    """Return once the worker has failed a write against the unavailable database."""
+    deadline = time.monotonic() + 30
+    while worker.stats.db_errors == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.stats.db_errors >= 1, "the outage never reached the worker"
+
+
+def assert_all_stored_once(
+    worker: IngestWorker, database_url: str, *, readings: int, messages: int
+) -> None:
+    """After the outage: every reading stored exactly once, each message received once."""
+    assert wait_for_count(database_url, models.Reading, readings, timeout=60) == readings
+    assert worker.flush()
+    time.sleep(0.3)  # anything late or doubled would have to arrive now
+    assert count(database_url, models.Reading) == readings
+    assert worker.stats.received == messages
+    assert count(database_url, models.DeadLetter) == 0
+
+
 @pytest.mark.parametrize("database_url", [POSTGRES], indirect=True)
 def test_a_long_outage_fills_the_bounded_queue_and_the_broker_holds_the_rest(
     fleet: list[Meter],
@@ -427,10 +447,7 @@ def test_a_long_outage_fills_the_bounded_queue_and_the_broker_holds_the_rest(
     day = telemetry.interval_range(T0, 96)
     with database_away(database_url):
         publisher(topic(topic_prefix, meter), interval_payload(meter, day[:1]))
-        deadline = time.monotonic() + 30
-        while worker.stats.db_errors == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert worker.stats.db_errors >= 1, "the outage never reached the worker"
+        wait_for_the_outage(worker)
         # The writer holds its failed batch (one message); 60 more are published.
         for k in range(1, 61):
             publisher(topic(topic_prefix, meter), interval_payload(meter, day[k : k + 1]))
@@ -442,12 +459,7 @@ def test_a_long_outage_fills_the_bounded_queue_and_the_broker_holds_the_rest(
     # limit of 20 would allow 20).
     assert taken <= 1 + 4 + 1, f"the worker took {taken} messages while the database was away"
     assert retries >= 2, "the worker did not retry"
-    assert wait_for_count(database_url, models.Reading, 61, timeout=60) == 61
-    assert worker.flush()
-    time.sleep(0.3)
-    assert count(database_url, models.Reading) == 61
-    assert worker.stats.received == 61
-    assert count(database_url, models.DeadLetter) == 0
+    assert_all_stored_once(worker, database_url, readings=61, messages=61)
 
 
 @pytest.mark.parametrize("database_url", [POSTGRES], indirect=True)
@@ -470,10 +482,7 @@ def test_the_queue_is_bounded_in_readings_not_only_in_messages(
     assert wait_for_count(database_url, models.Reading, 96, timeout=30) == 96
     with database_away(database_url):
         publisher(topic(topic_prefix, meter), interval_payload(meter, days[96:192]))
-        deadline = time.monotonic() + 30
-        while worker.stats.db_errors == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert worker.stats.db_errors >= 1, "the outage never reached the worker"
+        wait_for_the_outage(worker)
         for k in range(2, 31):
             publisher(
                 topic(topic_prefix, meter), interval_payload(meter, days[96 * k : 96 * (k + 1)])
@@ -485,13 +494,8 @@ def test_the_queue_is_bounded_in_readings_not_only_in_messages(
     # room: 5 of 31, where the count bound alone (10,000 a writer) would take them all.
     assert queued <= 2 * 96
     assert taken <= 5, f"the worker took {taken} day-long messages while the database was away"
-    assert wait_for_count(database_url, models.Reading, 31 * 96, timeout=60) == 31 * 96
-    assert worker.flush()
-    time.sleep(0.3)
-    assert count(database_url, models.Reading) == 31 * 96
-    assert worker.stats.received == 31
+    assert_all_stored_once(worker, database_url, readings=31 * 96, messages=31)
     assert worker.queued_readings == 0
-    assert count(database_url, models.DeadLetter) == 0
 
 
 @pytest.mark.parametrize(
