@@ -44,9 +44,8 @@ _FROM_CODE: Final[dict[int, vee.Quality]] = {
     18: vee.VALID,
     19: vee.VALID,
 }
-# US rules (second Sunday of March / first Sunday of November, 02:00), ESPI DstRuleType.
-US_DST_START: Final = "360E2000"
-US_DST_END: Final = "B40E2000"
+# ESPI DstRuleType "rule processing disabled": a zone without daylight saving time.
+NO_DST_RULE: Final = "FFFFFFFF"
 
 
 class GreenButtonError(ValueError):
@@ -78,10 +77,79 @@ def local_midnight(day: date, tz: tzinfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
 
 
-def _time_parameters(tz: tzinfo, year: int) -> tuple[int, int]:
-    winter = datetime(year, 1, 15, 12, tzinfo=tz).utcoffset() or timedelta(0)
-    summer = datetime(year, 7, 15, 12, tzinfo=tz).utcoffset() or timedelta(0)
-    return int(winter.total_seconds()), int((summer - winter).total_seconds())
+@dataclass(frozen=True)
+class TimeParameters:
+    """A zone's ESPI LocalTimeParameters for one year: offsets in seconds, DstRuleType rules."""
+
+    tz_offset: int
+    dst_offset: int
+    dst_start_rule: str
+    dst_end_rule: str
+
+
+def time_parameters(tz: tzinfo, year: int) -> TimeParameters:
+    """Return the zone's standard offset, DST offset and DST rules as in force in `year`.
+
+    Read from the zone's own transitions, not assumed to be US rules: the API exports in
+    any IANA zone, and a southern-hemisphere zone's DST runs from October to April.
+    """
+    changes = _transitions(tz, year)
+    offsets = [before for _, before, _ in changes] + [after for _, _, after in changes]
+    start = [(t, before) for t, before, after in changes if after > before]
+    end = [(t, before) for t, before, after in changes if after < before]
+    if len(start) != 1 or len(end) != 1:
+        # No DST (or a year the zone moved its standard time): one offset, rules disabled.
+        january = datetime(year, 1, 1, tzinfo=tz).utcoffset() or timedelta(0)
+        return TimeParameters(int(january.total_seconds()), 0, NO_DST_RULE, NO_DST_RULE)
+    standard, daylight = min(offsets), max(offsets)
+    return TimeParameters(
+        int(standard.total_seconds()),
+        int((daylight - standard).total_seconds()),
+        _dst_rule(start[0][0] + start[0][1]),
+        _dst_rule(end[0][0] + end[0][1]),
+    )
+
+
+def _transitions(tz: tzinfo, year: int) -> list[tuple[datetime, timedelta, timedelta]]:
+    """Return (instant, offset before, offset after) of each UTC offset change in `year`."""
+
+    def offset(at: datetime) -> timedelta:
+        return at.astimezone(tz).utcoffset() or timedelta(0)
+
+    found: list[tuple[datetime, timedelta, timedelta]] = []
+    day = datetime(year, 1, 1, tzinfo=UTC)
+    while day.year == year:
+        nxt = day + timedelta(days=1)
+        before, after = offset(day), offset(nxt)
+        if before != after:
+            # Bisect to the second: the first instant with the new offset.
+            low, high = day, nxt
+            while high - low > timedelta(seconds=1):
+                mid = low + (high - low) / 2
+                low, high = (mid, high) if offset(mid) == before else (low, mid)
+            found.append((high, before, after))
+        day = nxt
+    return found
+
+
+def _dst_rule(wall: datetime) -> str:
+    """Encode a transition's local wall time (before it) as an ESPI DstRuleType.
+
+    As a weekday's occurrence in its month (operators 2-5 for the first to fourth, 7 for
+    the last, which a fifth always is), which is how DST laws are written: the US's second Sunday of March is
+    "360E2000", the EU's last Sunday of March at 02:00 local is "3E0E2000".
+    """
+    days_in_month = (wall.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    last = wall.day + 7 > days_in_month.day
+    operator = 7 if last else 1 + (wall.day + 6) // 7
+    rule = (
+        wall.month << 28
+        | operator << 25
+        | wall.isoweekday() << 17
+        | wall.hour << 12
+        | (wall.minute * 60 + wall.second)
+    )
+    return f"{rule:08X}"
 
 
 def write_feed(series: MeterSeries, *, now: datetime) -> bytes:
@@ -130,13 +198,13 @@ def write_feed(series: MeterSeries, *, now: datetime) -> bytes:
     up = _el(content, ESPI, "UsagePoint")
     _el(_el(up, ESPI, "ServiceCategory"), ESPI, "kind", 0)  # 0 = electricity
 
-    tz_offset, dst_offset = _time_parameters(series.tz, series.start.astimezone(series.tz).year)
+    params = time_parameters(series.tz, series.start.astimezone(series.tz).year)
     content = entry(time_params, "LocalTimeParameters", "Local time of the meter")
     ltp = _el(content, ESPI, "LocalTimeParameters")
-    _el(ltp, ESPI, "dstEndRule", US_DST_END)
-    _el(ltp, ESPI, "dstOffset", dst_offset)
-    _el(ltp, ESPI, "dstStartRule", US_DST_START)
-    _el(ltp, ESPI, "tzOffset", tz_offset)
+    _el(ltp, ESPI, "dstEndRule", params.dst_end_rule)
+    _el(ltp, ESPI, "dstOffset", params.dst_offset)
+    _el(ltp, ESPI, "dstStartRule", params.dst_start_rule)
+    _el(ltp, ESPI, "tzOffset", params.tz_offset)
 
     content = entry(
         meter_reading,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -67,6 +67,122 @@ def test_export_validates_against_the_official_schema(schema: etree.XMLSchema) -
     assert datetime.fromtimestamp(first_start, CHICAGO) == datetime(2026, 3, 7, tzinfo=CHICAGO)
     codes = [q.text for q in tree.iterfind(".//e:ReadingQuality/e:quality", NS)]
     assert set(codes) == {"7", "8", "9", "10"}  # valid is the ReadingType's defaultQuality
+
+
+def rule_instant(rule: str, year: int, offset_before: int) -> datetime:
+    """Decode an ESPI DstRuleType for `year` as the XSD documents it (independent of the writer)."""
+    bits = int(rule, 16)
+    seconds, hours = bits & 0xFFF, (bits >> 12) & 0x1F
+    weekday, day, operator, month = (
+        (bits >> 17) & 0x7,
+        (bits >> 20) & 0x1F,
+        (bits >> 25) & 0x7,
+        (bits >> 28) & 0xF,
+    )
+    if operator == 0:
+        date_ = date(year, month, day)
+    else:
+        first = date(year, month, 1)
+        days = [first + timedelta(days=k) for k in range(31)]
+        days = [d for d in days if d.month == month]
+        matching = [d for d in days if d.isoweekday() == weekday]
+        if operator == 1:
+            date_ = next(d for d in matching if d.day >= day)
+        elif operator == 7:
+            date_ = matching[-1]
+        else:
+            date_ = matching[operator - 2]
+    # The rule is local wall time in the offset before the change: UTC is that minus it.
+    midnight = datetime(date_.year, date_.month, date_.day, tzinfo=UTC)
+    return midnight + timedelta(hours=hours, seconds=seconds - offset_before)
+
+
+def offset_changes(zone: ZoneInfo, year: int) -> list[tuple[datetime, int, int]]:
+    """(instant, offset before, offset after) of the zone's changes in `year`, minute by minute."""
+    changes = []
+    t = datetime(year, 1, 1, tzinfo=UTC)
+    previous = t.astimezone(zone).utcoffset()
+    while t.year == year:
+        t += timedelta(minutes=15)
+        now = t.astimezone(zone).utcoffset()
+        if now != previous:
+            changes.append((t, int(previous.total_seconds()), int(now.total_seconds())))
+            previous = now
+    return changes
+
+
+def test_us_zones_get_the_rules_the_sample_feed_carries() -> None:
+    sample = etree.parse(str(DATA / "test_usage_data.xml"))
+    ltp = sample.find(".//e:LocalTimeParameters", NS)
+    for year in (2012, 2026, 2031):
+        params = greenbutton.time_parameters(ZoneInfo("America/New_York"), year)
+        assert params.dst_start_rule == ltp.findtext("e:dstStartRule", namespaces=NS)
+        assert params.dst_end_rule == ltp.findtext("e:dstEndRule", namespaces=NS)
+        assert (params.tz_offset, params.dst_offset) == (-18000, 3600)
+
+
+@pytest.mark.parametrize(
+    ("zone", "tz_offset", "dst_offset"),
+    [
+        ("America/Chicago", -21600, 3600),
+        ("America/Anchorage", -32400, 3600),
+        ("Europe/Berlin", 3600, 3600),
+        ("Europe/London", 0, 3600),
+        ("Australia/Sydney", 36000, 3600),  # DST from October to April
+        ("Pacific/Auckland", 43200, 3600),
+        ("Australia/Lord_Howe", 37800, 1800),  # half an hour of DST
+    ],
+)
+@pytest.mark.parametrize("year", [2025, 2026, 2027])
+def test_the_rules_decode_to_the_zones_own_transitions(
+    zone: str, tz_offset: int, dst_offset: int, year: int
+) -> None:
+    params = greenbutton.time_parameters(ZoneInfo(zone), year)
+    assert (params.tz_offset, params.dst_offset) == (tz_offset, dst_offset)
+    changes = offset_changes(ZoneInfo(zone), year)
+    (start,) = [(t, before) for t, before, after in changes if after > before]
+    (end,) = [(t, before) for t, before, after in changes if after < before]
+    assert rule_instant(params.dst_start_rule, year, start[1]) == start[0]
+    assert rule_instant(params.dst_end_rule, year, end[1]) == end[0]
+
+
+@pytest.mark.parametrize(
+    ("zone", "tz_offset"),
+    [("America/Phoenix", -25200), ("Pacific/Honolulu", -36000), ("UTC", 0), ("Asia/Tokyo", 32400)],
+)
+def test_a_zone_without_dst_disables_the_rules(zone: str, tz_offset: int) -> None:
+    params = greenbutton.time_parameters(ZoneInfo(zone), 2026)
+    assert params == greenbutton.TimeParameters(tz_offset, 0, "FFFFFFFF", "FFFFFFFF")
+
+
+def test_the_last_weekday_of_a_month_is_encoded_as_the_last() -> None:
+    # The EU's last Sunday of March fell on the 29th in 2026 (a fifth Sunday) and on the
+    # 26th in 2023 (a fourth): both are the "last" operator, the same rule every year.
+    berlin = ZoneInfo("Europe/Berlin")
+    rules = {greenbutton.time_parameters(berlin, y).dst_start_rule for y in (2023, 2026)}
+    assert rules == {"3E0E2000"}
+    assert greenbutton.time_parameters(berlin, 2026).dst_end_rule == "AE0E3000"
+
+
+def test_a_southern_zone_exports_valid_time_parameters(schema: etree.XMLSchema) -> None:
+    sydney = ZoneInfo("Australia/Sydney")
+    base = make_series(1)
+    first = datetime(2026, 4, 5, tzinfo=sydney).astimezone(UTC)  # the 25-hour day
+    intervals = tuple(
+        vee.Interval(first + k * STEP, 1.0, 0.3, 4.0, quality=vee.VALID) for k in range(100)
+    )
+    series = MeterSeries(
+        base.meter_id, base.title, base.utility_id, sydney, first, first + 100 * STEP, intervals
+    )
+    tree = etree.fromstring(greenbutton.write_feed(series, now=datetime(2026, 4, 7, tzinfo=UTC)))
+    schema.assertValid(tree)
+    ltp = tree.find("a:entry/a:content/e:LocalTimeParameters", NS)
+    assert ltp.findtext("e:tzOffset", namespaces=NS) == "36000"
+    assert ltp.findtext("e:dstOffset", namespaces=NS) == "3600"
+    assert ltp.findtext("e:dstStartRule", namespaces=NS) == "A40E2000"  # 1st Sunday Oct 02:00
+    assert ltp.findtext("e:dstEndRule", namespaces=NS) == "440E3000"  # 1st Sunday Apr 03:00
+    (block,) = tree.findall("a:entry/a:content/e:IntervalBlock", NS)
+    assert block.findtext("e:interval/e:duration", namespaces=NS) == "90000"
 
 
 def test_a_schema_violation_is_caught(schema: etree.XMLSchema) -> None:
