@@ -52,7 +52,7 @@ typecheck: $(DEV)
 # when TEST_TIMESCALEDB_URL names one (.ci/run starts it with scripts/timescaledb.sh).
 TSDB_TESTS := $(addprefix tests/integration/test_,$(addsuffix .py,ingest fast_ingest \
   ingest_shared worker_process rollups_store vee_store vee_schedule exports_api import \
-  backfill dead_letter_replay meter_page migrations))
+  backfill dead_letter_replay meter_page migrations query_plans))
 
 test: $(DEV) browser lint typecheck
 	$(BIN)/python -m pytest
