@@ -335,7 +335,10 @@ def parse_time(value: Any, name: str) -> datetime:
         raise ContractError(f"{name} {value!r} is not an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
         raise ContractError(f"{name} {value!r} has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC
+        raise ContractError(f"{name} {value!r} is out of range") from None
 
 
 def floor_interval(value: datetime) -> datetime:

@@ -120,6 +120,8 @@ def rollups(meter_id: str) -> Any:
 
 
 AUDIT_LIMIT = 1000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @bp.get("/meters/<meter_id>/audit")
@@ -133,9 +135,11 @@ def audit(meter_id: str) -> Any:
         # The range is of interval starts; a trail is short, so a year is allowed.
         start, end = _range_args(start_raw, end_raw, timedelta(days=366))
     raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= AUDIT_LIMIT:
+    # ASCII digits only: str.isdigit also accepts "²", which int() then refuses.
+    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
+    if not 1 <= limit <= AUDIT_LIMIT:
         abort(400, description=f"limit must be a whole number from 1 to {AUDIT_LIMIT}")
-    rows = queries.reading_changes(db(), found.id, start=start, end=end, limit=int(raw_limit))
+    rows = queries.reading_changes(db(), found.id, start=start, end=end, limit=limit)
     return jsonify(meter_id=found.id, changes=[change_json(r) for r in rows])
 
 
@@ -189,6 +193,11 @@ def _range_args(
 ) -> tuple[datetime, datetime]:
     start = _time_arg("start", start_raw)
     end = _time_arg("end", end_raw)
+    for name, value in (("start", start), ("end", end)):
+        # Local days and their zones are computed around the range: near year 1 or 9999
+        # that overflows, and no meter has intervals there anyway.
+        if not EARLIEST <= value <= LATEST:
+            abort(400, description=f"{name} must be between {EARLIEST:%Y} and {LATEST:%Y}")
     if end <= start:
         abort(400, description="end must be after start")
     if end - start > limit:

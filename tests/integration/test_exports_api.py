@@ -142,6 +142,13 @@ def test_another_tenants_meter_is_404_and_anonymous_is_401(
         ("rollups", {"period": "hourly", "start": "2026-01-01", "end": "2026-03-01"}, "end"),
         ("audit", {"limit": "0"}, "limit"),
         ("audit", {"limit": "many"}, "limit"),
+        ("audit", {"limit": "\u00b2"}, "limit"),  # a digit to str.isdigit, not to int()
+        # Out of the range local days can be computed in (Python's years 1 to 9999).
+        ("readings", {"start": "0001-01-01T00:00:00+01:00", "end": DAY["end"]}, "start"),
+        ("readings", {"start": "9999-12-30", "end": "9999-12-31"}, "start"),
+        ("greenbutton", {"start": "0001-01-01", "end": "0001-01-02"}, "start"),
+        ("greenbutton", {"start": "9999-12-01", "end": "9999-12-31T23:00:00Z"}, "start"),
+        ("rollups", {"period": "daily", "start": "1969-12-31", "end": "1970-01-02"}, "start"),
         ("audit", {"start": DAY["start"]}, "end"),
         ("audit", {"start": "2025-01-01", "end": "2026-03-01"}, "end"),
     ],

@@ -126,9 +126,7 @@ class Part:
         """Return True if this partition may hold rows of one of the named months."""
         if self.low is None or self.high is None:
             return False
-        return any(
-            self.low < high and low < self.high for low, high in map(month_span, months)
-        )
+        return any(self.low < high and low < self.high for low, high in map(month_span, months))
 
 
 def month_span(name: str) -> tuple[datetime, datetime]:
@@ -365,7 +363,9 @@ def cat(fleet: Engine) -> Catalog:
             # A chunk's index is not attached to the hypertable's: TimescaleDB's catalogue
             # says which one it was made from.
             made_from = conn.execute(
-                text("SELECT index_name, hypertable_index_name FROM _timescaledb_catalog.chunk_index")
+                text(
+                    "SELECT index_name, hypertable_index_name FROM _timescaledb_catalog.chunk_index"
+                )
             )
             root_of.update((index, root) for index, root in made_from)
     return Catalog({i: t for i, t, _ in rows}, root_of, parts, empty)

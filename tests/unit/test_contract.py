@@ -728,7 +728,12 @@ def test_parse_time_accepts_rfc3339_forms(text: str, expected: datetime) -> None
 
 @pytest.mark.parametrize(
     "text",
-    ["2025-03-10T14:00:00", "2025-03-10 14:00:00Z", "\uff12\uff10\uff12\uff15-03-10T14:00:00Z"],
+    [
+        "2025-03-10T14:00:00",
+        "2025-03-10 14:00:00Z",
+        "\uff12\uff10\uff12\uff15-03-10T14:00:00Z",
+        "0001-01-01T00:00:00+01:00",  # before the first UTC instant Python holds
+    ],
 )
 def test_parse_time_rejects_non_rfc3339(text: str) -> None:
     """No offset, a space separator or non-ASCII digits are refused with the field's name."""
