@@ -84,24 +84,50 @@ def _number(raw: str, where: str, *, minimum: float | None = None) -> float:
     return value
 
 
-def _start(row: dict[str, str], column: str, where: str, tz: tzinfo | None) -> datetime:
+def _start(
+    row: dict[str, str], column: str, where: str, tz: tzinfo | None, repeated: set[datetime]
+) -> datetime:
+    """Return a row's start in UTC; `repeated` holds the fall-back hour's local times seen."""
     raw = (row.get(column) or "").strip()
     if not raw:
         raise CsvError(f"{where}: {column} is empty")
     if column == "start_utc_epoch":
         try:
             return datetime.fromtimestamp(int(raw), UTC)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, OSError):
             raise CsvError(f"{where}: {column} {raw!r} is not an integer epoch") from None
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise CsvError(f"{where}: {column} {raw!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
-        if tz is None:
+        if column == "start_utc":
+            parsed = parsed.replace(tzinfo=UTC)  # the column says what its times are in
+        elif tz is None:
             raise CsvError(f"{where}: {column} {raw!r} has no UTC offset (give a time zone)")
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+        else:
+            parsed = _local(parsed, tz, f"{where}: {column} {raw!r}", repeated)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise CsvError(f"{where}: {column} {raw!r} is out of range") from None
+
+
+def _local(naive: datetime, tz: tzinfo, where: str, repeated: set[datetime]) -> datetime:
+    """Place a local wall time in `tz`: refused in the spring-forward gap, in order in the
+    repeated fall-back hour (its first appearance is the earlier hour, its second the later)."""
+    try:
+        first, second = naive.replace(tzinfo=tz), naive.replace(tzinfo=tz, fold=1)
+        if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+            raise CsvError(f"{where} does not exist in {tz} (the clocks went forward)")
+        if first.utcoffset() == second.utcoffset():
+            return first
+    except OverflowError:
+        raise CsvError(f"{where} is out of range") from None
+    if naive in repeated:
+        return second
+    repeated.add(naive)
+    return first
 
 
 def read_csv(text: str, *, tz: tzinfo | None = None) -> list[CsvInterval]:
@@ -115,35 +141,55 @@ def read_csv(text: str, *, tz: tzinfo | None = None) -> list[CsvInterval]:
     if "kwh" not in header:
         raise CsvError("line 1: no kwh column")
     found: list[CsvInterval] = []
-    seen: set[tuple[str | None, datetime]] = set()
-    for row in reader:
-        line = reader.line_num
-        if len(found) >= MAX_ROWS:
-            raise CsvError(f"line {line}: more than {MAX_ROWS} rows")
-        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue
-        start = _start(row, column, f"line {line}", tz)
-        if start.timestamp() % vee.INTERVAL_SECONDS:
-            raise CsvError(f"line {line}: {column} is not on the 15-minute grid")
-        kwh = _number(row.get("kwh") or "", f"line {line}: kwh", minimum=0)
-        kvarh = _number(row["kvarh"], f"line {line}: kvarh") if row.get("kvarh") else 0.0
-        demand = (
-            _number(row["demand_kw"], f"line {line}: demand_kw", minimum=0)
-            if row.get("demand_kw")
-            else kwh / vee.HOURS_PER_INTERVAL
-        )
-        quality_raw = (row.get("quality") or vee.VALID).strip()
-        quality = next((q for q in vee.QUALITIES if q == quality_raw), None)
-        if quality is None:
-            raise CsvError(
-                f"line {line}: quality {quality_raw!r} is not one of {', '.join(vee.QUALITIES)}"
-            )
-        flags = frozenset(f for f in (row.get("flags") or "").split(";") if f.strip())
-        meter = (row.get("meter_id") or "").strip() or None
-        if (meter, start) in seen:
-            raise CsvError(f"line {line}: a second row for {_utc(start)}")
-        seen.add((meter, start))
-        found.append(CsvInterval(meter, vee.Interval(start, kwh, kvarh, demand, flags, quality)))
+    # Meters named at each start: a row without one is the import's meter, so it collides
+    # with any row at its start.
+    seen: dict[datetime, set[str | None]] = {}
+    repeated: set[datetime] = set()
+    try:
+        for row in reader:
+            _read_row(reader.line_num, row, column, tz, found, seen, repeated)
+    except csv.Error as exc:
+        # The reader counts a line once it has parsed it: the bad one is the next.
+        raise CsvError(f"line {reader.line_num + 1}: {exc}") from None
     if not found:
         raise CsvError("the file has no data rows")
     return found
+
+
+def _read_row(
+    line: int,
+    row: dict[str, str],
+    column: str,
+    tz: tzinfo | None,
+    found: list[CsvInterval],
+    seen: dict[datetime, set[str | None]],
+    repeated: set[datetime],
+) -> None:
+    """Parse one data row into `found`, refusing anything doubtful."""
+    if len(found) >= MAX_ROWS:
+        raise CsvError(f"line {line}: more than {MAX_ROWS} rows")
+    if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+        return
+    start = _start(row, column, f"line {line}", tz, repeated)
+    if start.timestamp() % vee.INTERVAL_SECONDS:
+        raise CsvError(f"line {line}: {column} is not on the 15-minute grid")
+    kwh = _number(row.get("kwh") or "", f"line {line}: kwh", minimum=0)
+    kvarh = _number(row["kvarh"], f"line {line}: kvarh") if row.get("kvarh") else 0.0
+    demand = (
+        _number(row["demand_kw"], f"line {line}: demand_kw", minimum=0)
+        if row.get("demand_kw")
+        else kwh / vee.HOURS_PER_INTERVAL
+    )
+    quality_raw = (row.get("quality") or vee.VALID).strip()
+    quality = next((q for q in vee.QUALITIES if q == quality_raw), None)
+    if quality is None:
+        raise CsvError(
+            f"line {line}: quality {quality_raw!r} is not one of {', '.join(vee.QUALITIES)}"
+        )
+    flags = frozenset(f for f in (row.get("flags") or "").split(";") if f.strip())
+    meter = (row.get("meter_id") or "").strip() or None
+    there = seen.setdefault(start, set())
+    if meter in there or (there and (meter is None or None in there)):
+        raise CsvError(f"line {line}: a second row for {_utc(start)}")
+    there.add(meter)
+    found.append(CsvInterval(meter, vee.Interval(start, kwh, kvarh, demand, flags, quality)))

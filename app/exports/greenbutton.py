@@ -25,6 +25,7 @@ ESPI: Final = "http://naesb.org/espi"
 BASE: Final = "/espi/1_1/resource"
 INTERVAL_S: Final = 900
 UOM_WH: Final = 72
+FORWARD: Final = 1  # ESPI FlowDirectionKind: delivered to the customer
 
 # ESPI QualityOfReading codes for the VEE flags (ESPI: 0 valid, 7 manually edited,
 # 8 estimated using reference day, 9 estimated using linear interpolation, 10 questionable).
@@ -343,7 +344,10 @@ def read_feed(document: bytes) -> list[ImportedReading]:
     if not readings:
         raise GreenButtonError("the feed has no MeterReading")
 
-    for href, reading in readings.items():
+    skipped: list[str] = []
+    # A feed of one MeterReading may leave its blocks' links loose: they are all its own.
+    single = len(readings) == 1
+    for href, reading in list(readings.items()):
         types = [reading_types[r] for r in wants_type[href] if r in reading_types]
         if not types and len(reading_types) == 1:
             types = list(reading_types.values())  # feeds that omit the related link
@@ -351,28 +355,56 @@ def read_feed(document: bytes) -> list[ImportedReading]:
             raise GreenButtonError(f"MeterReading {href} has no ReadingType")
         rt = types[0]
         reading.uom = _int(rt, "e:uom")
+        flow = _int(rt, "e:flowDirection", FORWARD)
+        if reading.uom != UOM_WH or flow != FORWARD:
+            # Gas (therms), demand (W) or energy sent back to the grid: not what a C&I
+            # meter's intervals hold here, so left out rather than refusing the feed.
+            skipped.append(f"{href} (uom {reading.uom}, flowDirection {flow})")
+            del readings[href]
+            continue
         reading.interval_seconds = _int(rt, "e:intervalLength", INTERVAL_S)
         reading.usage_point_title = usage_points.get(href.split("/MeterReading/")[0], "")
-        scale = 10.0 ** _int(rt, "e:powerOfTenMultiplier", 0)
+        multiplier = _int(rt, "e:powerOfTenMultiplier", 0)
+        if not -12 <= multiplier <= 12:  # ESPI UnitMultiplierKind: pico (-12) to tera (12)
+            raise GreenButtonError(f"powerOfTenMultiplier {multiplier} is not from -12 to 12")
         default_quality = _int(rt, "e:defaultQuality", 0)
-        if reading.uom != UOM_WH:
-            raise GreenButtonError(f"ReadingType uom {reading.uom} is not 72 (Wh)")
-        for owner, block in blocks:
-            if owner != href and len(readings) > 1:
-                continue
-            for ir in block.findall("e:IntervalReading", ns):
-                start = _int(ir, "e:timePeriod/e:start")
-                seconds = _int(ir, "e:timePeriod/e:duration", reading.interval_seconds)
-                code = _int(ir, "e:ReadingQuality/e:quality", default_quality)
-                kwh = _int(ir, "e:value") * scale / 1000
-                hours = seconds / 3600
-                reading.intervals.append(
-                    vee.Interval(
-                        start=datetime.fromtimestamp(start, UTC),
-                        kwh=kwh,
-                        demand_kw=kwh / hours if hours else 0.0,
-                        quality=_FROM_CODE.get(code, vee.QUESTIONABLE),
-                    )
-                )
-        reading.intervals.sort(key=lambda i: i.start)
+        own = [b for owner, b in blocks if owner == href or single]
+        reading.intervals = _intervals(
+            own, reading.interval_seconds, 10.0**multiplier, default_quality
+        )
+    if not readings:
+        raise GreenButtonError(
+            "the feed has no MeterReading of delivered energy in Wh (uom 72, flowDirection 1): "
+            + ", ".join(skipped)
+        )
     return list(readings.values())
+
+
+def _intervals(
+    blocks: list[etree._Element], length: int, scale: float, default_quality: int
+) -> list[vee.Interval]:
+    """Read IntervalBlocks' readings as kWh intervals, in order; refuse a start read twice."""
+    ns = {"a": ATOM, "e": ESPI}
+    found: dict[datetime, vee.Interval] = {}
+    for block in blocks:
+        for ir in block.findall("e:IntervalReading", ns):
+            start = _int(ir, "e:timePeriod/e:start")
+            seconds = _int(ir, "e:timePeriod/e:duration", length)
+            code = _int(ir, "e:ReadingQuality/e:quality", default_quality)
+            try:
+                at = datetime.fromtimestamp(start, UTC)
+                kwh = _int(ir, "e:value") * scale / 1000
+            except (OverflowError, ValueError, OSError):
+                raise GreenButtonError(
+                    f"IntervalReading at {start}: its start or value is out of range"
+                ) from None
+            if at in found:
+                raise GreenButtonError(f"a second IntervalReading for {_stamp(at)}")
+            hours = seconds / 3600
+            found[at] = vee.Interval(
+                start=at,
+                kwh=kwh,
+                demand_kw=kwh / hours if hours else 0.0,
+                quality=_FROM_CODE.get(code, vee.QUESTIONABLE),
+            )
+    return sorted(found.values(), key=lambda i: i.start)

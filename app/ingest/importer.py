@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from app.ingest.store import (
 
 log = logging.getLogger(__name__)
 CHUNK = 5_000
+FLAGS_LENGTH = 120  # readings.flags is varchar(120)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,29 @@ def _overwrite(session: Session) -> Any:
         index_elements=["meter_id", "start"],
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
     )
+
+
+def refused(interval: vee.Interval, now: datetime) -> str | None:
+    """Return why a file's interval cannot be stored, or None.
+
+    The limits the ingest dead-letters a meter's message for (a file is no more to be
+    trusted than a meter), and what the readings table cannot hold as given.
+    """
+    values = (interval.kwh, interval.kvarh, interval.demand_kw)
+    if not all(map(math.isfinite, values)):
+        return "values must be finite"
+    if interval.kwh < 0 or interval.demand_kw < 0:
+        return "kwh and demand_kw must not be negative"
+    flags = _flags(interval)
+    if len(flags) > FLAGS_LENGTH:
+        return f"flags {flags!r} are longer than {FLAGS_LENGTH} characters"
+    return vee.implausible(
+        interval.start, interval.kwh, interval.demand_kw, (), now=now, limits=vee.Plausibility()
+    )
+
+
+def _flags(interval: vee.Interval) -> str:
+    return ",".join(sorted(interval.flags))
 
 
 def _stored(
@@ -85,6 +110,10 @@ def store_intervals(
     off_grid = next((i.start for i in intervals if not vee.on_grid(i.start)), None)
     if off_grid is not None:
         raise ValueError(f"interval start {off_grid.isoformat()} is not on the 15-minute grid")
+    for i in intervals:
+        problem = refused(i, now)
+        if problem is not None:
+            raise ValueError(f"interval {i.start.isoformat()}: {problem}; nothing was stored")
     audited = 0
     months = partitions.Months()
     for at in range(0, len(intervals), CHUNK):
@@ -99,7 +128,7 @@ def store_intervals(
                 "voltage_a": None,
                 "voltage_b": None,
                 "voltage_c": None,
-                "flags": ",".join(sorted(i.flags))[:120],
+                "flags": _flags(i),
                 "quality": i.quality,
                 "received_at": now,
             }

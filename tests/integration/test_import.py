@@ -74,6 +74,24 @@ def test_import_csv_fills_gaps_keeps_actuals_and_replace_overwrites(
         ("start_utc,kwh\n2026-03-02T00:07:00Z,1\n", [], "line 2"),
         ("start_utc,kwh\n2026-03-02T00:00:00Z,1\n", ["--tz", "Mars/Olympus"], "--tz"),
         ("meter_id,start_utc,kwh\nother-1,2026-03-02T00:00:00Z,1\n", [], "other-1"),
+        # The ingest's plausibility limits hold for files too, and nothing is stored.
+        (
+            "start_utc,kwh\n2026-03-02T00:00:00Z,1\n2026-03-02T00:15:00Z,1e9\n",
+            [],
+            "interval 2026-03-02T00:15:00+00:00: demand_kw 4e+09 exceeds 100000",
+        ),
+        ("start_utc,kwh\n2026-03-02T00:00:00Z,1e308\n", [], "values must be finite"),
+        ("start_utc,kwh\n1990-01-01T00:00:00Z,1\n", [], "is before 2000-01-01"),
+        ("start_utc,kwh\n2100-01-01T00:00:00Z,1\n", [], "after the receive time"),
+        (
+            "start_utc,kwh,flags\n2026-03-02T00:00:00Z,1,"
+            + ";".join(c * 20 for c in "abcdefg")
+            + "\n",
+            [],
+            "longer than 120 characters",
+        ),
+        ("start_utc,kwh\n0001-01-01T00:00:00+01:00,1\n", [], "line 2: start_utc"),
+        ("start_utc,kwh\n2026-03-02T00:00:00Z," + "9" * 200_000 + "\n", [], "line 2: field"),
     ],
 )
 def test_import_csv_explains_refusals(
@@ -120,3 +138,18 @@ def test_import_greenbutton_sample_feed_into_a_meter(database_url: str) -> None:
     first = rows[datetime(2012, 3, 1, 5, tzinfo=UTC)]
     assert (first.kwh, first.quality) == (pytest.approx(0.282), vee.ESTIMATED_REFERENCE_DAY)
     assert rows[datetime(2012, 3, 1, 5, 15, tzinfo=UTC)].quality == vee.EDITED
+
+
+def test_import_greenbutton_refuses_negative_energy(database_url: str, tmp_path: Path) -> None:
+    meter = seed_database(database_url, meters=1, intervals=1)[0].id
+    feed = (DATA / "test_usage_data.xml").read_text()
+    path = tmp_path / "negative.xml"
+    path.write_text(feed.replace("<value>282</value>", "<value>-282</value>", 1))
+    result = CliRunner().invoke(
+        main, ["--database-url", database_url, "import-greenbutton", "--meter", meter, str(path)]
+    )
+    assert result.exit_code == 1
+    assert "interval 2012-03-01T05:00:00+00:00: kwh and demand_kw must not be negative" in (
+        result.output
+    )
+    assert len(stored(database_url, meter)) == 1

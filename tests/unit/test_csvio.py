@@ -83,8 +83,50 @@ def test_reader_takes_a_minimal_customer_file_with_local_times() -> None:
         ("start_utc_epoch,kwh\n1.5e9,1\n", "not an integer epoch"),
         ("start_utc,kwh,quality\n2026-01-01T00:00:00Z,1,great\n", "quality 'great'"),
         ("start_utc,kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:00Z,2\n", "a second row"),
+        # A row without a meter is the import's meter: it collides with any row at its start.
+        ("meter_id,start_utc,kwh\n,2026-01-01T00:00:00Z,1\nm-1,2026-01-01T00:00:00Z,2\n", "line 3"),
+        ("meter_id,start_utc,kwh\nm-1,2026-01-01T00:00:00Z,1\n,2026-01-01T00:00:00Z,2\n", "line 3"),
+        ("start_utc,kwh\n0001-01-01T00:00:00+01:00,1\n", "line 2: start_utc .* is out of range"),
+        ("start_utc,kwh\n2026-01-01T00:00:00Z," + "9" * 200_000 + "\n", "line 2: field larger"),
     ],
 )
 def test_reader_refuses_with_line_and_column(text: str, message: str) -> None:
     with pytest.raises(csvio.CsvError, match=message):
         csvio.read_csv(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # 02:15 on the spring-forward Sunday never happened in Chicago.
+        (
+            "start_local,kwh\n2026-03-08T02:15:00,1\n",
+            "line 2: .* does not exist in America/Chicago",
+        ),
+        ("start_local,kwh\n9999-12-31T23:00:00,1\n", "line 2: start_local .* is out of range"),
+        # The repeated hour appears at most twice; a third 01:00 is a duplicate.
+        ("start_local,kwh\n" + "2026-11-01T01:00:00,1\n" * 3, "line 4: a second row"),
+    ],
+)
+def test_reader_refuses_local_times_it_cannot_place(text: str, message: str) -> None:
+    with pytest.raises(csvio.CsvError, match=message):
+        csvio.read_csv(text, tz=CHICAGO)
+
+
+def test_the_repeated_fall_back_hour_is_read_in_order() -> None:
+    hour = ["01:00", "01:15", "01:30", "01:45"]
+    local = ["00:45", *hour, *hour, "02:00"]  # 01:00-01:45 CDT, then CST
+    text = "start_local,kwh\n" + "".join(f"2026-11-01T{t}:00,1\n" for t in local)
+    starts = [r.interval.start for r in csvio.read_csv(text, tz=CHICAGO)]
+    first = datetime(2026, 11, 1, 5, 45, tzinfo=UTC)  # 00:45 CDT
+    assert starts == [first + timedelta(minutes=15 * k) for k in range(10)]
+
+
+def test_reader_takes_naive_times_in_the_utc_column_as_utc() -> None:
+    (row,) = csvio.read_csv("start_utc,kwh\n2026-04-01T05:00:00,1\n", tz=CHICAGO)
+    assert row.interval.start == datetime(2026, 4, 1, 5, tzinfo=UTC)
+
+
+def test_rows_of_different_meters_may_share_a_start() -> None:
+    text = "meter_id,start_utc,kwh\nm-1,2026-01-01T00:00:00Z,1\nm-2,2026-01-01T00:00:00Z,2\n"
+    assert [r.meter_id for r in csvio.read_csv(text)] == ["m-1", "m-2"]

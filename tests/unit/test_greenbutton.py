@@ -247,6 +247,101 @@ def test_importer_refuses_what_it_cannot_use(document: bytes, reason: str) -> No
         greenbutton.read_feed(document)
 
 
+CUSTOMER = "/espi/1_1/resource/RetailCustomer/1"
+APRIL_1 = 1775001600  # 2026-04-01T00:00:00Z
+
+
+def feed_entry(href: str, content: str, related: tuple[str, ...] = ()) -> str:
+    """One Atom entry of a hand-made feed."""
+    links = "".join(f'<link rel="related" href="{r}"/>' for r in related)
+    return (
+        f'<entry><id>urn:x:{href}</id><link rel="self" href="{href}"/>{links}'
+        f"<title>t</title><content>{content}</content></entry>"
+    )
+
+
+def meter_reading(
+    point: int,
+    reading: int,
+    uom: int = 72,
+    flow: int = 1,
+    length: int = 900,
+    multiplier: int = 0,
+    values: tuple[tuple[int, int], ...] = ((APRIL_1, 500),),
+) -> str:
+    """A UsagePoint's MeterReading, its ReadingType and one IntervalBlock, as feed entries."""
+    up = f"{CUSTOMER}/UsagePoint/{point}"
+    mr = f"{up}/MeterReading/{reading}"
+    rt = f"/espi/1_1/resource/ReadingType/{point}-{reading}"
+    espi = 'xmlns="http://naesb.org/espi"'
+    readings = "".join(
+        f"<IntervalReading><timePeriod><duration>{length}</duration><start>{start}</start>"
+        f"</timePeriod><value>{value}</value></IntervalReading>"
+        for start, value in values
+    )
+    return "".join(
+        [
+            feed_entry(
+                up,
+                f"<UsagePoint {espi}><ServiceCategory><kind>0</kind></ServiceCategory></UsagePoint>",
+            ),
+            feed_entry(mr, f"<MeterReading {espi}/>", (rt,)),
+            feed_entry(
+                rt,
+                f"<ReadingType {espi}><flowDirection>{flow}</flowDirection><intervalLength>"
+                f"{length}</intervalLength><powerOfTenMultiplier>{multiplier}"
+                f"</powerOfTenMultiplier><uom>{uom}</uom></ReadingType>",
+            ),
+            feed_entry(
+                f"{mr}/IntervalBlock/1",
+                f"<IntervalBlock {espi}><interval><duration>86400</duration><start>"
+                f"{values[0][0]}</start></interval>{readings}</IntervalBlock>",
+            ),
+        ]
+    )
+
+
+def hand_made_feed(*entries: str) -> bytes:
+    """An Atom feed of the entries."""
+    head = '<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:f</id><title>f</title>'
+    return (head + "".join(entries) + "</feed>").encode()
+
+
+def test_importer_leaves_out_readings_that_are_not_delivered_energy_in_wh() -> None:
+    # Electricity beside gas in therms, a demand reading in W, energy sent to the grid.
+    document = hand_made_feed(
+        meter_reading(2, 1, uom=169, length=86400, values=((APRIL_1, 3),)),
+        meter_reading(1, 1, values=((APRIL_1, 500), (APRIL_1 + 900, 700))),
+        meter_reading(1, 2, uom=38, length=3600),
+        meter_reading(3, 1, flow=19, values=((APRIL_1, 7000),)),
+    )
+    (reading,) = greenbutton.read_feed(document)
+    assert reading.href == f"{CUSTOMER}/UsagePoint/1/MeterReading/1"
+    assert [(i.start.timestamp(), i.kwh) for i in reading.intervals] == [
+        (APRIL_1, 0.5),
+        (APRIL_1 + 900, 0.7),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        (meter_reading(1, 1, flow=19), r"no MeterReading of delivered energy.*flowDirection 19"),
+        (meter_reading(1, 1, uom=169), r"no MeterReading of delivered energy.*uom 169"),
+        (meter_reading(1, 1, multiplier=400), "powerOfTenMultiplier 400 is not from -12 to 12"),
+        (meter_reading(1, 1, values=((APRIL_1, 10**400),)), "out of range"),
+        (meter_reading(1, 1, values=((10**13 * 900, 1),)), "out of range"),
+        (
+            meter_reading(1, 1, values=((APRIL_1 + 1800, 100), (APRIL_1 + 1800, 9000))),
+            "a second IntervalReading for 2026-04-01T00:30:00Z",
+        ),
+    ],
+)
+def test_importer_refuses_a_feed_it_cannot_read_exactly(entries: str, reason: str) -> None:
+    with pytest.raises(greenbutton.GreenButtonError, match=reason):
+        greenbutton.read_feed(hand_made_feed(entries))
+
+
 def test_importer_does_not_resolve_external_entities(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("99999")
