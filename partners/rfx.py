@@ -84,7 +84,10 @@ def parse_requirements(text: str) -> list[str]:
             (f for f in (reader.fieldnames or []) if f.strip().lower() == "requirement"), None
         )
         if column is not None:
-            items = [(row.get(column) or "").strip() for row in reader]
+            try:
+                items = [(row.get(column) or "").strip() for row in reader]
+            except csv.Error as exc:  # e.g. a field past the csv module's 131,072 characters
+                raise RfxError("requirements", f"line {reader.line_num + 1}: {exc}") from None
             return _checked([i for i in items if i])
     items = [_BULLET.sub("", line).strip() for line in lines]
     return _checked([i for i in items if i])
@@ -208,7 +211,13 @@ def matrix_xlsx(rows: Sequence[MatrixRow], title: str) -> bytes:
     for cell in ws[2]:
         cell.font = Font(bold=True)
     for r in rows:
-        ws.append([r.number, _cell(r.requirement), _cell(r.answer), r.compliance or "unanswered"])
+        ws.append([r.number, r.requirement, r.answer, r.compliance or "unanswered"])
+    # Text typed by a customer or a distributor (the title too) stays text: openpyxl makes
+    # any value starting with "=" a formula, so the cells are typed as strings outright
+    # (no apostrophe, which a workbook would show, unlike a CSV reader).
+    for cell in (ws["A1"], *ws["B"][2:], *ws["C"][2:]):
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
     for col, width in zip("ABCD", (6, 60, 70, 14), strict=True):
         ws.column_dimensions[col].width = width
     for row in ws.iter_rows(min_row=3):

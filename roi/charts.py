@@ -7,9 +7,9 @@ between requests and the charts can be drawn from any thread.
 from __future__ import annotations
 
 import io
-import math
 from typing import Final
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -124,8 +124,9 @@ def monte_carlo_chart(mc: MonteCarloResult) -> bytes:
     """Draw the NPV histogram of the Monte Carlo with P10, P50 and P90 marked."""
     fig = _figure()
     ax = fig.add_subplot()
-    bins = 40 if math.isfinite(float(mc.npv.std())) and float(mc.npv.std()) > 0 else 1
-    ax.hist(mc.npv, bins=bins, color=BRAND, alpha=0.75)
+    edges = mc.histogram()["edges"]
+    if edges:
+        ax.hist(mc.npv[np.isfinite(mc.npv)], bins=edges, color=BRAND, alpha=0.75)
     for name, value in (("P10", mc.p10), ("P50", mc.p50), ("P90", mc.p90)):
         ax.axvline(value, color=BAD if name == "P10" else MUTED, lw=1, ls="--")
         ax.annotate(

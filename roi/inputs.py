@@ -571,7 +571,10 @@ def _number(field: str, raw: object) -> float:
     # bool is an int subclass, and True as "1 endpoint" is never what a caller meant.
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise RoiInputError(field, f"must be a number, got {type(raw).__name__}")
-    value = float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        value = math.inf
     if not math.isfinite(value):
         raise RoiInputError(field, "must be a finite number (no NaN or infinity)")
     return value
@@ -604,7 +607,8 @@ def _check_bounds(field: str, spec: Input, value: float) -> None:
         raise RoiInputError(field, f"must be at most {MAX_MAGNITUDE:g}, got {value:g}")
     if spec.maximum is not None and value > spec.maximum:
         raise RoiInputError(field, f"must be at most {spec.maximum:g}, got {value:g}")
-    if spec.integer and not value.is_integer():
+    # float(): a catalogue default may be an int, and int.is_integer needs Python 3.12.
+    if spec.integer and not float(value).is_integer():
         raise RoiInputError(field, f"must be a whole number, got {value:g}")
 
 

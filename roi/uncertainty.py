@@ -171,8 +171,18 @@ class MonteCarloResult:
     payback_years: FloatArray
 
     def histogram(self, bins: int = 40) -> dict[str, list[float]]:
-        """Return NPV histogram bin edges and counts for a chart."""
-        counts, edges = np.histogram(self.npv, bins=bins)
+        """Return NPV histogram bin edges and counts for a chart (finite NPVs only)."""
+        npv = self.npv[np.isfinite(self.npv)]
+        if npv.size == 0:
+            return {"edges": [], "counts": []}
+        low, high = float(npv.min()), float(npv.max())
+        if high - low <= 1e-9 * max(abs(low), abs(high), 1.0):
+            # Every input pinned: the NPVs differ in their last bits at most, too little to
+            # split into bins (numpy refuses). One bar, its edges just either side.
+            pad = max(abs(high), 1.0) * 1e-6
+            counts, edges = np.histogram(npv, bins=1, range=(low - pad, high + pad))
+        else:
+            counts, edges = np.histogram(npv, bins=bins)
         return {"edges": edges.tolist(), "counts": counts.astype(float).tolist()}
 
     def to_dict(self) -> dict[str, Any]:

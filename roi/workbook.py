@@ -489,8 +489,9 @@ def _summary_sheet(
         (
             "benefit_cost_ratio",
             "Benefit / cost ratio (present values, pre-tax)",
-            f"=SUMPRODUCT({refs.avoided},{refs.factors})/"
-            f"SUMPRODUCT({refs.capex}+{refs.opex},{refs.factors})",
+            # "n/a" where the model has none (no costs): as IRR and MIRR, not #DIV/0!.
+            f"=IFERROR(SUMPRODUCT({refs.avoided},{refs.factors})/"
+            f'SUMPRODUCT({refs.capex}+{refs.opex},{refs.factors}),"n/a")',
             f.ratio,
             result.benefit_cost_ratio,
         ),

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 import roi
 from app.db import models
 from app.domain.access import Role, Scope
+from app.domain.numbers import whole_number
 from partners import kpis, pricing, rfx
 from partners.deals import (
     ConflictView,
@@ -345,8 +346,8 @@ def _text(body: Mapping[str, object], field: str, *, required: bool, limit: int)
 
 def _int(body: Mapping[str, object], field: str, default: int, low: int, high: int) -> int:
     raw = body.get(field, default)
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        raw = int(raw.strip())  # form posts send text
+    if isinstance(raw, str):  # form posts send text
+        raw = whole_number(raw)
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise ChannelError(field, "must be a whole number")
     if not low <= raw <= high:

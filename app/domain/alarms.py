@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Final
 
 from app.domain.access import Role
+from app.domain.numbers import whole_number
 
 # Event types that raise an alarm, and the alarm kind each raises.
 EVENT_ALARMS: Final[dict[str, str]] = {
@@ -88,11 +89,11 @@ def parse_key(key: str) -> tuple[str, str]:
     prefix, sep, rest = key.partition(":")
     if not sep or prefix not in {"event", "comms", "lowpf"} or not rest or len(key) > 160:
         raise ValueError(f"not an alarm key: {key!r}")
-    if prefix == "event" and not rest.isdigit():
+    if prefix == "event" and whole_number(rest) is None:
         raise ValueError(f"not an alarm key: {key!r}")
     if prefix != "event":
         meter_id, sep, stamp = rest.rpartition(":")
-        if not sep or not meter_id or not stamp.isdigit():
+        if not sep or not meter_id or whole_number(stamp) is None:
             raise ValueError(f"not an alarm key: {key!r}")
         return prefix, meter_id
     return prefix, rest

@@ -12,9 +12,10 @@ from wtforms import ValidationError
 
 from app.db import models, queries
 from app.domain import telemetry
+from app.domain.numbers import MAX_ID
 from app.web.auth import TOKEN_MAX_AGE_S, authenticate, issue_token, user
 from app.web.db import db
-from app.web.openapi import MAX_ID, build_document
+from app.web.openapi import build_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -37,17 +38,17 @@ def csrf_for_cookie_writes() -> None:
 
 
 def check_api_input() -> None:
-    """Refuse API input the database cannot hold before any view passes it on.
+    """Refuse input the database cannot hold before any view passes it on.
 
-    A number in a URL beyond a 32-bit INTEGER id answers 404 (PostgreSQL and SQLite drivers
-    raise on it instead of finding no row), and a NUL character in a path, query or JSON body
-    string answers 400 (PostgreSQL text cannot hold NUL); both were 500s before.
+    A number in any URL beyond a 32-bit INTEGER id answers 404 (PostgreSQL and SQLite drivers
+    raise on it instead of finding no row), and a NUL character in an API path, query or JSON
+    body string answers 400 (PostgreSQL text cannot hold NUL); both were 500s before.
     """
-    if not request.path.startswith("/api/"):
-        return
     for name, value in (request.view_args or {}).items():
         if isinstance(value, int) and value > MAX_ID:
             abort(404, description=f"no {name} {value}")
+    if not request.path.startswith("/api/"):
+        return
     fields: list[tuple[str, Any]] = [*(request.view_args or {}).items(), *request.args.items()]
     if request.is_json:
         fields.append(("body", request.get_json(silent=True)))

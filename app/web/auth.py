@@ -27,6 +27,7 @@ from wtforms.validators import DataRequired, Email, Length
 from app.db import models
 from app.db.queries import find_user
 from app.domain.access import ROLE_LABELS, Role, Scope, scope_for
+from app.domain.numbers import MAX_ID, whole_number
 from app.web.db import db
 
 bp = Blueprint("auth", __name__)
@@ -82,9 +83,10 @@ def user() -> PortalUser:
 
 def load_user(user_id: str) -> PortalUser | None:
     """Load the session's user, or None if gone or deactivated."""
-    if not user_id.isdigit():
+    number = whole_number(user_id)
+    if number is None or not 1 <= number <= MAX_ID:
         return None
-    row = db().get(models.User, int(user_id))
+    row = db().get(models.User, number)
     return PortalUser.from_model(row) if row is not None and row.active else None
 
 

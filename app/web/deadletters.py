@@ -13,6 +13,7 @@ from app.command_bus import CommandBus, CommandBusError
 from app.config import Settings
 from app.db import models, queries
 from app.domain.access import Role
+from app.domain.numbers import MAX_ID, whole_number
 from app.ingest.replay import limits as replay_limits
 from app.ingest.replay import refusal
 from app.ingest.replay import replay as replay_letters
@@ -54,9 +55,9 @@ def index() -> Any:
     raw_before = request.args.get("before")
     before: int | None = None
     if raw_before is not None:
-        if not raw_before.isdigit():
+        before = whole_number(raw_before)
+        if before is None or not 1 <= before <= MAX_ID:
             abort(400, description="before must be a dead-letter id (a positive integer)")
-        before = int(raw_before)
     rows = queries.dead_letters(db(), current.scope, limit=PAGE, before_id=before)
     may_replay = current.role in REPLAY_ROLES
     refused = _refuser()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from app.db import queries
+from app.domain.numbers import MAX_ID
 from roi.inputs import MAX_HORIZON_YEARS, SEGMENTS
 
 JsonObject = dict[str, Any]
@@ -159,7 +160,7 @@ def operation(
 
 
 METER_ID: Final = path_param("meter_id", STRING, "Meter id", "glpl-00000")
-MAX_ID: Final = 2**31 - 1  # ids are 32-bit INTEGER columns; larger ones answer 404 (api.py)
+# Ids are 32-bit INTEGER columns (MAX_ID); larger ones answer 404 (api.py).
 ID: Final[JsonObject] = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
 SCENARIO_ID: Final = path_param("scenario_id", ID, "Scenario id", 1)
 VERSION: Final = path_param("version", ID, "Version number", 1)

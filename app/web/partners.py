@@ -32,6 +32,7 @@ import roi
 from app.analytics import partner_charts
 from app.db import channel, models
 from app.domain import telemetry
+from app.domain.numbers import MAX_ID, whole_number
 from app.web import api
 from app.web.auth import user
 from app.web.db import db
@@ -581,7 +582,8 @@ def rfx_create() -> Any:
             except UnicodeDecodeError:
                 raise channel.ChannelError("file", "must be UTF-8 text or CSV") from None
         deal_raw = form.get("deal", "").strip()
-        if deal_raw and not deal_raw.isdigit():
+        deal_id = whole_number(deal_raw)
+        if deal_raw and (deal_id is None or not 1 <= deal_id <= MAX_ID):
             raise channel.ChannelError("deal", "must be a deal number")
         doc = channel.create_rfx(
             db(),
@@ -589,7 +591,7 @@ def rfx_create() -> Any:
             title=form.get("title", ""),
             text=text,
             partner=form.get("partner") or None,
-            deal_id=int(deal_raw) if deal_raw else None,
+            deal_id=deal_id,
             now=_now(),
         )
     except channel.ChannelError as exc:
@@ -721,9 +723,10 @@ def _arg_int(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
         abort(400, description=f"{name} must be a whole number between {low} and {high}")
-    return int(raw)
+    return value
 
 
 # --- pages: KPIs ------------------------------------------------------------------------

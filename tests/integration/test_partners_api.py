@@ -106,6 +106,10 @@ def test_register_with_utility_and_segment_only(portal: Flask) -> None:
         ({"utility": "X", "segment": "iou", "region": "Michigan"}, 400, "region"),
         ({"utility": "X", "segment": "iou", "region": "US-MI", "endpoints": "many"}, 400, "endpoints"),
         ({"utility": "X", "segment": "iou", "region": "US-MI", "endpoints": -1}, 400, "endpoints"),
+        # Digits to str.isdigit that int() refuses, and more than int() will read.
+        ({"utility": "X", "segment": "iou", "region": "US-MI", "endpoints": "\u00b2"}, 400, "endpoints"),
+        ({"utility": "X", "segment": "iou", "region": "US-MI", "endpoints": "--5"}, 400, "endpoints"),
+        ({"utility": "X", "segment": "iou", "region": "US-MI", "term_months": "9" * 5000}, 400, "term_months"),
         ({"utility": "X", "segment": "iou", "region": "US-MI", "colour": "red"}, 400, "colour"),
         ({"utility": "X", "segment": "iou", "region": "US-TX"}, 422, "region"),
         ({"utility": "X", "segment": "iou", "region": "DE-BY"}, 422, "region"),

@@ -192,6 +192,13 @@ def test_rfx_paste_upload_answer_suggest_and_export(portal: Flask) -> None:
         ).status_code
         == 400
     )
+    for deal in ("\u00b2", "9" * 30):  # not a deal number: 400, not a 500
+        refused = rep.post(
+            "/partners/rfx",
+            data={"title": "T", "requirements": "R1", "deal": deal, "csrf_token": token},
+        )
+        assert refused.status_code == 400
+        assert "deal: must be a deal number" in refused.get_data(as_text=True)
     vendor_view = page(se, doc_url)
     assert "Suggested (" in vendor_view
     assert "TLS 1.2" in vendor_view  # the encryption answer is suggested
@@ -230,6 +237,7 @@ def test_rfx_paste_upload_answer_suggest_and_export(portal: Flask) -> None:
     xlsx = rep.get(f"{doc_url}/matrix.xlsx")
     sheet = load_workbook(io.BytesIO(xlsx.data))["Compliance matrix"]
     assert sheet["C3"].value == "Yes, TLS 1.3 end to end."
+    assert (sheet["B4"].value[:1], sheet["B4"].data_type) == ("=", "s")  # text, as typed
     assert "TLS 1.3 end to end" in page(se, f"{doc_url}?q=encrypted")  # saved to the library
     assert rep.get(f"{doc_url}/matrix.pdf").status_code == 404
 
@@ -247,6 +255,11 @@ def test_price_book_shows_each_partner_its_own_tier(portal: Flask) -> None:
     vendor = page(client_for(portal, "se@wattline.example"), "/partners/prices?endpoints=10")
     assert all(f'data-tier="{t}"' in vendor for t in ("gold", "silver", "bronze"))
     page(client_for(portal, "se@wattline.example"), "/partners/prices?endpoints=-3", 400)
+    page(client_for(portal, "se@wattline.example"), "/partners/prices?endpoints=%C2%B2", 400)
+    page(client_for(portal, "se@wattline.example"), "/partners/prices?endpoints=" + "9" * 5000, 400)
+    # An id past the INTEGER columns is not found, on pages as in the API.
+    page(client_for(portal, "se@wattline.example"), "/partners/deals/" + "9" * 30, 404)
+    page(client_for(portal, "se@wattline.example"), "/partners/rfx/" + "9" * 30, 404)
 
 
 def test_kpi_dashboard_and_csv_per_side(portal: Flask) -> None:

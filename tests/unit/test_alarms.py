@@ -25,7 +25,19 @@ def test_keys_round_trip_through_parse() -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["", "event", "event:", "event:abc", "nope:1", "comms:m1", "comms::123", "lowpf:m1:x"]
+    "key",
+    [
+        "",
+        "event",
+        "event:",
+        "event:abc",
+        "event:\u00b2",  # a digit to str.isdigit that int() refuses
+        "nope:1",
+        "comms:m1",
+        "comms::123",
+        "lowpf:m1:x",
+        "lowpf:m1:\u00b3",
+    ],
 )
 def test_malformed_keys_are_refused(key: str) -> None:
     with pytest.raises(ValueError, match="not an alarm key"):

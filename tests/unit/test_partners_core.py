@@ -438,6 +438,23 @@ def test_requirements_from_pasted_list_and_csv() -> None:
     ]
     with pytest.raises(rfx.RfxError, match="requirements"):
         rfx.parse_requirements("  \n \n")
+    # A CSV field past the csv module's limit is refused like any other bad input.
+    with pytest.raises(rfx.RfxError, match="requirements: line 2: field larger"):
+        rfx.parse_requirements("id,requirement\n1," + "x" * 200_000 + "\n")
+
+
+def test_the_matrix_workbook_keeps_formula_like_text_as_text() -> None:
+    from openpyxl import load_workbook
+
+    title = '=HYPERLINK("http://evil.example","Open")'
+    rows = [
+        rfx.MatrixRow(1, "-40 C operation", "=1+1", "compliant"),
+        rfx.MatrixRow(2, "@SUM(A1)", "", ""),
+    ]
+    sheet = load_workbook(io.BytesIO(rfx.matrix_xlsx(rows, title)))["Compliance matrix"]
+    cells = [sheet["A1"], sheet["B3"], sheet["C3"], sheet["B4"]]
+    assert [c.value for c in cells] == [title, "-40 C operation", "=1+1", "@SUM(A1)"]
+    assert {c.data_type for c in cells} == {"s"}  # not "f": nothing is evaluated
 
 
 def test_search_suggests_the_closest_previous_answer() -> None:
@@ -468,7 +485,7 @@ def test_compliance_matrix_csv_and_xlsx_neutralise_formulas() -> None:
     sheet = book["Compliance matrix"]
     assert sheet["A1"].value == "RFP 7"
     assert [c.value for c in sheet[2]] == list(rfx.MATRIX_HEADER)
-    assert sheet["B3"].value == "'=HYPERLINK(evil)"
+    assert (sheet["B3"].value, sheet["B3"].data_type) == ("=HYPERLINK(evil)", "s")
     assert len(book.worksheets) == 1
     assert rfx.parse_compliance(" Partial ") == "partial"
     with pytest.raises(rfx.RfxError):

@@ -59,6 +59,17 @@ def test_bare_number_and_object_forms() -> None:
     assert (lines.value, lines.low, lines.high) == (300, 300, 300)
 
 
+def test_a_whole_number_input_given_only_a_range_or_a_source_keeps_its_default() -> None:
+    # The catalogue's default of a count is an int: checking it must not need Python 3.12.
+    ranged = parse_inputs({"segment": "iou", "inputs": {"endpoints": {"low": 400, "high": 600}}})
+    assert (ranged.inputs["endpoints"].low, ranged.inputs["endpoints"].high) == (400, 600)
+    sourced = parse_inputs(
+        {"segment": "service_bureau", "inputs": {"meters": {"source": "asset list"}}}
+    )
+    assert sourced.inputs["meters"].source == "asset list"
+    assert sourced.inputs["meters"].value == default_inputs("service_bureau").inputs["meters"].value
+
+
 def test_missing_optional_fields_take_defaults() -> None:
     parsed = parse_inputs({"segment": "security"})
     assert parsed == default_inputs("security")
@@ -77,6 +88,8 @@ def test_missing_optional_fields_take_defaults() -> None:
         ({"segment": "iou", "discount_rate": 5.0}, "discount_rate"),
         ({"segment": "iou", "discount_rate": -0.01}, "discount_rate"),
         ({"segment": "iou", "discount_rate": math.nan}, "discount_rate"),
+        ({"segment": "iou", "horizon_years": 10**400}, "horizon_years"),  # float() overflows
+        ({"segment": "iou", "inputs": {"endpoints": 10**400}}, "inputs.endpoints"),
         ({"segment": "iou", "inputs": []}, "inputs"),
         ({"segment": "iou", "inputs": {"endpoints": -1}}, "inputs.endpoints"),
         ({"segment": "iou", "inputs": {"endpoints": 10.5}}, "inputs.endpoints"),

@@ -76,6 +76,9 @@ def expected(inputs: RoiInputs) -> dict[str, Any]:
     for key in ("simple_payback_years", "discounted_payback_years"):
         if figures[key] is None:
             figures[key] = "never"
+    for key in ("irr", "mirr", "benefit_cost_ratio"):
+        if figures[key] is None:
+            figures[key] = "n/a"
     return figures
 
 
@@ -94,6 +97,8 @@ def assert_same(found: dict[str, Any], wanted: dict[str, Any]) -> None:
         ("iou", {"sunset_share": 0.3, "sunset_year": 6}),
         ("iou", {"depreciation_years": 7, "cost_escalation": 0.05}),
         ("service_bureau", {"subscription_monthly": 30, "onboarding_fee": 20_000}),
+        # No costs at all: no benefit/cost ratio, "n/a" rather than #DIV/0!.
+        ("service_bureau", {"subscription_monthly": 0, "onboarding_fee": 0}),
         ("security", {"site_visits_per_year": 120, "escort_hourly_rate": 75}),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from roi.charts import monte_carlo_chart
 from roi.inputs import SEGMENTS, default_inputs, parse_inputs
 from roi.models import run
 from roi.uncertainty import cases, draw, monte_carlo, tornado
@@ -94,6 +95,21 @@ def test_monte_carlo_without_ranges_repeats_the_base_case() -> None:
     result = monte_carlo(flat, np.random.default_rng(0), draws=1_000)
     assert result.p10 == pytest.approx(run(flat).npv)
     assert result.p90 == pytest.approx(run(flat).npv)
+
+
+def test_a_pinned_large_case_has_a_one_bar_histogram_and_chart() -> None:
+    # Every input pinned and a hundred billion endpoints: the draws' NPVs differ only in
+    # their last bits, which numpy cannot split into 40 bins ("too many bins").
+    fixed = default_inputs("security").inputs
+    point = {n: {"value": i.value, "low": i.value, "high": i.value} for n, i in fixed.items()}
+    point["endpoints"] = {"value": 1e11, "low": 1e11, "high": 1e11}
+    flat = parse_inputs({"segment": "security", "inputs": point})
+    result = monte_carlo(flat, np.random.default_rng(0), draws=1_000)
+    histogram = result.to_dict()["histogram"]
+    assert histogram["counts"] == [1_000.0]
+    low, high = histogram["edges"]
+    assert low < result.p50 < high
+    assert monte_carlo_chart(result).startswith(b"\x89PNG")
 
 
 def test_monte_carlo_refuses_too_few_draws() -> None:
