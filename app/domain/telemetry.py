@@ -22,6 +22,8 @@ SCHEMA_VERSION: Final = 1
 DEFAULT_PREFIX: Final = "wattline/v1"
 INTERVAL_SECONDS: Final = 900
 MAX_READINGS_PER_MESSAGE: Final = 10_000
+# How deep free-form JSON (event and status details, command args, reply results) may nest.
+MAX_DEPTH: Final = 32
 
 Kind = Literal["interval", "event", "status", "cmd", "reply"]
 KINDS: Final[tuple[Kind, ...]] = ("interval", "event", "status", "cmd", "reply")
@@ -444,6 +446,26 @@ def _load_object(payload: bytes) -> dict[str, Any]:
     return body
 
 
+def _free_form(value: Any, field: str) -> Any:
+    """Return a free-form value (details, args, result) if it nests at most MAX_DEPTH deep.
+
+    orjson reads up to 1,024 levels, but storing such a value as JSON (and even describing
+    the error that fails) exceeds Python's recursion limit near 1,000: it is refused here,
+    where it is a dead letter with a reason, not in the writer.
+    """
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH + 1):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return value
+    raise ContractError(f"{field} is nested deeper than {MAX_DEPTH} levels")
+
+
 def _check_header(body: Mapping[str, Any], meter_id: str | None) -> str:
     version = body.get("schema_version")
     # type() not isinstance(): `true == 1` in Python, but a boolean is not a version.
@@ -609,8 +631,15 @@ def decode_interval(payload: bytes, meter_id: str | None = None) -> IntervalMess
     """Decode and validate an interval message; `meter_id` is the topic's, if known."""
     try:
         wire = _WIRE_INTERVAL.decode(payload)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # the general path says why
         return _decode_interval_checked(payload, meter_id)
+    if not payload.isascii():
+        # msgspec skips unknown fields without checking their UTF-8; orjson does not, and
+        # the two paths accept the same messages.
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            return _decode_interval_checked(payload, meter_id)
     if (
         wire.schema_version != SCHEMA_VERSION
         or not _SEGMENT_RE.fullmatch(wire.meter_id)
@@ -701,7 +730,7 @@ def decode_event(payload: bytes, meter_id: str | None = None) -> EventMessage:
     severity = body.get("severity", "info")
     if not isinstance(severity, str) or severity not in SEVERITIES:
         raise ContractError(f"severity must be one of {', '.join(SEVERITIES)}")
-    details = body.get("details", {})
+    details = _free_form(body.get("details", {}), "details")
     if not isinstance(details, dict):
         raise ContractError("details must be an object")
     return EventMessage(
@@ -721,7 +750,7 @@ def decode_status(payload: bytes, meter_id: str | None = None) -> StatusMessage:
     state = body.get("state")
     if not isinstance(state, str) or state not in STATUS_STATES:
         raise ContractError(f"state must be one of {', '.join(STATUS_STATES)}")
-    details = body.get("details", {})
+    details = _free_form(body.get("details", {}), "details")
     if not isinstance(details, dict):
         raise ContractError("details must be an object")
     at = parse_time(body["at"], "at") if "at" in body else None
@@ -737,7 +766,7 @@ def decode_command(payload: bytes) -> Command:
     command = body.get("command")
     if not isinstance(command, str) or not _COMMAND_RE.fullmatch(command):
         raise ContractError("command must be a lower-case identifier")
-    args = body.get("args", {})
+    args = _free_form(body.get("args", {}), "args")
     if not isinstance(args, dict):
         raise ContractError("args must be an object")
     return Command(id=command_id, command=command, args=args)
@@ -752,7 +781,7 @@ def decode_reply(payload: bytes) -> Reply:
     status = body.get("status")
     if not isinstance(status, str) or status not in REPLY_STATUSES:
         raise ContractError(f"status must be one of {', '.join(REPLY_STATUSES)}")
-    return Reply(id=reply_id, status=status, result=body.get("result"))
+    return Reply(id=reply_id, status=status, result=_free_form(body.get("result"), "result"))
 
 
 def decode(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> tuple[Topic, Message]:

@@ -484,6 +484,7 @@ def implausible(
     *,
     now: datetime,
     limits: Plausibility,
+    kvarh: float = 0.0,
 ) -> str | None:
     """Return why an interval cannot be real, or None."""
     if start > now + limits.future_tolerance:
@@ -498,6 +499,9 @@ def implausible(
     max_kwh = limits.max_demand_kw * HOURS_PER_INTERVAL
     if kwh > max_kwh:
         return f"kwh {kwh:g} exceeds {max_kwh:g} in 15 minutes"
+    # Reactive energy is bounded by the same apparent power (either sign: leading or lagging).
+    if abs(kvarh) > max_kwh:
+        return f"kvarh {kvarh:g} exceeds {max_kwh:g} in 15 minutes"
     if any(v > limits.max_volts for v in voltage):
         return f"voltage above {limits.max_volts:g} V"
     return None
@@ -511,6 +515,7 @@ def all_plausible(
     *,
     now: datetime,
     limits: Plausibility,
+    kvarh: Sequence[float] = (),
 ) -> bool:
     """Return True if `implausible` finds nothing in any of these intervals (given as columns).
 
@@ -523,8 +528,24 @@ def all_plausible(
         and min(starts) >= limits.earliest
         and max(demand_kw) <= limits.max_demand_kw
         and max(kwh) <= limits.max_demand_kw * HOURS_PER_INTERVAL
+        and -limits.max_demand_kw * HOURS_PER_INTERVAL
+        <= min(kvarh, default=0.0)
+        <= max(kvarh, default=0.0)
+        <= limits.max_demand_kw * HOURS_PER_INTERVAL
         and all(_peak(volts) <= limits.max_volts for volts in phases)
     )
+
+
+def register_implausible(at: datetime, *, now: datetime, limits: Plausibility) -> str | None:
+    """Return why a register read's time cannot be real, or None.
+
+    It is read at the end of the newest interval, so up to one interval past the readings'
+    own limit.
+    """
+    latest = now + limits.future_tolerance + timedelta(seconds=INTERVAL_SECONDS)
+    if not limits.earliest <= at <= latest:
+        return f"register.at {at.isoformat()} is outside {limits.earliest.date()} to {latest.isoformat()}"
+    return None
 
 
 def _peak(volts: Sequence[float | None]) -> float:

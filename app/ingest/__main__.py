@@ -361,11 +361,21 @@ def _run_vee(
 def _store_file(
     database_url: str, meter_id: str, intervals: list[vee.Interval], source: str, replace: bool
 ) -> None:
+    # The ingest's own limits (--future-tolerance / INGEST_FUTURE_TOLERANCE_S): the demo's
+    # simulated clock runs ahead, and its intervals are edited like any other.
+    tolerance = click.get_current_context().find_root().params["future_tolerance"]
+    limits = vee.Plausibility(future_tolerance=timedelta(seconds=tolerance))
     engine = make_engine(database_url)
     try:
         with make_sessionmaker(engine).begin() as session:
             summary = store_intervals(
-                session, meter_id, intervals, source=source, now=datetime.now(UTC), replace=replace
+                session,
+                meter_id,
+                intervals,
+                source=source,
+                now=datetime.now(UTC),
+                replace=replace,
+                limits=limits,
             )
     except LookupError as exc:
         raise click.BadParameter(str(exc), param_hint="--meter") from None

@@ -51,7 +51,7 @@ def _overwrite(session: Session) -> Any:
     )
 
 
-def refused(interval: vee.Interval, now: datetime) -> str | None:
+def refused(interval: vee.Interval, now: datetime, limits: vee.Plausibility) -> str | None:
     """Return why a file's interval cannot be stored, or None.
 
     The limits the ingest dead-letters a meter's message for (a file is no more to be
@@ -66,7 +66,13 @@ def refused(interval: vee.Interval, now: datetime) -> str | None:
     if len(flags) > FLAGS_LENGTH:
         return f"flags {flags!r} are longer than {FLAGS_LENGTH} characters"
     return vee.implausible(
-        interval.start, interval.kwh, interval.demand_kw, (), now=now, limits=vee.Plausibility()
+        interval.start,
+        interval.kwh,
+        interval.demand_kw,
+        (),
+        now=now,
+        limits=limits,
+        kvarh=interval.kvarh,
     )
 
 
@@ -97,6 +103,7 @@ def store_intervals(
     source: str,
     now: datetime,
     replace: bool = False,
+    limits: vee.Plausibility = vee.Plausibility(),  # noqa: B008 - frozen, never mutated
 ) -> ImportSummary:
     """Store intervals for a meter in the caller's transaction.
 
@@ -111,7 +118,7 @@ def store_intervals(
     if off_grid is not None:
         raise ValueError(f"interval start {off_grid.isoformat()} is not on the 15-minute grid")
     for i in intervals:
-        problem = refused(i, now)
+        problem = refused(i, now, limits)
         if problem is not None:
             raise ValueError(f"interval {i.start.isoformat()}: {problem}; nothing was stored")
     audited = 0

@@ -51,8 +51,19 @@ def refusal(letter: models.DeadLetter, prefix: str, limits: vee.Plausibility) ->
     if isinstance(message, telemetry.IntervalMessage):
         for r in message.readings:
             why = vee.implausible(
-                r.start, r.kwh, r.demand_kw, r.voltage, now=letter.received_at, limits=limits
+                r.start,
+                r.kwh,
+                r.demand_kw,
+                r.voltage,
+                now=letter.received_at,
+                limits=limits,
+                kvarh=r.kvarh,
             )
+            if why is not None:
+                return f"impossible when it was received: {why}"
+        if message.register is not None:
+            at = message.register.at
+            why = vee.register_implausible(at, now=letter.received_at, limits=limits)
             if why is not None:
                 return f"impossible when it was received: {why}"
     return None

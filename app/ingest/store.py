@@ -275,7 +275,7 @@ def _on_the_hour(at: datetime) -> bool:
 
 
 class MeterDirectory:
-    """Known meters and their utilities, reloaded when an unknown id shows up."""
+    """Known meters and their utilities; an unknown id is looked up when it shows up."""
 
     def __init__(self) -> None:
         """Start empty; `refresh` loads it."""
@@ -301,6 +301,23 @@ class MeterDirectory:
         ).all()
         self._owner = {m: u for m, u, _ in rows}
         self.zones = {m: zone_for(lon) for m, _, lon in rows}
+
+    def learn(self, session: Session, meter_ids: set[str]) -> None:
+        """Look up meters not known yet (provisioned since the last load), by their ids.
+
+        Only those ids, by primary key: a device sending under an id no meter has would
+        otherwise reload the whole fleet in every batch it lands in (145 ms a batch at
+        20,000 meters, measured, against 8 ms).
+        """
+        ids = sorted(meter_ids)
+        for at in range(0, len(ids), 1000):  # SQLite allows 32,766 parameters a statement
+            rows = session.execute(
+                select(models.Meter.id, models.Meter.utility_id, models.Meter.lon).where(
+                    models.Meter.id.in_(ids[at : at + 1000])
+                )
+            ).all()
+            self._owner.update((m, u) for m, u, _ in rows)
+            self.zones.update((m, zone_for(lon)) for m, _, lon in rows)
 
     def check(self, topic: telemetry.Topic) -> str | None:
         """Return why a topic's meter is not acceptable, or None if it is."""
@@ -334,8 +351,13 @@ def write_batch(
 ) -> BatchResult:
     """Store a batch in the caller's transaction: readings, events, statuses, dead letters."""
     result = BatchResult()
-    if any(isinstance(i, Accepted) and i.topic.meter_id not in meters for i in batch):
-        meters.refresh(session)
+    unknown = {
+        i.topic.meter_id
+        for i in batch
+        if isinstance(i, Accepted) and i.topic.meter_id not in meters
+    }
+    if unknown:
+        meters.learn(session, unknown)
 
     rows: list[tuple[Any, ...]] = []
     # The batch's hourly rollups, built message by message while every message allows it;
@@ -379,8 +401,18 @@ def write_batch(
             columns = telemetry.columns_of(msg.readings)
             starts = columns.starts
             phases = (columns.voltage_a, columns.voltage_b, columns.voltage_c)
+            register = msg.register
             if not vee.all_plausible(
-                starts, columns.kwh, columns.demand_kw, phases, now=received, limits=limits
+                starts,
+                columns.kwh,
+                columns.demand_kw,
+                phases,
+                now=received,
+                limits=limits,
+                kvarh=columns.kvarh,
+            ) or (
+                register is not None
+                and vee.register_implausible(register.at, now=received, limits=limits)
             ):
                 # The whole message: a meter that sends one impossible interval has a
                 # broken clock or register, so its neighbours are not to be trusted either.
@@ -400,7 +432,6 @@ def write_batch(
                 repeated = repeated or meter_id in general
                 general.add(meter_id)
                 hours = _extend(rows, hours, meter_id, msg.readings, columns, received)
-            register = msg.register
             if register is not None and _on_the_hour(register.at):
                 registers.setdefault(
                     (meter_id, register.at), register_row(meter_id, register, received)
@@ -409,15 +440,19 @@ def write_batch(
             prev = latest.get(meter_id)
             latest[meter_id] = (max(newest, prev[0]) if prev else newest, item.received_at)
         elif isinstance(msg, telemetry.EventMessage):
-            events[(meter_id, msg.event_id)] = {
-                "meter_id": meter_id,
-                "event_id": msg.event_id,
-                "type": msg.type,
-                "severity": msg.severity,
-                "at": msg.at,
-                "details": dict(msg.details),
-                "received_at": item.received_at,
-            }
+            # The first copy, as across batches (ON CONFLICT DO NOTHING keeps the stored one).
+            events.setdefault(
+                (meter_id, msg.event_id),
+                {
+                    "meter_id": meter_id,
+                    "event_id": msg.event_id,
+                    "type": msg.type,
+                    "severity": msg.severity,
+                    "at": msg.at,
+                    "details": dict(msg.details),
+                    "received_at": item.received_at,
+                },
+            )
         elif isinstance(msg, telemetry.StatusMessage):
             session.execute(
                 update(models.Meter)
@@ -707,10 +742,14 @@ def _implausible(
     """Return why the first impossible reading of a message that broke a bound is impossible."""
     for index, r in enumerate(msg.readings):
         why = vee.implausible(
-            r.start, r.kwh, r.demand_kw, r.voltage, now=received_at, limits=limits
+            r.start, r.kwh, r.demand_kw, r.voltage, now=received_at, limits=limits, kvarh=r.kvarh
         )
         if why is not None:
             return f"readings[{index}]: impossible value: {why}"
+    if msg.register is not None:
+        why = vee.register_implausible(msg.register.at, now=received_at, limits=limits)
+        if why is not None:
+            return f"impossible value: {why}"
     # Unreachable while the two agree (a unit test holds them to it); never crash a writer.
     return "a value is outside the plausibility limits"
 

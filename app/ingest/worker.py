@@ -541,7 +541,13 @@ def _refused(exc: SQLAlchemyError) -> bool:
 
 def _failed(item: Accepted, exc: Exception) -> Rejected:
     """Return `item` as a dead letter for the error writing it raised."""
-    reason = f"ingest error {type(exc).__name__}: {exc}"
+    try:
+        text = str(exc)
+    except Exception:  # describing the error must not kill the writer too
+        # Seen: a value nested ~1,000 deep fails to serialise, and then so does the
+        # message of the error SQLAlchemy wraps around that.
+        text = "(its message could not be formatted)"
+    reason = f"ingest error {type(exc).__name__}: {text}"
     return Rejected(
         str(item.topic), item.payload, reason, item.received_at, item.mid, item.connection
     )

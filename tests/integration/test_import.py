@@ -153,3 +153,20 @@ def test_import_greenbutton_refuses_negative_energy(database_url: str, tmp_path:
         result.output
     )
     assert len(stored(database_url, meter)) == 1
+
+
+def test_imports_take_the_ingest_future_tolerance(database_url: str, tmp_path: Path) -> None:
+    # The demo's simulated clock runs ahead (INGEST_FUTURE_TOLERANCE_S of 10 years there):
+    # its future intervals are imported and edited as the ingest would take them.
+    meter = seed_database(database_url, meters=1, intervals=1)[0].id
+    path = tmp_path / "ahead.csv"
+    ahead = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=30)
+    path.write_text(f"start_utc,kwh\n{ahead.isoformat()},1\n")
+    args = ["--database-url", database_url, "import-csv", "--meter", meter, str(path)]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1
+    assert "after the receive time" in refused.output
+    ten_years = str(10 * 366 * 86400)
+    taken = CliRunner().invoke(main, ["--future-tolerance", ten_years, *args])
+    assert taken.exit_code == 0, taken.output
+    assert ahead in stored(database_url, meter)

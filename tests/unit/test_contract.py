@@ -850,3 +850,49 @@ def test_a_cached_topic_is_only_reused_under_the_same_prefix() -> None:
         t.parse_topic(name, "other")
     with pytest.raises(ContractError, match="is not"):
         t.parse_topic(name, "wltest")
+
+
+# ---------------------------------------------------------------- hostile shapes
+
+
+def nested(depth: int) -> bytes:
+    """JSON text of a value nesting `depth` levels (orjson writes at most 254)."""
+    return b"[" * depth + b"1" + b"]" * depth
+
+
+@pytest.mark.parametrize("depth", [t.MAX_DEPTH, t.MAX_DEPTH + 1, 1000])
+def test_free_form_values_nest_at_most_max_depth(depth: int) -> None:
+    """Storing JSON nested ~1,000 deep overflows Python's stack in the writer: refused here."""
+    head = b'"schema_version":1,"meter_id":"%s"' % METER.encode()
+    inner = nested(depth - 1)  # inside the object that is the field's value
+    payloads = [
+        ("details", t.decode_event, b'{%s,"event_id":"e1","type":"tamper","at":"2025-03-10T14:00:00Z","details":{"x":%s}}' % (head, inner)),
+        ("details", t.decode_status, b'{%s,"state":"online","details":{"x":%s}}' % (head, inner)),
+        ("result", t.decode_reply, b'{"id":"c1","status":"ok","result":%s}' % nested(depth)),
+        ("args", t.decode_command, b'{"id":"c1","command":"ping","args":{"x":%s}}' % inner),
+    ]  # fmt: skip
+    for field, decode, payload in payloads:
+        if depth <= t.MAX_DEPTH:
+            decode(payload)
+        else:
+            with pytest.raises(ContractError, match=f"{field} is nested deeper than"):
+                decode(payload)
+
+
+def test_the_fast_interval_path_refuses_what_the_general_path_refuses() -> None:
+    """Invalid UTF-8 or deep nesting in a field the contract does not name is still refused."""
+    reading = orjson.dumps(make_reading_dict())
+    cases = [
+        b'{"x":"\xff\xfe","schema_version":1,"meter_id":"%s","readings":[%s]}',
+        b'{"x":"\xc0\xaf","schema_version":1,"meter_id":"%s","readings":[%s]}',
+        b'{"x":'
+        + b"[" * 1100
+        + b"]" * 1100
+        + b',"schema_version":1,"meter_id":"%s","readings":[%s]}',
+    ]
+    for case in cases:
+        payload = case % (METER.encode(), reading)
+        with pytest.raises(ContractError, match="not valid JSON"):
+            t.decode_interval(payload, METER)
+    ok = b'{"x":"caf\xc3\xa9","schema_version":1,"meter_id":"%s","readings":[%s]}'
+    assert len(t.decode_interval(ok % (METER.encode(), reading), METER).readings) == 1

@@ -235,6 +235,16 @@ def test_impossible_values_are_named(
     assert reason in found
 
 
+def test_a_register_read_may_be_one_interval_past_the_readings_limit() -> None:
+    limit = NOW + timedelta(hours=1, minutes=15)
+    assert vee.register_implausible(limit, now=NOW, limits=_LIMITS) is None
+    assert vee.register_implausible(_LIMITS.earliest, now=NOW, limits=_LIMITS) is None
+    for at in (limit + timedelta(seconds=1), datetime(9999, 12, 31, 23, tzinfo=UTC)):
+        assert "register.at" in (vee.register_implausible(at, now=NOW, limits=_LIMITS) or "")
+    early = _LIMITS.earliest - timedelta(hours=1)
+    assert vee.register_implausible(early, now=NOW, limits=_LIMITS) is not None
+
+
 def test_plausible_values_pass_and_tolerance_is_configurable() -> None:
     limits = vee.Plausibility(future_tolerance=timedelta(days=2))
     assert vee.implausible(NOW + timedelta(days=1), 1, 4, [277], now=NOW, limits=limits) is None
@@ -255,32 +265,39 @@ def test_config_refuses_nonsense() -> None:
 
 
 _LIMITS = vee.Plausibility()
+_MAX_KWH = _LIMITS.max_demand_kw / 4
 _EDGE = [
-    (NOW + timedelta(hours=1), 1.0, 4.0, (277.0,)),  # exactly at the future tolerance
-    (NOW + timedelta(hours=1, seconds=1), 1.0, 4.0, (277.0,)),
-    (_LIMITS.earliest, 1.0, 4.0, (277.0,)),
-    (_LIMITS.earliest - timedelta(seconds=1), 1.0, 4.0, (277.0,)),
-    (T0, 1.0, _LIMITS.max_demand_kw, (277.0,)),
-    (T0, 1.0, _LIMITS.max_demand_kw + 0.001, (277.0,)),
-    (T0, _LIMITS.max_demand_kw / 4, 4.0, (277.0,)),
-    (T0, _LIMITS.max_demand_kw / 4 + 0.001, 4.0, (277.0,)),
-    (T0, 1.0, 4.0, (277.0, _LIMITS.max_volts, 0.0)),
-    (T0, 1.0, 4.0, (277.0, 276.0, _LIMITS.max_volts + 0.1)),
+    (NOW + timedelta(hours=1), 1.0, 4.0, (277.0,), 0.5),  # exactly at the future tolerance
+    (NOW + timedelta(hours=1, seconds=1), 1.0, 4.0, (277.0,), 0.5),
+    (_LIMITS.earliest, 1.0, 4.0, (277.0,), 0.5),
+    (_LIMITS.earliest - timedelta(seconds=1), 1.0, 4.0, (277.0,), 0.5),
+    (T0, 1.0, _LIMITS.max_demand_kw, (277.0,), 0.5),
+    (T0, 1.0, _LIMITS.max_demand_kw + 0.001, (277.0,), 0.5),
+    (T0, _MAX_KWH, 4.0, (277.0,), 0.5),
+    (T0, _MAX_KWH + 0.001, 4.0, (277.0,), 0.5),
+    (T0, 1.0, 4.0, (277.0, _LIMITS.max_volts, 0.0), 0.5),
+    (T0, 1.0, 4.0, (277.0, 276.0, _LIMITS.max_volts + 0.1), 0.5),
+    (T0, 1.0, 4.0, (277.0,), _MAX_KWH),  # reactive energy: the same bound, either sign
+    (T0, 1.0, 4.0, (277.0,), _MAX_KWH + 0.001),
+    (T0, 1.0, 4.0, (277.0,), -_MAX_KWH),
+    (T0, 1.0, 4.0, (277.0,), -_MAX_KWH - 0.001),
 ]
 
 
 @pytest.mark.parametrize("bad", range(len(_EDGE)))
 def test_column_bounds_agree_with_the_interval_check(bad: int) -> None:
     """all_plausible over a message is True exactly when implausible finds no interval."""
-    rows = [(T0 + k * STEP, 1.0, 4.0, (277.0, 277.0, 277.0)) for k in range(8)]
+    rows = [(T0 + k * STEP, 1.0, 4.0, (277.0, 277.0, 277.0), 0.5) for k in range(8)]
     rows.insert(3, _EDGE[bad])
-    starts, kwh, kw, volts = zip(*rows, strict=True)
+    starts, kwh, kw, volts, kvarh = zip(*rows, strict=True)
     # Per-phase columns, None where a reading lacks the phase.
     phases = [tuple(v[p] if len(v) > p else None for v in volts) for p in range(3)]
     some = any(
-        vee.implausible(s, e, d, v, now=NOW, limits=_LIMITS) is not None for s, e, d, v in rows
+        vee.implausible(s, e, d, v, now=NOW, limits=_LIMITS, kvarh=q) is not None
+        for s, e, d, v, q in rows
     )
-    assert vee.all_plausible(starts, kwh, kw, phases, now=NOW, limits=_LIMITS) is not some
+    found = vee.all_plausible(starts, kwh, kw, phases, now=NOW, limits=_LIMITS, kvarh=kvarh)
+    assert found is not some
     assert some is bool(bad % 2)  # the edge cases alternate: on the limit, then just past it
 
 
