@@ -267,6 +267,12 @@ def add_registers(session: Session, reads: list[dict[str, Any]]) -> None:
         session.connection().execute(_insert_ignore(session, _REGISTERS), reads)
 
 
+def _named(topic: str) -> tuple[str, str] | None:
+    """Return (utility, meter) a raw topic names (`.../utility/meter/kind`), if it has them."""
+    parts = topic.rsplit("/", 3)
+    return (parts[1], parts[2]) if len(parts) == 4 else None
+
+
 def _on_the_hour(at: datetime) -> bool:
     # Register reads are kept on whole hours only (at most 24 a meter a day): VEE's sum
     # check still judges every hour, and a meter reporting every 15 minutes (it sends a
@@ -332,10 +338,10 @@ class MeterDirectory:
 
     def attribute(self, topic: str) -> str | None:
         """Return the known meter a raw topic names (`.../utility/meter/kind`), if any."""
-        parts = topic.rsplit("/", 3)
-        if len(parts) != 4:
+        named = _named(topic)
+        if named is None:
             return None
-        _, utility_id, meter_id, _ = parts
+        utility_id, meter_id = named
         return meter_id if self._owner.get(meter_id) == utility_id else None
 
     def __contains__(self, meter_id: object) -> bool:
@@ -351,11 +357,13 @@ def write_batch(
 ) -> BatchResult:
     """Store a batch in the caller's transaction: readings, events, statuses, dead letters."""
     result = BatchResult()
-    unknown = {
-        i.topic.meter_id
+    # The meters the batch names that are not known yet: its messages' and those its dead
+    # letters' topics name (a letter is attributed to its meter, for that tenant to see).
+    named = (
+        i.topic.meter_id if isinstance(i, Accepted) else (_named(i.topic) or ("", ""))[1]
         for i in batch
-        if isinstance(i, Accepted) and i.topic.meter_id not in meters
-    }
+    )
+    unknown = {m for m in named if m and m not in meters}
     if unknown:
         meters.learn(session, unknown)
 
