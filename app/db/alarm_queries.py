@@ -6,7 +6,8 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, cast, exists, func, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import models
@@ -20,9 +21,10 @@ from app.domain.rollups import hour_start
 # acknowledgement is stored, under the alarm's stable key.
 
 
-def _event_alarms(
-    session: Session, scope: Scope, meter_id: str | None, limit: int
-) -> list[rules.Alarm]:
+def _event_query(
+    scope: Scope, meter_id: str | None, acknowledged: bool | None
+) -> Select[int, str, str, datetime, str, str, str]:
+    """Select the visible alarm-raising events: open, acknowledged or either (None)."""
     query = (
         select(
             models.Event.id,
@@ -36,11 +38,31 @@ def _event_alarms(
         .join(models.Meter, models.Event.meter_id == models.Meter.id)
         .join(models.Utility, models.Meter.utility_id == models.Utility.id)
         .where(utility_clause(scope), models.Event.type.in_(rules.EVENT_ALARMS))
-        .order_by(models.Event.at.desc())
-        .limit(limit)
     )
     if meter_id is not None:
         query = query.where(models.Meter.id == meter_id)
+    if acknowledged is not None:
+        # The key is "event:<row id>" (rules.event_key), matched in SQL: open and
+        # acknowledged alarms are cut to their newest separately, so a storm's newer
+        # acknowledged alarms never hide an older open one.
+        key = literal("event:", String) + cast(models.Event.id, String)
+        acked = exists().where(models.AlarmAck.key == key)
+        query = query.where(acked if acknowledged else ~acked)
+    return query
+
+
+def _event_alarms(
+    session: Session,
+    scope: Scope,
+    meter_id: str | None,
+    limit: int,
+    *,
+    acknowledged: bool | None,
+    event_row: int | None = None,
+) -> list[rules.Alarm]:
+    query = _event_query(scope, meter_id, acknowledged).order_by(models.Event.at.desc())
+    if event_row is not None:
+        query = query.where(models.Event.id == event_row)
     return [
         rules.Alarm(
             key=rules.event_key(row_id),
@@ -52,7 +74,7 @@ def _event_alarms(
             raised_at=at,
             summary=f"{kind.replace('_', ' ')} reported by the meter",
         )
-        for row_id, kind, severity, at, meter, site, utility in session.execute(query)
+        for row_id, kind, severity, at, meter, site, utility in session.execute(query.limit(limit))
     ]
 
 
@@ -172,37 +194,51 @@ def _compute_low_pf(
 def list_alarms(
     session: Session, scope: Scope, *, meter_id: str | None = None, limit: int = 200
 ) -> list[rules.Alarm]:
-    """Return the visible alarms, newest first, with who acknowledged each (if anyone)."""
-    found = (
-        _event_alarms(session, scope, meter_id, limit)
-        + _comms_alarms(session, scope, meter_id)
-        + _low_pf_alarms(session, scope, meter_id)
-    )
-    # Newest first and cut to `limit` before looking up acknowledgements: a big fleet can
-    # raise thousands of alarms, and an IN list of every key costs more than the alarms.
+    """Return the newest `limit` open and newest `limit` acknowledged alarms, newest first.
+
+    Each acknowledged one carries who acknowledged it and when.
+    """
+    events = _event_alarms(session, scope, meter_id, limit, acknowledged=False)
+    events += _event_alarms(session, scope, meter_id, limit, acknowledged=True)
+    found = _with_acks(session, events + _derived(session, scope, meter_id))
     found.sort(key=lambda a: a.raised_at, reverse=True)
-    found = found[:limit]
-    keys = [a.key for a in found]
-    acks = {
-        key: (email, at)
-        for key, email, at in session.execute(
-            select(models.AlarmAck.key, models.User.email, models.AlarmAck.at)
-            .join(models.User, models.AlarmAck.user_id == models.User.id)
-            .where(models.AlarmAck.key.in_(keys))
+    still_open = [a for a in found if a.acknowledged_by is None][:limit]
+    done = [a for a in found if a.acknowledged_by is not None][:limit]
+    return sorted(still_open + done, key=lambda a: a.raised_at, reverse=True)
+
+
+def _derived(session: Session, scope: Scope, meter_id: str | None) -> list[rules.Alarm]:
+    """Return the alarms derived from meter state (comms loss, low power factor), all of them."""
+    return _comms_alarms(session, scope, meter_id) + _low_pf_alarms(session, scope, meter_id)
+
+
+def _with_acks(session: Session, alarms: list[rules.Alarm]) -> list[rules.Alarm]:
+    """Return `alarms` with who acknowledged each, looked up by key a thousand at a time."""
+    keys = [a.key for a in alarms]
+    acks: dict[str, tuple[str, datetime]] = {}
+    for at in range(0, len(keys), 1000):
+        acks.update(
+            (key, (email, when))
+            for key, email, when in session.execute(
+                select(models.AlarmAck.key, models.User.email, models.AlarmAck.at)
+                .join(models.User, models.AlarmAck.user_id == models.User.id)
+                .where(models.AlarmAck.key.in_(keys[at : at + 1000]))
+            )
         )
-    }
-    merged = [
+    return [
         replace(a, acknowledged_by=acks[a.key][0], acknowledged_at=acks[a.key][1])
         if a.key in acks
         else a
-        for a in found
+        for a in alarms
     ]
-    return merged
 
 
 def open_alarm_count(session: Session, scope: Scope) -> int:
-    """Count the visible alarms nobody has acknowledged yet."""
-    return sum(1 for a in list_alarms(session, scope) if a.acknowledged_by is None)
+    """Count the visible alarms nobody has acknowledged yet, however many there are."""
+    events = _event_query(scope, None, acknowledged=False).subquery()
+    open_events = session.scalar(select(func.count()).select_from(events)) or 0
+    derived = _with_acks(session, _derived(session, scope, None))
+    return open_events + sum(1 for a in derived if a.acknowledged_by is None)
 
 
 def acknowledge(
@@ -228,10 +264,23 @@ def acknowledge(
     meter = get_meter(session, scope, meter_id) if meter_id else None
     if meter is None:
         return None
-    alarm = next((a for a in list_alarms(session, scope, meter_id=meter.id) if a.key == key), None)
+    candidates = (
+        _event_alarms(session, scope, meter.id, 1, acknowledged=None, event_row=int(subject))
+        if prefix == "event"
+        else _derived(session, scope, meter.id)
+    )
+    alarm = next((a for a in _with_acks(session, candidates) if a.key == key), None)
     if alarm is None or alarm.acknowledged_by is not None:
         return alarm
-    session.add(models.AlarmAck(key=key, meter_id=meter.id, user_id=user_id, at=now, note=note))
+    try:
+        # A savepoint: two people acknowledging at once both pass the check above, and the
+        # second insert then meets the first one's key.
+        with session.begin_nested():
+            session.add(
+                models.AlarmAck(key=key, meter_id=meter.id, user_id=user_id, at=now, note=note)
+            )
+    except IntegrityError:
+        return next(iter(_with_acks(session, [alarm])))
     session.add(
         models.AuditEntry(
             at=now,

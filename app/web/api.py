@@ -50,12 +50,17 @@ def check_api_input() -> None:
     if not request.path.startswith("/api/"):
         return
     fields: list[tuple[str, Any]] = [*(request.view_args or {}).items(), *request.args.items()]
-    if request.is_json:
-        fields.append(("body", request.get_json(silent=True)))
-    for name, value in fields:
-        where = _nul_at(name, value)
-        if where is not None:
-            abort(400, description=f"{where}: must not contain NUL characters")
+    try:
+        # `silent` covers malformed JSON, not JSON nested past the interpreter's stack
+        # (a 100 kB body of "[[[..." was a 500 on every API route, the token one too).
+        if request.is_json:
+            fields.append(("body", request.get_json(silent=True)))
+        for name, value in fields:
+            where = _nul_at(name, value)
+            if where is not None:
+                abort(400, description=f"{where}: must not contain NUL characters")
+    except RecursionError:
+        abort(400, description="body: JSON nested too deeply")
 
 
 def _nul_at(where: str, value: Any) -> str | None:

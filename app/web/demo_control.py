@@ -40,8 +40,9 @@ INCIDENT_LABELS = {
 
 
 @bp.before_request
+@login_required
 def presenters_only() -> None:
-    """Refuse everyone but the vendor's own staff."""
+    """Send anonymous visitors to log in; refuse everyone but the vendor's own staff."""
     if user().role not in PRESENTERS:
         abort(403, description="Demo controls are for the vendor's sales engineers.")
 

@@ -164,3 +164,69 @@ def test_fleet_snapshot_counts_open_alarms(app: Flask) -> None:
     assert login(client, "rep@northgrid.example") == 302
     html = client.get("/").get_data(as_text=True)
     assert 'data-total="open_alarms">3<' in html
+
+
+def test_newer_acknowledged_alarms_never_hide_an_older_open_one(
+    app: Flask, database_url: str, fleet: list[Meter]
+) -> None:
+    # A storm: 205 tamper events on one meter, the newest 200 acknowledged. The 5 older ones
+    # are still open: listed, counted and acknowledgeable, however many newer ones there are.
+    meter = next(m for m in fleet if m.utility_id == "millbrook")
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    with make_sessionmaker(engine).begin() as session:
+        user_id = session.scalar(
+            select(models.User.id).where(models.User.email == "ops@millbrook.example")
+        )
+        events = [
+            models.Event(
+                meter_id=meter.id,
+                event_id=f"storm-{k}",
+                type="tamper",
+                severity="critical",
+                at=now - timedelta(minutes=k),
+                details={},
+                received_at=now,
+            )
+            for k in range(205)
+        ]
+        session.add_all(events)
+        session.flush()
+        for event in events[:200]:
+            session.add(
+                models.AlarmAck(key=f"event:{event.id}", meter_id=meter.id, user_id=user_id, at=now)
+            )
+        oldest = f"event:{events[-1].id}"
+    engine.dispose()
+    client = app.test_client()
+    assert login(client, "ops@millbrook.example") == 302
+    body = client.get("/api/v1/alarms", query_string={"state": "open"}).get_json()
+    still_open = [a["key"] for a in body["alarms"] if a["meter_id"] == meter.id]
+    assert len(still_open) == 5
+    assert oldest in still_open
+    assert 'data-total="open_alarms">5<' in client.get("/").get_data(as_text=True)
+    token = csrf_from(client.get("/alarms/").get_data(as_text=True))
+    done = client.post(f"/api/v1/alarms/{oldest}/acknowledge", headers={"X-CSRFToken": token})
+    assert done.status_code == 200
+    assert 'data-total="open_alarms">4<' in client.get("/").get_data(as_text=True)
+
+
+def test_a_second_acknowledgement_racing_the_first_gets_the_first(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = app.test_client()
+    assert login(manager, "manager@northgrid.example") == 302
+    key = next(k for (kind, _), k in alarms_of(manager).items() if kind == "tamper")
+    token = csrf_from(manager.get("/alarms/").get_data(as_text=True))
+    first = manager.post(f"/api/v1/alarms/{key}/acknowledge", headers={"X-CSRFToken": token})
+    assert first.status_code == 200
+    # The second request read the alarm before the first committed: it still looks open.
+    from app.db import alarm_queries
+
+    real = alarm_queries._with_acks
+    calls = iter([lambda _session, alarms: alarms])
+    monkeypatch.setattr(alarm_queries, "_with_acks", lambda s, a: next(calls, real)(s, a))
+    second = manager.post(f"/api/v1/alarms/{key}/acknowledge", headers={"X-CSRFToken": token})
+    assert second.status_code == 200
+    assert second.get_json()["acknowledged_by"] == "manager@northgrid.example"
+    assert second.get_json()["acknowledged_at"] == first.get_json()["acknowledged_at"]

@@ -244,3 +244,13 @@ def test_input_the_database_cannot_hold_is_refused_by_name(
     response = app.test_client().open(url, method=method, json=body, headers=bearer)
     assert response.status_code == status
     assert response.get_json()["message"].startswith(message)
+
+
+@pytest.mark.parametrize("url", ["/api/v1/auth/token", "/api/v1/roi"])
+def test_json_nested_past_the_stack_is_a_400(app: Flask, url: str) -> None:
+    # Valid JSON, but deeper than the parser's recursion allows: a 500 on every API route
+    # (the token one without a login) before check_api_input caught it.
+    deep = "[" * 50_000 + "]" * 50_000
+    response = app.test_client().post(url, data=deep, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "body: JSON nested too deeply"

@@ -92,6 +92,10 @@ def test_pages_need_login_and_api_answers_401(app: Flask) -> None:
     response = client.get("/api/v1/meters")
     assert response.status_code == 401
     assert response.get_json()["message"]
+    # The demo controls too (their role check ran first, and was a 500 for nobody).
+    anonymous = client.get("/demo/")
+    assert anonymous.status_code == 302
+    assert "/login" in anonymous.headers["Location"]
 
 
 def test_login_rejects_wrong_password_and_missing_csrf(app: Flask) -> None:
