@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from types import FrameType
 from typing import IO, Any
 
 import click
+import numpy as np
 import orjson
 
 from app.config import ConfigError, parse_mqtt_url
@@ -20,7 +22,14 @@ from simulator.faults import FaultRates
 from simulator.fleet import Meter, build_fleet
 from simulator.incidents import Incident
 from simulator.publisher import CONNECTIONS, FleetPublisher
-from simulator.scenario import Scenario, ScenarioError, list_scenarios, load_scenario
+from simulator.scenario import (
+    MAX_SPAN,
+    MAX_SPEED,
+    Scenario,
+    ScenarioError,
+    list_scenarios,
+    load_scenario,
+)
 
 log = logging.getLogger("simulator")
 
@@ -77,7 +86,20 @@ def _scenario(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-_RATE = click.FloatRange(0.0, 1.0)
+class _Finite(click.FloatRange):
+    """A FloatRange that also refuses NaN and infinity, which FloatRange lets through."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Convert as FloatRange does, then refuse a value that is not finite."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+_RATE = _Finite(0.0, 1.0)
 
 
 def _common(func: Any) -> Any:
@@ -139,6 +161,7 @@ class Setup:
     start: datetime
     incidents: list[Incident]
     scenario: Scenario | None
+    whole: list[Meter]  # the fleet this shard is part of (all of it when not sharded)
 
 
 def resolve(
@@ -157,17 +180,27 @@ def resolve(
     )
     count = meters or (scenario.meters if scenario and scenario.meters else DEFAULT_METERS)
     fleet = build_fleet(count, seed)
-    if scenario is not None:
-        fleet = scenario.select_fleet(fleet)
-    i, n = shard
-    fleet = [m for m in fleet if m.index % n == i]
     begin = floor_interval(
         start
         or (scenario.start if scenario and scenario.start else None)
         or now - timedelta(days=7)
     )
-    incidents = scenario.bind(fleet, begin, seed) if scenario is not None else []
-    return Setup(fleet, seed, begin, incidents, scenario)
+    incidents = []
+    if scenario is not None:
+        fleet = scenario.select_fleet(fleet)
+        try:
+            scenario.check_meters({m.id for m in fleet})
+            # Chosen over the whole fleet, then cut to this shard's meters: the shards
+            # together play exactly what one process would (a `count: 1` tamper hit one
+            # meter in each of four shards when each shard chose its own).
+            incidents = scenario.bind(fleet, begin, seed)
+        except ScenarioError as exc:
+            raise click.ClickException(str(exc)) from None
+    i, n = shard
+    mine = np.array([m.index % n == i for m in fleet], dtype=np.bool_)
+    incidents = [dataclasses.replace(x, rows=x.rows[mine]) for x in incidents]
+    shard_fleet = [m for m, keep in zip(fleet, mine, strict=True) if keep]
+    return Setup(shard_fleet, seed, begin, incidents, scenario, fleet)
 
 
 @click.group()
@@ -196,7 +229,7 @@ def cli(log_level: str) -> None:
     "--speed",
     show_envvar=True,
     envvar="SIM_SPEED",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True, max=MAX_SPEED),
     default=None,
     help=f"Simulated seconds per wall second (1 = real time, 900 = an interval a second)  [default: scenario's or {DEFAULT_SPEED:g}]",
 )
@@ -215,7 +248,7 @@ def cli(log_level: str) -> None:
     envvar="SIM_DURATION",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=_Finite(min=0),
     help="Wall seconds of simulated time to publish (duration x speed / 900 intervals); 0 runs until Ctrl-C / SIGTERM.",
 )
 @click.option(
@@ -302,7 +335,7 @@ def cli(log_level: str) -> None:
     "--backlog-days",
     show_envvar=True,
     envvar="SIM_BACKLOG_DAYS",
-    type=click.FloatRange(0, 60),
+    type=_Finite(0, 60),
     default=0.0,
     show_default=True,
     help="Start with this many days of undelivered intervals in every meter: the first calls upload them as a backlog (history over MQTT).",
@@ -373,6 +406,7 @@ def run(
         connections=connections,  # type: ignore[arg-type]
         record=write if sink else None,
         backlog_days=backlog_days,
+        whole=setup.whole,
     )
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -435,7 +469,7 @@ def fleet(
     "--days",
     show_envvar=True,
     envvar="SIM_BACKFILL_DAYS",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True, max=MAX_SPAN.days),
     required=True,
     help="Days of history to write, ending where `run` starts (its --start: the scenario's, else now - 7 days).",
 )

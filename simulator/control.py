@@ -18,10 +18,9 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from simulator.scenario import IncidentSpec, ScenarioError, parse_scenario
+from simulator.scenario import MAX_SPEED, IncidentSpec, ScenarioError, parse_scenario
 
 MIN_SPEED: Final = 1.0
-MAX_SPEED: Final = 86_400.0
 # What the demo control page offers; `{region}` is filled in by the presenter's choice.
 PRESETS: Final[dict[str, dict[str, Any]]] = {
     "storm": {

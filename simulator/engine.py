@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 MAX_READ_INTERVALS: Final = 96 * 7
 # Meters keep 60 days of intervals; older ones are overwritten.
 MEMORY_INTERVALS: Final = 96 * 60
+# The furthest a time_sync may move a meter's clock: a year, far past any real clock error.
+MAX_CLOCK_STEP: Final = timedelta(days=366)
 SCHEDULE_PERIOD: Final[dict[str, int]] = {"live": 1, "hourly": 4, "daily": SLOTS_PER_DAY}
 DEMAND_THRESHOLD_RATIO: Final = 1.0  # of the design peak: a new-peak alarm for the demand charge
 CLOCK_DRIFT_ALARM_S: Final = 60.0
@@ -582,6 +584,12 @@ class Engine:
 
     def _time_sync(self, row: int, cmd: Command, now: datetime) -> list[Out]:
         target = parse_time(cmd.args["time"], "args.time") if "time" in cmd.args else now
+        if abs(target - now) > MAX_CLOCK_STEP:
+            # A meter's clock set to 9999 was accepted, and its next interval's time then
+            # overflowed and stopped the simulator.
+            raise CommandError(
+                f"args.time is more than {MAX_CLOCK_STEP.days} days from the simulated time"
+            )
         before = self._meter_time(row, now)
         adjusted = (target - before).total_seconds()
         # The meter's clock becomes the head-end's: its skew is now the head-end's own error.

@@ -65,7 +65,7 @@ from simulator.faults import FaultInjector, FaultRates, clock_skews
 from simulator.fleet import Meter
 from simulator.incidents import Incident
 from simulator.model import INTERVAL
-from simulator.scenario import Scenario
+from simulator.scenario import Scenario, ScenarioError
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +153,19 @@ class FleetPublisher:
         connections: Connections = "shared",
         record: Recorder | None = None,
         backlog_days: float = 0.0,
+        whole: Sequence[Meter] | None = None,
     ) -> None:
-        """Prepare (but do not connect) a publisher for `meters` from simulated time `start`."""
+        """Prepare (but do not connect) a publisher for `meters` from simulated time `start`.
+
+        `whole` is the fleet `meters` are a shard of: a live incident chooses its meters
+        over it, as the scenario's incidents were, so the shards play one fleet's incident.
+        """
         if connections not in CONNECTIONS:
             raise ValueError(f"connections must be one of {', '.join(CONNECTIONS)}")
         self.meters = list(meters)
+        self.whole = list(whole) if whole is not None else self.meters
+        mine = {m.id for m in self.meters}
+        self._mine = np.array([m.id in mine for m in self.whole], dtype=np.bool_)
         self.seed = seed
         self.start = start
         self.speed = speed
@@ -333,7 +341,12 @@ class FleetPublisher:
                 # One second into the interval being simulated: an edge exactly on the
                 # boundary belongs to the interval already published, and would be lost.
                 begin = self.engine.now + timedelta(seconds=1)
-                incidents = live.bind(self.meters, begin, self.seed)
+                try:
+                    incidents = live.bind(self.whole, begin, self.seed)
+                except ScenarioError as exc:  # off the calendar: ignored, as any bad control
+                    log.warning("ignoring control message: %s", exc)
+                    continue
+                incidents = [dataclasses.replace(x, rows=x.rows[self._mine]) for x in incidents]
                 self.engine.add_incidents(incidents)
                 hit = int(sum(int(i.rows.sum()) for i in incidents))
                 log.info("incident %r started now on %d meters", request.incident.name, hit)

@@ -48,6 +48,11 @@ _SELECT_KEYS: Final = frozenset(
 _TOP_KEYS: Final = frozenset(
     {"name", "description", "seed", "meters", "speed", "start", "fleet", "incidents"}
 )
+_INCIDENT_KEYS: Final = frozenset({"kind", "name", "at", "duration", "select", "region", "delta_c"})
+# Ten years: any longer and a start plus the span leaves the calendar a datetime can hold
+# (a duration of 3,000,000 days was an OverflowError, not an error naming the field).
+MAX_SPAN: Final = timedelta(days=3653)
+MAX_SPEED: Final = 86_400.0  # a day a second, as the live control allows
 
 
 class ScenarioError(ValueError):
@@ -84,12 +89,27 @@ class Scenario:
         """Return the meters the scenario's fleet filters keep."""
         return [m for m in meters if _matches(m, self.fleet)]
 
+    def check_meters(self, known: set[str]) -> None:
+        """Refuse incidents that name meters the fleet does not have (they selected none)."""
+        for k, spec in enumerate(self.incidents):
+            missing = sorted(set(spec.select.get("meters", ())) - known)
+            if missing:
+                raise ScenarioError(
+                    f"incidents[{k}].select.meters: {missing[0]!r} is not in this "
+                    f"{len(known)}-meter fleet"
+                )
+
     def bind(self, meters: Sequence[Meter], start: datetime, seed: int) -> list[Incident]:
         """Return the incidents for `meters` (masks over their order) from `start`."""
         out = []
         for k, spec in enumerate(self.incidents):
-            begin = start + spec.at if isinstance(spec.at, timedelta) else spec.at
-            end = begin + spec.duration if spec.duration is not None else None
+            try:
+                begin = start + spec.at if isinstance(spec.at, timedelta) else spec.at
+                end = begin + spec.duration if spec.duration is not None else None
+            except OverflowError:
+                raise ScenarioError(
+                    f"incident {spec.name!r} falls outside the calendar from {start:%Y-%m-%d}"
+                ) from None
             out.append(
                 Incident(
                     kind=spec.kind,
@@ -110,6 +130,8 @@ def parse_span(text: Any, where: str) -> timedelta:
     if not match or not any(match.groups()):
         raise ScenarioError(f"{where} {text!r} is not a span like 2d, 6h, 90m or 1d6h30m")
     days, hours, minutes = (int(g or 0) for g in match.groups())
+    if days > MAX_SPAN.days or days * 1440 + hours * 60 + minutes > MAX_SPAN.days * 1440:
+        raise ScenarioError(f"{where} {text!r} is longer than {MAX_SPAN.days} days")
     return timedelta(days=days, hours=hours, minutes=minutes)
 
 
@@ -180,6 +202,8 @@ def _check_select(raw: Any, where: str, keys: frozenset[str]) -> dict[str, Any]:
         raise ScenarioError(f"{where} must be a mapping")
     out: dict[str, Any] = {}
     for key, value in raw.items():
+        if not isinstance(key, str):
+            raise ScenarioError(f"{where}: filter {key!r} is not a name")
         base = key[:-1] if key.endswith("s") and key[:-1] in _ALLOWED else key
         if base not in keys and key not in keys:
             raise ScenarioError(f"{where}.{key} is not a known filter ({', '.join(sorted(keys))})")
@@ -224,6 +248,19 @@ def parse_scenario(raw: Any, name: str) -> Scenario:
         kind = item.get("kind")
         if kind not in INCIDENT_KINDS:
             raise ScenarioError(f"{where}.kind {kind!r} is not one of {', '.join(INCIDENT_KINDS)}")
+        unknown_keys = sorted(map(str, set(item) - _INCIDENT_KEYS))
+        if unknown_keys:
+            # A misspelt "durration" was ignored: the outage then never ended.
+            raise ScenarioError(
+                f"{where}: unknown field {unknown_keys[0]!r} "
+                f"(fields: {', '.join(sorted(_INCIDENT_KEYS))})"
+            )
+        if kind != "heat_wave" and ("region" in item or "delta_c" in item):
+            field = "region" if "region" in item else "delta_c"
+            raise ScenarioError(
+                f"{where}.{field} is the weather of a heat_wave; "
+                f"choose the meters it hits with select (e.g. select: {{region: Midwest}})"
+            )
         if "at" not in item:
             raise ScenarioError(f"{where}.at is required")
         region = item.get("region")
@@ -258,8 +295,12 @@ def parse_scenario(raw: Any, name: str) -> Scenario:
             raise ScenarioError(f"{name}: {key} must be a whole number")
     if meters is not None and meters < 1:
         raise ScenarioError(f"{name}: meters must be >= 1")
-    if speed is not None and (not isinstance(speed, int | float) or speed <= 0):
-        raise ScenarioError(f"{name}: speed must be a positive number")
+    if speed is not None and (
+        not isinstance(speed, int | float)
+        or isinstance(speed, bool)
+        or not 0 < speed <= MAX_SPEED  # NaN fails this too
+    ):
+        raise ScenarioError(f"{name}: speed must be a number above 0 and at most {MAX_SPEED:g}")
     start = raw.get("start")
     begin = _time(start, "start") if start is not None else None
     if isinstance(begin, timedelta):
@@ -287,6 +328,8 @@ def load_scenario(name_or_path: str) -> Scenario:
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path.name}: not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path.name}: not valid YAML: {exc}") from None
     return parse_scenario(raw, path.stem)

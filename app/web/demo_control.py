@@ -17,7 +17,6 @@ from app.web.auth import user
 from app.web.commands import bus
 from app.web.db import db, settings
 from simulator.control import (
-    MAX_SPEED,
     MIN_SPEED,
     PRESETS,
     ControlError,
@@ -26,6 +25,7 @@ from simulator.control import (
     encode_speed,
     preset,
 )
+from simulator.scenario import MAX_SPEED
 from simulator.weather import REGIONS
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")

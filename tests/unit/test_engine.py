@@ -376,6 +376,8 @@ def test_demand_reset_set_schedule_and_relay() -> None:
         (Command("c", "set_schedule", {"schedule": "weekly"}), "args.schedule"),
         (Command("c", "set_schedule", {"schedule": ["live"]}), "args.schedule"),
         (Command("c", "time_sync", {"time": 5}), "args.time"),
+        # Accepted before, and the meter's next interval then overflowed the calendar.
+        (Command("c", "time_sync", {"time": "9999-12-31T23:59:00Z"}), "more than 366 days"),
     ],
 )
 def test_bad_commands_get_error_replies(cmd: Command, message: str) -> None:

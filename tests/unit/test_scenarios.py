@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import click
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -74,6 +76,48 @@ def test_shards_partition_the_fleet() -> None:
     assert all(p for p in parts)
 
 
+@pytest.mark.parametrize("name", ["demo", "federal-tamper", "storm"])
+def test_shards_together_play_the_unsharded_incidents(name: str) -> None:
+    # Each shard chose its own meters before: `count: 1` hit one meter in every shard.
+    scenario = load_scenario(name)
+    one = resolve(scenario, None, None, None, (0, 1), START)
+    hit = [{m.id for m, on in zip(one.meters, x.rows, strict=True) if on} for x in one.incidents]
+    shards = [resolve(scenario, None, None, None, (i, 4), START) for i in range(4)]
+    for k, expected in enumerate(hit):
+        union = {
+            m.id for s in shards for m, on in zip(s.meters, s.incidents[k].rows, strict=True) if on
+        }
+        assert union == expected, one.incidents[k].name
+
+
+def test_an_incident_naming_a_meter_the_fleet_lacks_is_refused() -> None:
+    doc = _doc(select={"meters": ["glpl-99999"]})
+    with pytest.raises(click.ClickException, match="'glpl-99999' is not in this 20-meter fleet"):
+        resolve(parse_scenario(doc, "t"), 20, None, None, (0, 1), START)
+
+
+def test_a_scenario_file_that_is_not_utf8_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe name: x")
+    with pytest.raises(ScenarioError, match=r"binary\.yaml: not UTF-8 text"):
+        load_scenario(str(path))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--speed", "nan"], "'nan' is not a finite number"),
+        (["--speed", "1e12"], "is not in the range"),
+        (["--duration", "inf"], "'inf' is not a finite number"),
+        (["--drop-rate", "nan"], "'nan' is not a finite number"),
+    ],
+)
+def test_cli_refuses_numbers_that_are_not_finite(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["run", "--meters", "1", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -112,6 +156,15 @@ def _doc(**incident: Any) -> dict[str, Any]:
         (_doc(kind="heat_wave", region="Moon", delta_c=5), "incidents[0].region"),
         (_doc(kind="heat_wave", region="Midwest", delta_c="hot"), "incidents[0].delta_c"),
         ({"incidents": [{"kind": "outage"}]}, "incidents[0].at"),
+        # Mistakes that were ignored (a misspelt duration left an outage on for ever) or
+        # raised a traceback instead of naming the field.
+        (_doc(durration="2h"), "incidents[0]: unknown field 'durration'"),
+        (_doc(region="Midwest"), "incidents[0].region is the weather of a heat_wave"),
+        (_doc(delta_c="hot"), "incidents[0].delta_c is the weather of a heat_wave"),
+        (_doc(duration="3000000d"), "incidents[0].duration '3000000d' is longer than 3653 days"),
+        (_doc(select={1: "x"}), "incidents[0].select: filter 1 is not a name"),
+        ({"speed": float("nan")}, "speed must be a number above 0"),
+        ({"speed": 1e12}, "speed must be a number above 0 and at most 86400"),
     ],
 )
 def test_bad_scenarios_name_the_field(doc: Any, field: str) -> None:
