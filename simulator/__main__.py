@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from app.clitypes import run
 from simulator.cli import cli
 
 if __name__ == "__main__":
-    cli(prog_name="python -m simulator")
+    run(cli, prog_name="python -m simulator")

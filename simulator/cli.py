@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
@@ -16,8 +15,10 @@ import click
 import numpy as np
 import orjson
 
+from app.clitypes import FiniteFloat
 from app.config import ConfigError, parse_mqtt_url
 from app.domain.telemetry import DEFAULT_PREFIX, ContractError, floor_interval, parse_time
+from app.domain.vee import Plausibility
 from simulator.faults import FaultRates
 from simulator.fleet import Meter, build_fleet
 from simulator.incidents import Incident
@@ -36,6 +37,10 @@ log = logging.getLogger("simulator")
 DEFAULT_METERS = 200
 DEFAULT_SEED = 42
 DEFAULT_SPEED = 900.0
+# The history a backfill may write: nothing before the ingest's earliest plausible interval,
+# nothing so late that a day's rollups leave the calendar.
+EARLIEST = Plausibility().earliest
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class _Rfc3339(click.ParamType[datetime]):
@@ -86,20 +91,7 @@ def _scenario(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-class _Finite(click.FloatRange):
-    """A FloatRange that also refuses NaN and infinity, which FloatRange lets through."""
-
-    name = "finite float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        """Convert as FloatRange does, then refuse a value that is not finite."""
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
-
-
-_RATE = _Finite(0.0, 1.0)
+_RATE = FiniteFloat(0.0, 1.0)
 
 
 def _common(func: Any) -> Any:
@@ -197,10 +189,15 @@ def resolve(
         except ScenarioError as exc:
             raise click.ClickException(str(exc)) from None
     i, n = shard
-    mine = np.array([m.index % n == i for m in fleet], dtype=np.bool_)
-    incidents = [dataclasses.replace(x, rows=x.rows[mine]) for x in incidents]
-    shard_fleet = [m for m, keep in zip(fleet, mine, strict=True) if keep]
-    return Setup(shard_fleet, seed, begin, incidents, scenario, fleet)
+    shard_fleet = [m for m in fleet if m.index % n == i]
+    return Setup(shard_fleet, seed, begin, _cut(incidents, fleet, shard_fleet), scenario, fleet)
+
+
+def _cut(incidents: list[Incident], whole: list[Meter], meters: list[Meter]) -> list[Incident]:
+    """Return incidents bound over `whole` with their masks cut to `meters` (a shard of it)."""
+    mine = {m.id for m in meters}
+    keep = np.array([m.id in mine for m in whole], dtype=np.bool_)
+    return [dataclasses.replace(x, rows=x.rows[keep]) for x in incidents]
 
 
 @click.group()
@@ -229,7 +226,7 @@ def cli(log_level: str) -> None:
     "--speed",
     show_envvar=True,
     envvar="SIM_SPEED",
-    type=_Finite(min=0, min_open=True, max=MAX_SPEED),
+    type=FiniteFloat(min=0, min_open=True, max=MAX_SPEED),
     default=None,
     help=f"Simulated seconds per wall second (1 = real time, 900 = an interval a second)  [default: scenario's or {DEFAULT_SPEED:g}]",
 )
@@ -248,7 +245,7 @@ def cli(log_level: str) -> None:
     envvar="SIM_DURATION",
     default=0.0,
     show_default=True,
-    type=_Finite(min=0),
+    type=FiniteFloat(min=0),
     help="Wall seconds of simulated time to publish (duration x speed / 900 intervals); 0 runs until Ctrl-C / SIGTERM.",
 )
 @click.option(
@@ -335,7 +332,7 @@ def cli(log_level: str) -> None:
     "--backlog-days",
     show_envvar=True,
     envvar="SIM_BACKLOG_DAYS",
-    type=_Finite(0, 60),
+    type=FiniteFloat(0, 60),
     default=0.0,
     show_default=True,
     help="Start with this many days of undelivered intervals in every meter: the first calls upload them as a backlog (history over MQTT).",
@@ -469,7 +466,7 @@ def fleet(
     "--days",
     show_envvar=True,
     envvar="SIM_BACKFILL_DAYS",
-    type=_Finite(min=0, min_open=True, max=MAX_SPAN.days),
+    type=FiniteFloat(min=0, min_open=True, max=MAX_SPAN.days),
     required=True,
     help="Days of history to write, ending where `run` starts (its --start: the scenario's, else now - 7 days).",
 )
@@ -520,8 +517,26 @@ def backfill(
     live = resolve(scenario, meters, seed, start, shard, datetime.now(UTC))
     if not live.meters:
         raise click.ClickException("the scenario's filters and the shard leave no meters")
-    begin = live.start - timedelta(days=days)
-    incidents = scenario.bind(live.meters, begin, live.seed) if scenario is not None else []
+    intervals = days * 96
+    if abs(intervals - round(intervals)) > 1e-9:
+        raise click.BadParameter(
+            f"{days:g} days is {intervals:g} intervals; give a whole number of 15 minutes",
+            param_hint="--days",
+        )
+    span = timedelta(minutes=15 * round(intervals))
+    if live.start - EARLIEST < span or live.start > LATEST:
+        raise click.BadParameter(
+            f"{days:g} days before {live.start:%Y-%m-%d %H:%M} is outside {EARLIEST:%Y} to "
+            f"{LATEST:%Y} (the ingest refuses intervals before 2000)",
+            param_hint="--start/--days",
+        )
+    begin = live.start - span
+    # Over the whole fleet, cut to the shard, as `run` does: shards write one fleet's history.
+    incidents = (
+        _cut(scenario.bind(live.whole, begin, live.seed), live.whole, live.meters)
+        if scenario is not None
+        else []
+    )
     if migrate:
         migrations.upgrade(url)
     engine = make_engine(url)

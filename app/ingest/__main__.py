@@ -16,6 +16,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.clitypes import FiniteFloat, run
 from app.config import ConfigError, Settings, check_share_group
 from app.db import models, queries
 from app.db.session import make_engine, make_sessionmaker
@@ -46,6 +47,12 @@ def _logging(level: str) -> None:
     )
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_DAYS = 3660  # ten years: the most any day count here may reach back
+MAX_VEE_WINDOW = timedelta(days=366)  # as the API's ranges: a pass holds a window's readings
+
+
 @click.group(invoke_without_command=True)
 @click.option("--mqtt-url", envvar="MQTT_URL", default="mqtt://127.0.0.1:1883", show_default=True)
 @click.option("--database-url", envvar="DATABASE_URL", default=None, help="default: Settings")
@@ -64,7 +71,7 @@ def _logging(level: str) -> None:
 @click.option(
     "--future-tolerance",
     envvar="INGEST_FUTURE_TOLERANCE_S",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_DAYS * 86400),
     default=3600.0,
     show_default=True,
     help="seconds an interval may start after its receive time before it is dead-lettered",
@@ -115,10 +122,15 @@ def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> date
         return None
     try:
         if len(value) == 10:  # a plain date: midnight UTC
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        return telemetry.floor_interval(telemetry.parse_time(value, param.name or "time"))
+            found = datetime.fromisoformat(value).replace(tzinfo=UTC)
+        else:
+            found = telemetry.floor_interval(telemetry.parse_time(value, param.name or "time"))
     except (ValueError, telemetry.ContractError) as exc:
         raise click.BadParameter(f"{value!r} is not a date or RFC 3339 time ({exc})") from None
+    # Windows and look-backs are computed around it: near year 1 or 9999 they overflow.
+    if not EARLIEST <= found <= LATEST:
+        raise click.BadParameter(f"{value!r} is not between {EARLIEST:%Y} and {LATEST:%Y}")
+    return found
 
 
 _F = TypeVar("_F", bound=Callable[..., object])
@@ -126,17 +138,21 @@ _VEE_DEFAULTS = vee.VeeConfig()
 # The other VeeConfig thresholds as `vee` options named after their fields (timedeltas in
 # minutes), each with a VEE_<FIELD> environment variable; defaults come from VeeConfig.
 _VEE_THRESHOLDS: tuple[tuple[str, click.ParamType[Any, Any], str], ...] = (
-    ("spike_ratio", click.FloatRange(min=1, min_open=True), "spike: times the nearby median"),
+    ("spike_ratio", FiniteFloat(min=1, min_open=True), "spike: times the nearby median"),
     ("spike_window", click.IntRange(min=2), "spike: intervals around one for the median"),
-    ("spike_min_kwh", click.FloatRange(min=0), "spike: the least kWh that can be one"),
+    ("spike_min_kwh", FiniteFloat(min=0), "spike: the least kWh that can be one"),
     ("zero_run_intervals", click.IntRange(min=1), "zeros in a row on an active meter"),
-    ("sum_tolerance_kwh", click.FloatRange(min=0), "sum check: allowed kWh difference"),
-    ("sum_tolerance_ratio", click.FloatRange(min=0), "sum check: or this share of the delta"),
-    ("demand_tolerance_kw", click.FloatRange(min=0), "kW vs kWh x 4: allowed difference"),
-    ("demand_tolerance_ratio", click.FloatRange(min=0), "kW vs kWh x 4: or this share"),
-    ("clock_tolerance", click.FloatRange(min=0), "minutes an interval may end after now"),
-    ("reference_days", click.IntRange(min=1), "reference days averaged"),
-    ("reference_lookback_days", click.IntRange(min=1), "days back to find them in"),
+    ("sum_tolerance_kwh", FiniteFloat(min=0), "sum check: allowed kWh difference"),
+    ("sum_tolerance_ratio", FiniteFloat(min=0), "sum check: or this share of the delta"),
+    ("demand_tolerance_kw", FiniteFloat(min=0), "kW vs kWh x 4: allowed difference"),
+    ("demand_tolerance_ratio", FiniteFloat(min=0), "kW vs kWh x 4: or this share"),
+    (
+        "clock_tolerance",
+        FiniteFloat(min=0, max=MAX_DAYS * 1440),
+        "minutes an interval may end after now",
+    ),
+    ("reference_days", click.IntRange(min=1, max=MAX_DAYS), "reference days averaged"),
+    ("reference_lookback_days", click.IntRange(min=1, max=MAX_DAYS), "days back to find them in"),
 )
 
 
@@ -164,7 +180,7 @@ def _vee_threshold_options(command: _F) -> _F:
     "--last-days",
     envvar="VEE_LAST_DAYS",
     show_envvar=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_VEE_WINDOW.days),
     default=None,
     help="instead of --start/--end: the N whole UTC days before today",
 )
@@ -172,7 +188,7 @@ def _vee_threshold_options(command: _F) -> _F:
     "--every",
     envvar="VEE_EVERY_S",
     show_envvar=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True, max=MAX_DAYS * 86400),
     default=None,
     help="with --last-days: run again every this many seconds until SIGTERM/Ctrl-C",
 )
@@ -180,7 +196,7 @@ def _vee_threshold_options(command: _F) -> _F:
     "--max-linear-gap",
     envvar="VEE_MAX_LINEAR_GAP_H",
     show_envvar=True,
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_VEE_WINDOW.days * 24),
     default=2.0,
     show_default=True,
     help="hours: longer gaps use reference days",
@@ -189,7 +205,7 @@ def _vee_threshold_options(command: _F) -> _F:
     "--high-demand-kw",
     envvar="VEE_HIGH_DEMAND_KW",
     show_envvar=True,
-    type=float,
+    type=FiniteFloat(),
     default=None,
     help="questionable above this",
 )
@@ -197,7 +213,7 @@ def _vee_threshold_options(command: _F) -> _F:
     "--low-demand-kw",
     envvar="VEE_LOW_DEMAND_KW",
     show_envvar=True,
-    type=float,
+    type=FiniteFloat(),
     default=None,
     help="questionable below this",
 )
@@ -224,6 +240,11 @@ def vee_command(
             raise click.UsageError("--every needs --last-days (a window that moves)")
         if end <= start:
             raise click.BadParameter("end must be after start", param_hint="--end")
+        if end - start > MAX_VEE_WINDOW:
+            # A pass holds its window's readings: --end 9999 took 1.8 GB in 10 s.
+            raise click.BadParameter(
+                f"the window is limited to {MAX_VEE_WINDOW.days} days", param_hint="--end"
+            )
     elif start is not None or end is not None:
         raise click.UsageError("--last-days replaces --start and --end")
     values: dict[str, Any] = {
@@ -284,6 +305,10 @@ def _scheduled_vee(
         _vee_heartbeat(sessions, {"state": "running", "passes": passes, **window})
         try:
             meters = _run_vee(sessions, meter_ids, first, today, config, done.is_set)
+        except click.ClickException as exc:
+            # The command's own arguments (an unknown --meter): no later pass does better.
+            _vee_heartbeat(sessions, {"state": "failed", "error": exc.format_message(), **window})
+            raise
         except Exception as exc:
             if every is None:
                 raise
@@ -438,8 +463,8 @@ def import_greenbutton(database_url: str, meter_id: str, replace: bool, path: Pa
 @main.command("edit")
 @click.option("--meter", "meter_id", required=True, help="meter whose interval is corrected")
 @click.option("--start", required=True, callback=_time, help="interval start, RFC 3339")
-@click.option("--kwh", type=click.FloatRange(min=0), required=True, help="corrected energy")
-@click.option("--demand-kw", type=click.FloatRange(min=0), default=None, help="default kWh x 4")
+@click.option("--kwh", type=FiniteFloat(min=0), required=True, help="corrected energy")
+@click.option("--demand-kw", type=FiniteFloat(min=0), default=None, help="default kWh x 4")
 @click.option("--by", "editor", default="operator", show_default=True, help="who edits (audit)")
 @click.pass_obj
 def edit_command(
@@ -463,4 +488,4 @@ def edit_command(
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -107,17 +107,37 @@ def test_cli_backfill_with_shards_and_scenario(database_url: str) -> None:
         assert "new rows" in result.output
     meters = [m for m in build_fleet(120, 11) if m.utility_id in ("fedcenter", "riverton")]
     assert count_rows(database_url) == len(meters) * 96
+    # The scenario's tamper (count: 1) hits one meter, as unsharded: each shard chose its
+    # own before, and two shards tampered two meters.
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        tampered = session.scalars(
+            select(models.Reading.meter_id).where(models.Reading.flags.like("%tamper%")).distinct()
+        ).all()
+    engine.dispose()
+    assert len(tampered) == 1
     result = runner.invoke(cli, base)
     assert result.exit_code == 0, result.output
     assert " 0 new rows" in result.output
     assert count_rows(database_url) == len(meters) * 96
 
 
-@pytest.mark.parametrize("days", ["0", "-1", "many"])
+@pytest.mark.parametrize("days", ["0", "-1", "many", "nan", "1.3"])
 def test_cli_backfill_rejects_bad_days(days: str) -> None:
+    # 1.3 days is 124.8 intervals: a traceback ("not on the 15-minute grid") before.
     result = CliRunner().invoke(cli, ["backfill", "--days", days, "--database-url", "sqlite://"])
     assert result.exit_code == 2
     assert "--days" in result.output
+
+
+@pytest.mark.parametrize(
+    "start", ["1990-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:45:00Z"]
+)
+def test_cli_backfill_refuses_history_outside_the_ingest_years(start: str) -> None:
+    args = ["backfill", "--days", "1", "--start", start, "--database-url", "sqlite://"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "is outside 2000 to 2200" in result.output
 
 
 def _rollups(engine: Engine) -> list[list[tuple[object, ...]]]:

@@ -221,6 +221,9 @@ def test_rebuild_rollups_recomputes_them_from_the_stored_intervals(
     result = runner.invoke(cli, ["rebuild-rollups", "--meter", "nope"])
     assert result.exit_code == 2
     assert "no such meter: nope" in result.output
+    result = runner.invoke(cli, ["rebuild-rollups", "--days", "3000000"])  # overflowed
+    assert result.exit_code == 2
+    assert "--days" in result.output
 
 
 def test_rebuild_beside_a_writing_ingest_loses_and_doubles_nothing(database_url: str) -> None:

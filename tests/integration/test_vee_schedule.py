@@ -228,6 +228,15 @@ def test_the_vee_healthcheck_wants_a_pass_finished_within_three_hours(
         (["--last-days", "2", "--start", "2026-03-02"], "--last-days replaces"),
         (["--start", "2026-03-02", "--end", "2026-03-03", "--every", "60"], "--every needs"),
         (["--last-days", "0"], "--last-days"),
+        # Tracebacks, a 1.8 GB window or rules silently off (NaN compares false) before.
+        (["--start", "2025-03-08", "--end", "9999-12-31"], "'9999-12-31' is not between"),
+        (["--start", "2025-01-01", "--end", "2026-03-01"], "limited to 366 days"),
+        (["--start", "0001-01-01", "--end", "2025-03-11"], "'0001-01-01' is not between"),
+        (["--last-days", "1000000"], "--last-days"),
+        (["--last-days", "1", "--spike-ratio", "nan"], "'nan' is not a finite number"),
+        (["--last-days", "1", "--high-demand-kw", "nan"], "'nan' is not a finite number"),
+        (["--last-days", "1", "--max-linear-gap", "inf"], "--max-linear-gap"),
+        (["--last-days", "1", "--reference-lookback-days", "100000000"], "--reference-lookback"),
     ],
 )
 def test_scheduled_vee_options_are_checked(
@@ -237,3 +246,12 @@ def test_scheduled_vee_options_are_checked(
     result = CliRunner().invoke(main, ["--database-url", database_url, "vee", *extra])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_scheduled_vee_for_an_unknown_meter_stops_instead_of_retrying(database_url: str) -> None:
+    # It was caught as a failed pass and retried every tick for ever.
+    seed_database(database_url, meters=1, intervals=1)
+    args = ["--database-url", database_url, "vee", "--last-days", "1", "--every", "1"]
+    result = CliRunner().invoke(main, [*args, "--meter", "ghost"])
+    assert result.exit_code == 2
+    assert "unknown meter(s) ghost" in result.output

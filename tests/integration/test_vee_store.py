@@ -149,6 +149,12 @@ def test_edit_command_flags_edited_audits_and_survives_a_vee_rerun(database_url:
     )
     assert unknown.exit_code == 2
     assert "unknown meter" in unknown.output
+    for kwh in ("nan", "inf"):  # a traceback from the edit before
+        bad = runner.invoke(
+            main, [*base, "edit", "--meter", meter, "--start", "2026-03-02", "--kwh", kwh]
+        )
+        assert bad.exit_code == 2
+        assert "--kwh" in bad.output
 
 
 def hour_message(

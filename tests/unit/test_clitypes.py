@@ -1,0 +1,58 @@
+"""The command-line tools' shared pieces: finite numbers, database errors as one line."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+from sqlalchemy.exc import OperationalError
+
+from app.clitypes import FiniteFloat, run
+from app.config import ConfigError
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "NaN"])
+def test_finite_float_refuses_what_float_range_lets_through(text: str) -> None:
+    @click.command()
+    @click.option("--x", type=FiniteFloat(min=0))
+    def command(x: float) -> None:
+        click.echo(x)
+
+    result = CliRunner().invoke(command, ["--x", text])
+    assert result.exit_code == 2
+    assert "is not a finite number" in result.output or "is not in the range" in result.output
+    assert CliRunner().invoke(command, ["--x", "2.5"]).output == "2.5\n"
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            OperationalError("SELECT 1", {}, Exception("no such table: meters")),
+            "Error: database: OperationalError: no such table: meters "
+            "(run `python -m app.manage migrate`?)",
+        ),
+        (ConfigError("MQTT URL 'bogus' must start with mqtt://"), "Error: MQTT URL 'bogus'"),
+    ],
+)
+def test_run_turns_database_and_setting_errors_into_one_line(
+    error: Exception,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    @click.group()
+    def group() -> None:
+        """A tool."""
+
+    @group.command()
+    def go() -> None:
+        raise error
+
+    monkeypatch.setattr("sys.argv", ["tool", "go"])
+    with pytest.raises(SystemExit) as stopped:
+        run(group)
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message)
+    assert "Traceback" not in err
