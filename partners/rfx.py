@@ -76,6 +76,8 @@ def parse_requirements(text: str) -> list[str]:
     Bullets and numbering are stripped; blank lines dropped. A CSV whose header has a
     ``requirement`` column uses that column.
     """
+    if "\x00" in text:  # an uploaded file's: PostgreSQL text cannot hold NUL
+        raise RfxError("requirements", "must not contain NUL characters")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     header = lines[0].lower() if lines else ""
     if "requirement" in header and "," in header:

@@ -41,15 +41,18 @@ def check_api_input() -> None:
     """Refuse input the database cannot hold before any view passes it on.
 
     A number in any URL beyond a 32-bit INTEGER id answers 404 (PostgreSQL and SQLite drivers
-    raise on it instead of finding no row), and a NUL character in an API path, query or JSON
-    body string answers 400 (PostgreSQL text cannot hold NUL); both were 500s before.
+    raise on it instead of finding no row), and a NUL character in a path, query, form field
+    or JSON body string answers 400 (PostgreSQL text cannot hold NUL); both were 500s before,
+    on the pages' forms (an alarm note, a deal) as in the API.
     """
     for name, value in (request.view_args or {}).items():
         if isinstance(value, int) and value > MAX_ID:
             abort(404, description=f"no {name} {value}")
-    if not request.path.startswith("/api/"):
-        return
-    fields: list[tuple[str, Any]] = [*(request.view_args or {}).items(), *request.args.items()]
+    fields: list[tuple[str, Any]] = [
+        *(request.view_args or {}).items(),
+        *request.args.items(multi=True),
+        *request.form.items(multi=True),
+    ]
     try:
         # `silent` covers malformed JSON, not JSON nested past the interpreter's stack
         # (a 100 kB body of "[[[..." was a 500 on every API route, the token one too).

@@ -101,6 +101,13 @@ def test_acknowledge_by_form_is_audited_once(app: Flask) -> None:
     assert f'value="{key}"' in page
     no_csrf = client.post("/alarms/acknowledge", data={"key": key})
     assert no_csrf.status_code == 400
+    # A NUL in a form field never reaches the database (PostgreSQL text cannot hold it).
+    nul = client.post(
+        "/alarms/acknowledge",
+        data={"key": key, "note": "a\x00b", "csrf_token": csrf_from(page)},
+    )
+    assert nul.status_code == 400
+    assert "note: must not contain NUL characters" in nul.get_data(as_text=True)
     data = {"key": key, "note": "crew dispatched", "csrf_token": csrf_from(page)}
     assert client.post("/alarms/acknowledge", data=data).status_code == 302
     assert client.post("/alarms/acknowledge", data=data).status_code == 302  # idempotent

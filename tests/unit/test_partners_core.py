@@ -438,6 +438,8 @@ def test_requirements_from_pasted_list_and_csv() -> None:
     ]
     with pytest.raises(rfx.RfxError, match="requirements"):
         rfx.parse_requirements("  \n \n")
+    with pytest.raises(rfx.RfxError, match="requirements: must not contain NUL"):
+        rfx.parse_requirements("R1\nR\x002\n")
     # A CSV field past the csv module's limit is refused like any other bad input.
     with pytest.raises(rfx.RfxError, match="requirements: line 2: field larger"):
         rfx.parse_requirements("id,requirement\n1," + "x" * 200_000 + "\n")
