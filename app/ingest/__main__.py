@@ -133,6 +133,18 @@ def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     return found
 
 
+def _interval(ctx: click.Context, param: click.Parameter, value: str) -> datetime | None:
+    """Parse one interval's start exactly: `edit` must not move a correction to another one."""
+    found = _time(ctx, param, value)
+    try:
+        exact = telemetry.parse_time(value, "start") if len(value) != 10 else found
+    except telemetry.ContractError:
+        exact = found
+    if exact != found:
+        raise click.BadParameter(f"{value!r} is not the start of a 15-minute interval")
+    return found
+
+
 _F = TypeVar("_F", bound=Callable[..., object])
 _VEE_DEFAULTS = vee.VeeConfig()
 # The other VeeConfig thresholds as `vee` options named after their fields (timedeltas in
@@ -462,7 +474,7 @@ def import_greenbutton(database_url: str, meter_id: str, replace: bool, path: Pa
 
 @main.command("edit")
 @click.option("--meter", "meter_id", required=True, help="meter whose interval is corrected")
-@click.option("--start", required=True, callback=_time, help="interval start, RFC 3339")
+@click.option("--start", required=True, callback=_interval, help="interval start, RFC 3339")
 @click.option("--kwh", type=FiniteFloat(min=0), required=True, help="corrected energy")
 @click.option("--demand-kw", type=FiniteFloat(min=0), default=None, help="default kWh x 4")
 @click.option("--by", "editor", default="operator", show_default=True, help="who edits (audit)")

@@ -12,7 +12,7 @@ from wtforms import ValidationError
 
 from app.db import models, queries
 from app.domain import telemetry
-from app.domain.numbers import MAX_ID
+from app.domain.numbers import MAX_ID, whole_number
 from app.web.auth import TOKEN_MAX_AGE_S, authenticate, issue_token, user
 from app.web.db import db
 from app.web.openapi import build_document
@@ -216,9 +216,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    value = whole_number(raw)  # not int(): it takes "1_000" and non-ASCII digits
+    if value is None:
         abort(400, description=f"{name} must be an integer")
     if not low <= value <= high:
         abort(400, description=f"{name} must be between {low} and {high}")

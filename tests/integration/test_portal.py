@@ -92,6 +92,12 @@ def test_pages_need_login_and_api_answers_401(app: Flask) -> None:
     response = client.get("/api/v1/meters")
     assert response.status_code == 401
     assert response.get_json()["message"]
+    login(client, "se@wattline.example")
+    for limit in ("1_000", "\u0661\u0660", "ten"):  # int() takes the first two
+        paged = client.get("/api/v1/meters", query_string={"limit": limit})
+        assert paged.status_code == 400, limit
+        assert paged.get_json()["message"] == "limit must be an integer"
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/").get_data(as_text=True))})
     # The demo controls too (their role check ran first, and was a 500 for nobody).
     anonymous = client.get("/demo/")
     assert anonymous.status_code == 302

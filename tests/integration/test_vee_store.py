@@ -149,6 +149,12 @@ def test_edit_command_flags_edited_audits_and_survives_a_vee_rerun(database_url:
     )
     assert unknown.exit_code == 2
     assert "unknown meter" in unknown.output
+    # Not an interval's start: it was floored to 00:00 and edited that interval silently.
+    off_grid = runner.invoke(
+        main, [*base, "edit", "--meter", meter, "--start", "2026-03-02T00:07:00Z", "--kwh", "1"]
+    )
+    assert off_grid.exit_code == 2
+    assert "is not the start of a 15-minute interval" in off_grid.output
     for kwh in ("nan", "inf"):  # a traceback from the edit before
         bad = runner.invoke(
             main, [*base, "edit", "--meter", meter, "--start", "2026-03-02", "--kwh", kwh]
