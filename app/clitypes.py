@@ -11,6 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import ConfigError
 
+MAX_DAYS = 3660  # ten years: the most any day count of the operator tools may reach back
+
 
 class FiniteFloat(click.FloatRange):
     """A FloatRange that also refuses NaN and infinity, which FloatRange lets through."""

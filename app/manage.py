@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.clitypes import run
+from app.clitypes import MAX_DAYS, run
 from app.command_bus import CommandBus, CommandBusError
 from app.config import Settings
 from app.db import migrate as migrations
@@ -73,7 +73,7 @@ def seed_demo(meters: int, seed: int) -> None:
 )
 @click.option(
     "--days",
-    type=click.IntRange(min=1, max=3660),
+    type=click.IntRange(min=1, max=MAX_DAYS),
     default=7,
     show_default=True,
     help="Days per transaction (each holds the rollup tables' write lock while it runs).",

@@ -12,16 +12,16 @@ from types import FrameType
 from typing import IO, Any
 
 import click
-import numpy as np
 import orjson
 
 from app.clitypes import FiniteFloat
 from app.config import ConfigError, parse_mqtt_url
+from app.domain.localtime import LATEST
 from app.domain.telemetry import DEFAULT_PREFIX, ContractError, floor_interval, parse_time
 from app.domain.vee import Plausibility
 from simulator.faults import FaultRates
 from simulator.fleet import Meter, build_fleet
-from simulator.incidents import Incident
+from simulator.incidents import Incident, cut_to_shard
 from simulator.publisher import CONNECTIONS, FleetPublisher
 from simulator.scenario import (
     MAX_SPAN,
@@ -40,7 +40,6 @@ DEFAULT_SPEED = 900.0
 # The history a backfill may write: nothing before the ingest's earliest plausible interval,
 # nothing so late that a day's rollups leave the calendar.
 EARLIEST = Plausibility().earliest
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class _Rfc3339(click.ParamType[datetime]):
@@ -190,14 +189,9 @@ def resolve(
             raise click.ClickException(str(exc)) from None
     i, n = shard
     shard_fleet = [m for m in fleet if m.index % n == i]
-    return Setup(shard_fleet, seed, begin, _cut(incidents, fleet, shard_fleet), scenario, fleet)
-
-
-def _cut(incidents: list[Incident], whole: list[Meter], meters: list[Meter]) -> list[Incident]:
-    """Return incidents bound over `whole` with their masks cut to `meters` (a shard of it)."""
-    mine = {m.id for m in meters}
-    keep = np.array([m.id in mine for m in whole], dtype=np.bool_)
-    return [dataclasses.replace(x, rows=x.rows[keep]) for x in incidents]
+    return Setup(
+        shard_fleet, seed, begin, cut_to_shard(incidents, fleet, shard_fleet), scenario, fleet
+    )
 
 
 @click.group()
@@ -533,7 +527,7 @@ def backfill(
     begin = live.start - span
     # Over the whole fleet, cut to the shard, as `run` does: shards write one fleet's history.
     incidents = (
-        _cut(scenario.bind(live.whole, begin, live.seed), live.whole, live.meters)
+        cut_to_shard(scenario.bind(live.whole, begin, live.seed), live.whole, live.meters)
         if scenario is not None
         else []
     )

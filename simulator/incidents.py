@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final, Literal
 
@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.domain.telemetry import INTERVAL_SECONDS
+from simulator.fleet import Meter
 from simulator.model import Effects, Window
 from simulator.weather import REGION_INDEX, HeatSpell
 
@@ -84,3 +85,16 @@ def active(
         if i.kind in kinds and i.start_s <= at_s < i.end_s:
             hit |= i.rows
     return hit
+
+
+def cut_to_shard(
+    incidents: Sequence[Incident], whole: Sequence[Meter], meters: Sequence[Meter]
+) -> list[Incident]:
+    """Return incidents bound over `whole` with their masks cut to `meters`, a shard of it.
+
+    Incidents choose their meters over the whole fleet, so the shards together play exactly
+    what one process would (`count: 1` hit one meter in every shard when each chose its own).
+    """
+    mine = {m.id for m in meters}
+    keep = np.array([m.id in mine for m in whole], dtype=np.bool_)
+    return [replace(x, rows=x.rows[keep]) for x in incidents]

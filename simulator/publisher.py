@@ -63,7 +63,7 @@ from simulator.control import ControlError, ControlRequest, control_topic, parse
 from simulator.engine import Engine, Out
 from simulator.faults import FaultInjector, FaultRates, clock_skews
 from simulator.fleet import Meter
-from simulator.incidents import Incident
+from simulator.incidents import Incident, cut_to_shard
 from simulator.model import INTERVAL
 from simulator.scenario import Scenario, ScenarioError
 
@@ -164,8 +164,6 @@ class FleetPublisher:
             raise ValueError(f"connections must be one of {', '.join(CONNECTIONS)}")
         self.meters = list(meters)
         self.whole = list(whole) if whole is not None else self.meters
-        mine = {m.id for m in self.meters}
-        self._mine = np.array([m.id in mine for m in self.whole], dtype=np.bool_)
         self.seed = seed
         self.start = start
         self.speed = speed
@@ -346,7 +344,7 @@ class FleetPublisher:
                 except ScenarioError as exc:  # off the calendar: ignored, as any bad control
                     log.warning("ignoring control message: %s", exc)
                     continue
-                incidents = [dataclasses.replace(x, rows=x.rows[self._mine]) for x in incidents]
+                incidents = cut_to_shard(incidents, self.whole, self.meters)
                 self.engine.add_incidents(incidents)
                 hit = int(sum(int(i.rows.sum()) for i in incidents))
                 log.info("incident %r started now on %d meters", request.incident.name, hit)

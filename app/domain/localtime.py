@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,6 +14,10 @@ _BANDS: Final = (
     (-114.0, "America/Denver"),
 )
 FALLBACK: Final = "America/Los_Angeles"
+# The instants the API and the tools take: local days, windows and look-backs are computed
+# around them, and near year 1 or 9999 that leaves the calendar a datetime can hold.
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def zone_name_for(lon: float) -> str:

@@ -542,7 +542,7 @@ def register_implausible(at: datetime, *, now: datetime, limits: Plausibility) -
     It is read at the end of the newest interval, so up to one interval past the readings'
     own limit.
     """
-    latest = now + limits.future_tolerance + timedelta(seconds=INTERVAL_SECONDS)
+    latest = now + limits.future_tolerance + STEP
     if not limits.earliest <= at <= latest:
         return f"register.at {at.isoformat()} is outside {limits.earliest.date()} to {latest.isoformat()}"
     return None

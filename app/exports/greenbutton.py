@@ -26,6 +26,7 @@ BASE: Final = "/espi/1_1/resource"
 INTERVAL_S: Final = 900
 UOM_WH: Final = 72
 FORWARD: Final = 1  # ESPI FlowDirectionKind: delivered to the customer
+_NS: Final = {"a": ATOM, "e": ESPI}  # the prefixes the reader's paths use
 
 # ESPI QualityOfReading codes for the VEE flags (ESPI: 0 valid, 7 manually edited,
 # 8 estimated using reference day, 9 estimated using linear interpolation, 10 questionable).
@@ -292,7 +293,7 @@ _PARSER: Final = etree.XMLParser(
 
 
 def _int(node: etree._Element, path: str, default: int | None = None) -> int:
-    found = node.findtext(path, namespaces={"a": ATOM, "e": ESPI})
+    found = node.findtext(path, namespaces=_NS)
     if found is None or not found.strip():
         if default is not None:
             return default
@@ -309,7 +310,7 @@ def read_feed(document: bytes) -> list[ImportedReading]:
         root = etree.fromstring(document, parser=_PARSER)
     except etree.XMLSyntaxError as exc:
         raise GreenButtonError(f"not well-formed XML: {exc}") from None
-    ns = {"a": ATOM, "e": ESPI}
+    ns = _NS
     if root.tag != f"{{{ATOM}}}feed":
         raise GreenButtonError("the document is not an Atom feed")
 
@@ -384,7 +385,7 @@ def _intervals(
     blocks: list[etree._Element], length: int, scale: float, default_quality: int
 ) -> list[vee.Interval]:
     """Read IntervalBlocks' readings as kWh intervals, in order; refuse a start read twice."""
-    ns = {"a": ATOM, "e": ESPI}
+    ns = _NS
     found: dict[datetime, vee.Interval] = {}
     for block in blocks:
         for ir in block.findall("e:IntervalReading", ns):

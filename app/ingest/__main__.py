@@ -16,12 +16,12 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.clitypes import FiniteFloat, run
+from app.clitypes import MAX_DAYS, FiniteFloat, run
 from app.config import ConfigError, Settings, check_share_group
 from app.db import models, queries
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
-from app.domain.localtime import zone_for, zone_named
+from app.domain.localtime import EARLIEST, LATEST, zone_for, zone_named
 from app.domain.telemetry import DEFAULT_PREFIX
 from app.exports import csvio, greenbutton
 from app.exports.series import interval_from_row
@@ -47,9 +47,6 @@ def _logging(level: str) -> None:
     )
 
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-MAX_DAYS = 3660  # ten years: the most any day count here may reach back
 MAX_VEE_WINDOW = timedelta(days=366)  # as the API's ranges: a pass holds a window's readings
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from app.config import Settings
 from app.db import models
 from app.domain import telemetry, vee
+from app.ingest.store import implausible
 
 # Publish at QoS 1 and return once the broker holds the message; raise if it does not.
 Publish = Callable[[str, bytes], None]
@@ -49,23 +50,9 @@ def refusal(letter: models.DeadLetter, prefix: str, limits: vee.Plausibility) ->
     if topic.kind not in REPLAYABLE_KINDS:
         return f"a {topic.kind} message replayed now would overwrite the meter's newer state"
     if isinstance(message, telemetry.IntervalMessage):
-        for r in message.readings:
-            why = vee.implausible(
-                r.start,
-                r.kwh,
-                r.demand_kw,
-                r.voltage,
-                now=letter.received_at,
-                limits=limits,
-                kvarh=r.kvarh,
-            )
-            if why is not None:
-                return f"impossible when it was received: {why}"
-        if message.register is not None:
-            at = message.register.at
-            why = vee.register_implausible(at, now=letter.received_at, limits=limits)
-            if why is not None:
-                return f"impossible when it was received: {why}"
+        why = implausible(message, letter.received_at, limits)
+        if why is not None:
+            return f"impossible when it was received: {why}"
     return None
 
 

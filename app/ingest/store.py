@@ -424,7 +424,12 @@ def write_batch(
             ):
                 # The whole message: a meter that sends one impossible interval has a
                 # broken clock or register, so its neighbours are not to be trusted either.
-                problem = _implausible(msg, received, limits)
+                # The fallback is unreachable while the column bounds and the per-reading
+                # check agree (a unit test holds them to it); never crash a writer.
+                problem = (
+                    implausible(msg, received, limits)
+                    or "a value is outside the plausibility limits"
+                )
                 dead.append(_dead(str(item.topic), item.payload, problem, received, meter_id))
                 continue
             if (
@@ -744,10 +749,10 @@ def reading_row(meter_id: str, r: telemetry.Reading, received_at: datetime) -> t
     )
 
 
-def _implausible(
+def implausible(
     msg: telemetry.IntervalMessage, received_at: datetime, limits: vee.Plausibility
-) -> str:
-    """Return why the first impossible reading of a message that broke a bound is impossible."""
+) -> str | None:
+    """Return why a message's first impossible reading (or register read) is impossible."""
     for index, r in enumerate(msg.readings):
         why = vee.implausible(
             r.start, r.kwh, r.demand_kw, r.voltage, now=received_at, limits=limits, kvarh=r.kvarh
@@ -758,8 +763,7 @@ def _implausible(
         why = vee.register_implausible(msg.register.at, now=received_at, limits=limits)
         if why is not None:
             return f"impossible value: {why}"
-    # Unreachable while the two agree (a unit test holds them to it); never crash a writer.
-    return "a value is outside the plausibility limits"
+    return None
 
 
 def _dead(

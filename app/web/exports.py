@@ -10,7 +10,7 @@ from flask_login import login_required
 
 from app.db import models, queries
 from app.domain import telemetry
-from app.domain.localtime import zone_for, zone_named
+from app.domain.localtime import EARLIEST, LATEST, zone_for, zone_named
 from app.exports import csvio, greenbutton
 from app.exports.series import MeterSeries, interval_from_row
 from app.web.api import reading_json, visible_meter
@@ -120,8 +120,6 @@ def rollups(meter_id: str) -> Any:
 
 
 AUDIT_LIMIT = 1000
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @bp.get("/meters/<meter_id>/audit")
