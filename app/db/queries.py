@@ -210,7 +210,10 @@ def fleet_load_by_segment(
     )
     if newest is None:
         return []
-    hour = newest.replace(minute=0, second=0, microsecond=0)
+    # The newest hour whose last quarter has arrived: an hour still arriving would be
+    # drawn as a cliff (its first quarter's kWh read as the hour's average kW).
+    hour = (newest + timedelta(minutes=15)).replace(minute=0, second=0, microsecond=0)
+    hour -= timedelta(hours=1)
     since = hour - timedelta(hours=hours - 1)
     if past is None or hours <= FRESH_HOURS:
         return _load(session, scope, since, hour)

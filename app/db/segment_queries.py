@@ -12,7 +12,7 @@ from app.db import models
 from app.db.queries import utility_clause
 from app.domain.access import Scope
 from app.domain.rollups import hour_start
-from app.domain.segments import UtilityActivity
+from app.domain.segments import UtilityActivity, intervals_due
 
 # Event types a building manager counts as security- or access-relevant.
 SECURITY_EVENT_TYPES = ("tamper", "reverse_rotation")
@@ -48,6 +48,7 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
     ).all()
     latest_of = {u.id: latest for u, *_, latest in rows if isinstance(latest, datetime)}
     last_day = _intervals_last_day(session, latest_of)
+    due = _intervals_due_last_day(session, latest_of)
     result = []
     for utility, distributor, meters, online, offline, latest in rows:
         days = _days_in_service(session, utility.id, latest)
@@ -64,6 +65,7 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
                 online=int(online),
                 offline=int(offline),
                 intervals_last_day=last_day.get(utility.id, 0),
+                intervals_due_last_day=due.get(utility.id, 0),
                 days_in_service=days,
                 security_events=_security_event_count(session, utility.id),
             )
@@ -84,7 +86,8 @@ def day_window(latest: datetime) -> tuple[datetime, datetime]:
 
 def _intervals_last_day(session: Session, latest_of: dict[str, datetime]) -> dict[str, int]:
     # One pass over the hourly rollups' covering index per distinct window (usually one),
-    # instead of one per utility.
+    # instead of one per utility. Reads are what the meters measured: valid or questionable,
+    # not a VEE estimate filling in for a read that never came, nor a hand edit.
     by_window: dict[tuple[datetime, datetime], list[str]] = {}
     for utility_id, latest in latest_of.items():
         by_window.setdefault(day_window(latest), []).append(utility_id)
@@ -92,7 +95,7 @@ def _intervals_last_day(session: Session, latest_of: dict[str, datetime]) -> dic
     out: dict[str, int] = {}
     for (start, end), utilities in by_window.items():
         for utility_id, count in session.execute(
-            select(models.Meter.utility_id, func.sum(hourly.intervals))
+            select(models.Meter.utility_id, func.sum(hourly.valid + hourly.questionable))
             .join(models.Meter, hourly.meter_id == models.Meter.id)
             .where(
                 models.Meter.utility_id.in_(utilities), hourly.start >= start, hourly.start < end
@@ -100,6 +103,21 @@ def _intervals_last_day(session: Session, latest_of: dict[str, datetime]) -> dic
             .group_by(models.Meter.utility_id)
         ):
             out[utility_id] = int(count or 0)
+    return out
+
+
+def _intervals_due_last_day(session: Session, latest_of: dict[str, datetime]) -> dict[str, int]:
+    # Per meter: its status and newest interval say how much of the window its call-in
+    # schedule owes by now (`intervals_due`); one row a meter, summed per utility.
+    out: dict[str, int] = dict.fromkeys(latest_of, 0)
+    windows = {utility_id: day_window(latest) for utility_id, latest in latest_of.items()}
+    for utility_id, status, last in session.execute(
+        select(
+            models.Meter.utility_id, models.Meter.status, models.Meter.last_interval_start
+        ).where(models.Meter.utility_id.in_(list(latest_of)))
+    ):
+        start, end = windows[utility_id]
+        out[utility_id] += intervals_due(start, end, status == "offline", last)
     return out
 
 

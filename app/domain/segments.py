@@ -8,6 +8,7 @@ page and a customer's ROI report never disagree about what a phone line or an es
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Final
 
 from app.domain.access import Role
@@ -22,8 +23,12 @@ MODEM_READ_SUCCESS_SOURCE: Final = (
 )
 # A walking reader visits each meter once a month in a secured building.
 READS_PER_METER_PER_YEAR: Final = 12
-INTERVALS_PER_DAY: Final = 96
 DAYS_PER_MONTH: Final = 365.25 / 12
+INTERVAL: Final = timedelta(minutes=15)
+# The longest an interval waits for its meter's call: a daily meter calls once between
+# 00:15 and 04:00 local time with everything since its last call (docs/protocol.md), so
+# the first interval of a day can wait 28 hours without a read having failed.
+CALL_LAG: Final = timedelta(hours=28)
 
 
 _CHANNEL = frozenset(
@@ -93,19 +98,21 @@ class UtilityActivity:
     meters: int
     online: int
     offline: int
-    # Intervals stored in the utility's latest simulated day, out of meters x 96.
+    # Intervals the meters read and delivered in the utility's latest simulated day (VEE
+    # estimates are not reads), out of `intervals_due_last_day`.
     intervals_last_day: int
+    # Intervals of that day the meters' call-in schedules should have delivered by now.
+    intervals_due_last_day: int
     # Simulated days between the utility's first and latest stored interval.
     days_in_service: float
     security_events: int = 0
 
     @property
     def completeness(self) -> float | None:
-        """Share of the last day's expected intervals that arrived (None without meters)."""
-        expected = self.meters * INTERVALS_PER_DAY
-        if expected == 0:
+        """Share of the last day's due intervals that were read (None with none due)."""
+        if self.intervals_due_last_day <= 0:
             return None
-        return min(self.intervals_last_day / expected, 1.0)
+        return min(self.intervals_last_day / self.intervals_due_last_day, 1.0)
 
     @property
     def months_in_service(self) -> float:
@@ -148,6 +155,21 @@ class SecurityRow:
     escort_hours_saved_per_year: float
     cost_avoided_per_year: float
     cost_per_visit: float
+
+
+def intervals_due(start: datetime, end: datetime, offline: bool, last: datetime | None) -> int:
+    """Return how many intervals of [start, end) a meter should have delivered by `end`.
+
+    A meter calling in on its schedule owes what it has called in for: the intervals after
+    its newest wait for its next call (a daily meter's for up to a day), they are not failed
+    reads. A meter that reports itself offline, or has not called in for longer than any
+    schedule allows, owes the whole window.
+    """
+    if offline or last is None or last + INTERVAL < end - CALL_LAG:
+        due_end = end
+    else:
+        due_end = min(end, last + INTERVAL)
+    return max(0, (due_end - start) // INTERVAL)
 
 
 def iou_row(activity: UtilityActivity, prices: Prices) -> IouRow:

@@ -204,9 +204,15 @@ def test_fleet_load_keeps_past_hours_a_while_and_reads_the_newest_hour_fresh(
     assert load(everything) == fresh
     assert load(northgrid) == load(northgrid, None)
 
-    # A reading in a new hour moves the window: the cached hours are not reused.
-    publish(database_url, [interval(meter, T0 + timedelta(hours=24), 1)])
+    # The first quarter of a new hour is not drawn: one quarter's kWh is not the hour's kW.
+    quarters = [interval(meter, T0 + timedelta(hours=24, minutes=15 * q), 1) for q in range(4)]
+    publish(database_url, quarters[:1])
+    assert max(start for start, _ in load(everything, None)) == newest
+    # Its last quarter completes the hour and moves the window: the cached hours are not
+    # reused.
+    publish(database_url, quarters[1:])
     moved, recomputed = load(everything), load(everything, None)
     engine.dispose()
     assert moved == recomputed
     assert min(start for start, _ in moved) == T0 + timedelta(hours=1)
+    assert max(start for start, _ in moved) == T0 + timedelta(hours=24)

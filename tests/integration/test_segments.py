@@ -181,6 +181,69 @@ def test_security_page_lists_tamper_not_outages(
     engine.dispose()
 
 
+def _reads_of(database_url: str, meter_id: str, *, keep_hours: int, quality: str | None,
+               offline: bool) -> None:  # fmt: skip
+    """Change one meter's day: delivered only its first hours, some estimates, or offline."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        meter = session.get(models.Meter, meter_id)
+        assert meter is not None
+        cut = T0 + timedelta(hours=keep_hours)
+        session.execute(
+            delete(models.Reading).where(
+                models.Reading.meter_id == meter_id, models.Reading.start >= cut
+            )
+        )
+        session.execute(
+            delete(models.HourlyRollup).where(
+                models.HourlyRollup.meter_id == meter_id, models.HourlyRollup.start >= cut
+            )
+        )
+        if quality is not None:  # the first two hours became VEE estimates
+            for reading in session.scalars(
+                select(models.Reading).where(
+                    models.Reading.meter_id == meter_id,
+                    models.Reading.start < T0 + timedelta(hours=2),
+                )
+            ):
+                reading.quality = quality
+        meter.last_interval_start = cut - timedelta(minutes=15)
+        meter.status = "offline" if offline else "online"
+        session.flush()
+        refresh(session, {meter_id: [T0 + timedelta(hours=h) for h in range(24)]},
+                {meter_id: zone_for(meter.lon)})  # fmt: skip
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("keep_hours", "quality", "offline", "missing"),
+    [
+        # A daily meter called in 4 hours into the day: the other 80 intervals are not due
+        # until its next call, so no read has failed.
+        (4, None, False, 0),
+        # The same meter reporting itself offline owes the whole day.
+        (4, None, True, 80),
+        # A whole day delivered, 8 intervals of it VEE estimates: those were never read.
+        (24, "estimated-linear", False, 8),
+        (24, "estimated-reference-day", False, 8),
+    ],
+)
+def test_wireless_read_success_counts_reads_that_were_due(
+    app: Flask, fleet: list[Meter], database_url: str, keep_hours: int, quality: str | None,
+    offline: bool, missing: int,
+) -> None:  # fmt: skip
+    """Read success is reads (not estimates) over what the call-in schedules owe by now."""
+    meter_id = sorted(m.id for m in fleet if m.utility_id == "atlantic")[0]
+    _reads_of(database_url, meter_id, keep_hours=keep_hours, quality=quality, offline=offline)
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+    html = client.get("/segments/iou").get_data(as_text=True)
+    meters = count(fleet, "atlantic")
+    due = meters * 96 - (0 if offline or keep_hours == 24 else 96 - 4 * keep_hours)
+    shown = field(rows(html, "iou-utilities")["atlantic"], "wireless")
+    assert shown == f"{(due - missing) / due:.1%}"
+
+
 @pytest.mark.parametrize("minute", [0, 15, 30, 45])
 def test_completeness_counts_the_24_whole_hours_and_days_since_the_first_interval(
     database_url: str, minute: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from app.domain.access import Role
@@ -10,6 +12,7 @@ from app.domain.segments import (
     Prices,
     UtilityActivity,
     bureau_row,
+    intervals_due,
     iou_row,
     may_view_segment,
     security_row,
@@ -44,6 +47,7 @@ def make_activity(**overrides: object) -> UtilityActivity:
         "online": 48,
         "offline": 2,
         "intervals_last_day": 50 * 96 - 240,
+        "intervals_due_last_day": 50 * 96,
         "days_in_service": 365.25 / 12 * 3,
     }
     fields.update(overrides)
@@ -70,9 +74,39 @@ def test_iou_row_never_displaces_more_lines_than_exist() -> None:
     assert (no_lines.lines_displaced, no_lines.migrated_share) == (0, 0.0)
 
 
-def test_completeness_is_capped_and_none_without_meters() -> None:
+def test_completeness_is_capped_and_none_with_nothing_due() -> None:
     assert make_activity(intervals_last_day=10_000).completeness == 1.0
-    assert make_activity(meters=0, intervals_last_day=0).completeness is None
+    assert make_activity(intervals_last_day=90, intervals_due_last_day=120).completeness == 0.75
+    no_meters = make_activity(meters=0, intervals_last_day=0, intervals_due_last_day=0)
+    assert no_meters.completeness is None
+
+
+DAY_START = datetime(2026, 3, 2, 10, tzinfo=UTC)
+DAY_END = DAY_START + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("offline", "last", "due"),
+    [
+        # A live meter called in for its newest interval: the whole window is due.
+        (False, DAY_END - timedelta(minutes=15), 96),
+        # An hourly meter's last call was 45 minutes ago: 3 quarters wait for the next one.
+        (False, DAY_END - timedelta(minutes=60), 93),
+        # A daily meter called in 20 hours ago: 80 intervals wait for tomorrow's call.
+        (False, DAY_END - timedelta(hours=20, minutes=15), 16),
+        # Nothing for 26 hours is still within a daily schedule: nothing of the day is owed.
+        (False, DAY_END - timedelta(hours=26), 0),
+        # Silent for longer than any schedule allows (28 h): the whole day is owed.
+        (False, DAY_END - timedelta(hours=28, minutes=30), 96),
+        (False, None, 96),
+        # A meter that says it is offline owes the whole day whatever it sent last.
+        (True, DAY_END - timedelta(hours=5), 96),
+    ],
+)
+def test_intervals_due_follow_the_call_in_schedules(
+    offline: bool, last: datetime | None, due: int
+) -> None:
+    assert intervals_due(DAY_START, DAY_END, offline, last) == due
 
 
 def test_bureau_row_by_hand() -> None:
