@@ -8,7 +8,12 @@ outcome. Any open deal can be lost.
 Conflicts: two open registrations for the same utility (by two partners, or two reps of
 one partner) conflict. The earliest one still inside its protection window is
 *protected*; the others are *flagged* for the vendor to decide, and the vendor cannot
-approve a flagged deal while the protected one still holds the utility.
+approve a flagged deal while the protected one still holds the utility. The same utility
+means the same name (spelling, script and legal-form variants folded by `utility_key`) in
+the same region; an investor-owned utility serves several states, so two IOU
+registrations of one name are one customer wherever they were registered. A partner
+cannot register a utility again while its own registration of it is open or won: that
+would restart its protection window.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Literal
+
+from anyascii import anyascii
 
 Side = Literal["vendor", "distributor"]
 PROTECTION_WINDOW: Final = timedelta(days=90)
@@ -68,6 +75,8 @@ TRANSITIONS: Final[dict[tuple[Status, Status], frozenset[Side]]] = {
     (Status.PROPOSAL, Status.LOST): frozenset({"distributor", "vendor"}),
     (Status.APPROVED, Status.LOST): frozenset({"distributor", "vendor"}),
     (Status.ROI_REQUESTED, Status.LOST): frozenset({"distributor", "vendor"}),
+    # A partner withdrawing its own pending registration releases the utility.
+    (Status.SUBMITTED, Status.LOST): frozenset({"distributor", "vendor"}),
 }
 
 
@@ -129,15 +138,29 @@ def _from(current: Status) -> list[tuple[Status, frozenset[Side]]]:
     return [(to, sides) for (frm, to), sides in TRANSITIONS.items() if frm == current]
 
 
+# Legal-form words say nothing about which customer it is.
+_NOISE: Final = frozenset(
+    {"the", "of", "inc", "incorporated", "co", "company", "corp", "corporation", "llc", "ltd",
+     "limited"}
+)  # fmt: skip
+_COOP: Final = re.compile(r"\bco\s*-?\s*op(?:erative)?\b")
+KEY_LENGTH: Final = 120  # the deals table's column
+
+
 def utility_key(name: str) -> str:
-    """Normalise a utility's name so spelling variants of one customer collide."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    folded = folded.replace("&", " and ")
+    """Normalise a utility's name so spelling, script and legal-form variants collide."""
+    # A zero-width space separates words; other invisible format characters (soft hyphen,
+    # joiners) sit inside a word. Then every script to ASCII by sound or shape (Cyrillic IE
+    # is E, Ø is O, ß is ss, ﬃ is ffi), which NFKD alone dropped.
+    visible = "".join(
+        " " if c == "\u200b" else "" if unicodedata.category(c) == "Cf" else c for c in name
+    )
+    folded = anyascii(visible).lower().replace("&", " and ")
+    folded = _COOP.sub(" cooperative ", folded)
     words = re.findall(r"[a-z0-9]+", folded)
-    # Legal-form words say nothing about which customer it is, and word order varies
-    # ("City of Riverton" / "Riverton, City of"), so the key is the sorted set of words.
-    noise = {"the", "inc", "co", "corp", "llc", "company", "of"}
-    return " ".join(sorted({w for w in words if w not in noise}))
+    # Word order varies ("City of Riverton" / "Riverton, City of"), so the key is the
+    # sorted set of words, cut to the column (names past it collide, and are flagged).
+    return " ".join(sorted({w for w in words if w not in _NOISE}))[:KEY_LENGTH]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +173,14 @@ class Registration:
     rep_id: int | None
     status: Status
     registered_at: datetime
+    region: str = ""
+    segment: str = ""
+
+    def same_customer(self, other: Registration) -> bool:
+        """Say whether two registrations name one customer (see the module's docstring)."""
+        return self.utility_key == other.utility_key and (
+            self.region == other.region or self.segment == other.segment == "iou"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +212,23 @@ def protected_registration(
     return None
 
 
+def own_open_registration(
+    deal: Registration, same_utility: Sequence[Registration]
+) -> Registration | None:
+    """Return the partner's own open registration of `deal`'s customer, if it has one."""
+    return next(
+        (
+            r
+            for r in sorted(same_utility, key=lambda r: r.id)
+            if r.id != deal.id
+            and r.distributor_id == deal.distributor_id
+            and r.status in OPEN
+            and deal.same_customer(r)
+        ),
+        None,
+    )
+
+
 def conflict_view(
     deal: Registration,
     same_utility: Sequence[Registration],
@@ -188,7 +236,7 @@ def conflict_view(
     window: timedelta = PROTECTION_WINDOW,
 ) -> ConflictView:
     """Describe `deal`'s conflict against the other registrations for the same utility."""
-    group = [r for r in same_utility if r.utility_key == deal.utility_key and r.id != deal.id]
+    group = [r for r in same_utility if deal.same_customer(r) and r.id != deal.id]
     others = tuple(sorted(r.id for r in group if _valid(r)))
     holder = protected_registration([deal, *group], now, window)
     until = (

@@ -30,7 +30,7 @@ class DealFacts:
     distributor_margin: float = 0.0
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
-    roi_delivered_at: datetime | None = None
+    roi_deliveries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ def compute(deals: Iterable[DealFacts]) -> Kpis:
         median_cycle_months=_median(cycles),
         within_norm=sum(1 for c in cycles if NORM_MONTHS[0] <= c <= NORM_MONTHS[1]),
         longer_than_norm=sum(1 for c in cycles if c > NORM_MONTHS[1]),
-        roi_reports_delivered=sum(1 for d in rows if d.roi_delivered_at is not None),
+        roi_reports_delivered=sum(d.roi_deliveries for d in rows),
         meters_deployed=sum(d.endpoints for d in won),
         vendor_revenue=round(sum(d.vendor_net for d in won), 2),
         distributor_revenue=round(sum(d.distributor_margin for d in won), 2),

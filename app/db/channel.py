@@ -33,6 +33,7 @@ from partners.deals import (
     check_transition,
     conflict_view,
     next_states,
+    own_open_registration,
     parse_status,
     utility_key,
 )
@@ -256,7 +257,14 @@ def get_deal(session: Session, scope: Scope, deal_id: int) -> models.Deal | None
 
 def _registration(d: models.Deal) -> Registration:
     return Registration(
-        d.id, d.utility_key, d.distributor_id, d.rep_id, Status(d.status), d.created_at
+        d.id,
+        d.utility_key,
+        d.distributor_id,
+        d.rep_id,
+        Status(d.status),
+        d.created_at,
+        d.region,
+        d.segment,
     )
 
 
@@ -427,8 +435,18 @@ def register_deal(
         created_at=now,
         updated_at=now,
     )
-    if side == "vendor":
-        deal.first_response_at = now
+    same = [
+        _registration(d)
+        for d in session.scalars(select(models.Deal).where(models.Deal.utility_key == key))
+    ]
+    own = own_open_registration(_registration(deal), same)
+    if own is not None:
+        # Registering again would restart the partner's own protection window.
+        raise ChannelError(
+            "utility",
+            f"your company's deal #{own.id} for this utility is still open; update that one",
+            409,
+        )
     session.add(deal)
     session.flush()
     view = conflicts(session, [deal], now)[deal.id]
@@ -516,6 +534,9 @@ def request_roi(
         raise ChannelError(f"roi_inputs.{exc.field}", exc.problem) from None
     if parsed.segment != deal.segment:
         raise ChannelError("roi_inputs.segment", f"must be the deal's segment {deal.segment}")
+    if parsed.to_dict() == deal.roi_inputs and deal.roi_delivered_at is not None:
+        # The same answers again (a form saved twice): the delivered model still holds.
+        return
     deal.roi_inputs = parsed.to_dict()
     deal.roi_requested_by = actor.user_id
     deal.roi_result = None
@@ -607,7 +628,20 @@ def deal_facts(session: Session, scope: Scope) -> list[kpis.DealFacts]:
     """Return KPI facts for every visible deal, priced at its partner's tier."""
     out = []
     tiers = partner_tiers(session)
-    for d in list_deals(session, scope):
+    deals = list_deals(session, scope)
+    # Each delivery is a report the customer got, even if a new questionnaire has since
+    # cleared the deal's current result.
+    deliveries: dict[int, int] = dict(
+        session.execute(
+            select(models.DealEvent.deal_id, func.count())
+            .where(
+                models.DealEvent.action == "roi_delivered",
+                models.DealEvent.deal_id.in_([d.id for d in deals]),
+            )
+            .group_by(models.DealEvent.deal_id)
+        ).all()
+    )
+    for d in deals:
         q = quote(session, d, tiers)
         out.append(
             kpis.DealFacts(
@@ -620,9 +654,11 @@ def deal_facts(session: Session, scope: Scope) -> list[kpis.DealFacts]:
                 customer_total=q.customer_total,
                 vendor_net=q.vendor_net,
                 distributor_margin=q.distributor_margin,
-                first_response_at=d.first_response_at,
+                # "Lead to first response" times the vendor's answer to a partner's
+                # registration; a deal the vendor registered itself has none to time.
+                first_response_at=d.first_response_at if d.rep_id is not None else None,
                 closed_at=d.closed_at,
-                roi_delivered_at=d.roi_delivered_at,
+                roi_deliveries=deliveries.get(d.id, 0),
             )
         )
     return out

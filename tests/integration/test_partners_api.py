@@ -83,16 +83,43 @@ def test_register_with_utility_and_segment_only(portal: Flask) -> None:
     )
     assert response.headers["Location"].endswith(f"/api/v1/deals/{body['id']}")
     assert client.get(response.headers["Location"], headers=ng).get_json()["id"] == body["id"]
-    # A second registration of the same utility by another rep of the partner is flagged.
+    # Another rep of the partner registering it again would restart the protection window.
     again = client.post(
         "/api/v1/deals",
         headers=bearer(client, "manager@northgrid.example"),
         json={"utility": "Elm Falls Light and Water, Village of", "segment": "service_bureau"},
-    ).get_json()
-    assert again["conflict"] is True
-    assert again["protected"] is False
+    )
+    assert again.status_code == 409
+    assert again.get_json()["field"] == "utility"
+    assert f"deal #{body['id']}" in again.get_json()["message"]
     first = client.get(f"/api/v1/deals/{body['id']}", headers=ng).get_json()
-    assert (first["conflict"], first["protected"]) == (True, True)
+    assert (first["conflict"], first["protected"]) == (False, True)
+    # Withdrawing the pending registration (lost) releases the utility.
+    withdrawn = client.patch(f"/api/v1/deals/{body['id']}", headers=ng, json={"status": "lost"})
+    assert withdrawn.get_json()["status"] == "lost"
+    assert (
+        client.post(
+            "/api/v1/deals",
+            headers=bearer(client, "manager@northgrid.example"),
+            json={"utility": "Elm Falls Light and Water, Village of", "segment": "service_bureau"},
+        ).status_code
+        == 201
+    )
+
+
+def test_a_name_that_folds_longer_than_its_column_registers(portal: Flask) -> None:
+    """'&' becomes ' and ' and a ligature three letters: a 120-character name was a 500 on PostgreSQL."""
+    client = portal.test_client()
+    ng = bearer(client, "rep@northgrid.example")
+    for name in (
+        "Northern Indiana Public Service Electric&Gas Division " + "X" * 66,
+        "\ufb03" * 120,
+    ):
+        assert len(name) == 120
+        response = client.post(
+            "/api/v1/deals", headers=ng, json={"utility": name, "segment": "iou", "region": "US-IN"}
+        )
+        assert response.status_code == 201, response.get_json()
 
 
 @pytest.mark.parametrize(
@@ -212,6 +239,9 @@ def test_cookie_writes_need_the_csrf_header(portal: Flask) -> None:
     assert login(client, "rep@northgrid.example") == 302
     body = {"utility": "Village of Elm Falls Light & Water", "segment": "service_bureau"}
     assert client.post("/api/v1/deals", json=body).status_code == 400
+    # A bearer header that does not authenticate leaves it a cookie write.
+    junk = {"Authorization": "Bearer junk"}
+    assert client.post("/api/v1/deals", json=body, headers=junk).status_code == 400
     token = csrf_from(client.get("/partners/deals").get_data(as_text=True))
     ok = client.post("/api/v1/deals", json=body, headers={"X-CSRFToken": token})
     assert ok.status_code == 201

@@ -13,6 +13,7 @@ from app.db import channel, models
 from app.db.seed import PARTNER_PROFILES, PROSPECTS, SEED_DEALS, seed_partners
 from app.db.session import make_engine, make_sessionmaker
 from app.domain.access import Role, scope_for
+from partners import kpis
 from tests.factories import seed_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -150,3 +151,71 @@ def test_registration_refuses_outside_territory_and_other_tenants(session: Sessi
         )
     assert customer.value.status == 403
     assert session.scalar(select(func.count()).select_from(models.Deal)) == len(SEED_DEALS)
+
+
+def _kpis(session: Session, email: str) -> kpis.Kpis:
+    return kpis.compute(channel.deal_facts(session, actor(session, email).scope))
+
+
+def test_vendor_registered_deals_do_not_time_a_response(session: Session) -> None:
+    """The response KPI times the vendor's answer to a partner; its own deals have none."""
+    admin = actor(session, "admin@wattline.example")
+    before = _kpis(session, "admin@wattline.example").median_response_hours
+    assert before is not None
+    assert before > 0
+    for n in range(6):
+        deal = channel.register_deal(
+            session, admin,
+            {"utility": f"Vendor Deal {n}", "segment": "iou", "region": "US-MI",
+             "partner": "northgrid"},
+            NOW,
+        )  # fmt: skip
+        channel.transition(session, admin, deal, "approved", NOW)
+    session.flush()
+    assert _kpis(session, "admin@wattline.example").median_response_hours == before
+
+
+def test_the_same_questionnaire_again_keeps_the_delivered_roi(session: Session) -> None:
+    """Saving the form twice neither clears the model nor lowers 'ROI reports delivered'."""
+    rep, se = actor(session, "rep@northgrid.example"), actor(session, "se@wattline.example")
+    deal = channel.register_deal(
+        session, rep, {"utility": "Elm Falls Light & Water", "segment": "service_bureau", "region": "US-WI"}, NOW
+    )  # fmt: skip
+    channel.transition(session, se, deal, "approved", NOW)
+    channel.request_roi(session, rep, deal, {"inputs": {"meters": 200}}, NOW)
+    delivered = _kpis(session, "se@wattline.example").roi_reports_delivered
+    channel.deliver_roi(session, se, deal, NOW + timedelta(days=1))
+    session.flush()
+    assert _kpis(session, "se@wattline.example").roi_reports_delivered == delivered + 1
+    channel.request_roi(session, rep, deal, {"inputs": {"meters": 200}}, NOW + timedelta(days=2))
+    assert deal.roi_delivered_at == NOW + timedelta(days=1)
+    assert deal.roi_result is not None
+    # New answers clear the model for the vendor to rebuild; the report already sent counts.
+    channel.request_roi(session, rep, deal, {"inputs": {"meters": 300}}, NOW + timedelta(days=3))
+    session.flush()
+    cleared = session.get(models.Deal, deal.id)
+    assert cleared is not None
+    assert (cleared.roi_result, cleared.roi_delivered_at) == (None, None)
+    assert _kpis(session, "se@wattline.example").roi_reports_delivered == delivered + 1
+
+
+def test_a_partner_registers_a_utility_once_while_its_deal_is_open(session: Session) -> None:
+    """Re-registering would restart the partner's protection; withdrawing releases it."""
+    rep, manager = (
+        actor(session, "rep@northgrid.example"),
+        actor(session, "manager@northgrid.example"),
+    )
+    body = {"utility": "Elm Falls Light & Water", "segment": "service_bureau", "region": "US-WI"}
+    first = channel.register_deal(session, rep, body, NOW)
+    session.flush()
+    with pytest.raises(channel.ChannelError, match=f"deal #{first.id}") as again:
+        channel.register_deal(
+            session, manager, {**body, "utility": "Elm Falls Light and Water Co."}, NOW
+        )
+    assert (again.value.field, again.value.status) == ("utility", 409)
+    # Another town of the same name is another customer.
+    channel.register_deal(session, rep, {**body, "region": "US-IL"}, NOW)
+    channel.transition(session, rep, first, "lost", NOW + timedelta(days=1))
+    second = channel.register_deal(session, manager, body, NOW + timedelta(days=2))
+    session.flush()
+    assert second.status == "submitted"

@@ -167,7 +167,7 @@ def writes(ids: Ids) -> list[tuple[str, str, dict[str, str], tuple[int, int, int
     return [
         # method, path, data, (vendor, ng, pm)
         ("POST", "/partners/deals", reg, (400, 302, 422)),  # vendor must name a partner
-        ("POST", f"/partners/deals/{ids.ng_deal}/status", {"status": "lost"}, (409, 409, 404)),
+        ("POST", f"/partners/deals/{ids.ng_deal}/status", {"status": "proposal"}, (409, 409, 404)),
         ("POST", f"/partners/deals/{ids.pm_deal}/status", {"status": "lost"}, (302, 404, 302)),
         ("POST", f"/partners/deals/{ids.ng_deal}/roi", {"in.endpoints": "5"}, (409, 409, 404)),
         ("POST", f"/partners/deals/{ids.pm_deal}/roi/evaluate", {}, (409, 404, 403)),
@@ -190,7 +190,7 @@ def writes(ids: Ids) -> list[tuple[str, str, dict[str, str], tuple[int, int, int
             {"name": "Lead", "segment": "iou", "region": "US-OH"},
             (302, 403, 403),
         ),
-        ("API-POST", "/api/v1/deals", reg, (400, 201, 422)),
+        ("API-POST", "/api/v1/deals", {**reg, "utility": "Harbor Second"}, (400, 201, 422)),
         ("PATCH", f"/api/v1/deals/{ids.ng_deal}", {"note": "n"}, (200, 200, 404)),
         ("PATCH", f"/api/v1/deals/{ids.pm_deal}", {"note": "n"}, (200, 404, 200)),
     ]

@@ -12,6 +12,7 @@ import pytest
 from partners import evaluation as ev
 from partners import kpis, pricing, prospects, rfx
 from partners.deals import (
+    KEY_LENGTH,
     PROTECTION_WINDOW,
     Registration,
     Status,
@@ -19,6 +20,7 @@ from partners.deals import (
     check_transition,
     conflict_view,
     next_states,
+    own_open_registration,
     parse_status,
     utility_key,
 )
@@ -179,8 +181,13 @@ def test_illegal_moves_are_refused_with_a_reason(
 
 
 def test_next_states_depend_on_the_side() -> None:
-    assert next_states(Status.SUBMITTED, "vendor") == [Status.APPROVED, Status.REJECTED]
-    assert next_states(Status.SUBMITTED, "distributor") == []
+    assert next_states(Status.SUBMITTED, "vendor") == [
+        Status.APPROVED,
+        Status.REJECTED,
+        Status.LOST,
+    ]
+    # A partner may withdraw its pending registration (lost), releasing the utility.
+    assert next_states(Status.SUBMITTED, "distributor") == [Status.LOST]
     assert Status.LOST in next_states(Status.APPROVED, "distributor")
     assert next_states(Status.WON, "vendor") == []
 
@@ -216,6 +223,35 @@ def test_utility_names_are_normalised_for_conflicts() -> None:
     )
     assert utility_key("Cascade Energy") != utility_key("Cascade Power")
     assert utility_key("Riverton, City of") == utility_key("The City of Riverton")
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("Empire State Power", "Empire State Power Corporation"),
+        ("Empire State Power", "Empire State Power, Incorporated"),
+        ("Empire State Power", "\u0415mpire State Power"),  # Cyrillic IE for the E
+        ("Empire State Power", "Empire\u200bState Power"),  # a zero-width space
+        ("Empire State Power", "Em\u00adpire State Power"),  # a soft hyphen
+        ("Toronto Hydro Corporation", "Toronto Hydro Corp."),
+        ("Hydro Ltd", "Hydro Limited"),
+        ("Prairie Electric Co-op", "Prairie Electric Cooperative"),
+        ("Prairie Electric Co-op", "Prairie Electric Co-operative, Inc."),
+        ("Prairie Electric Coop", "prairie electric co op"),
+        ("Gro\u00dfstadt Werke", "GROSSSTADT WERKE"),
+        ("\u00d8rsted", "Orsted"),
+        ("\u0141\u00f3d\u017a Energia", "Lodz Energia"),
+        ("Ayd\u0131n Elektrik", "AYDIN ELEKTRIK"),
+    ],
+)
+def test_spelling_script_and_legal_form_variants_collide(one: str, other: str) -> None:
+    assert utility_key(one) == utility_key(other)
+
+
+def test_utility_keys_fit_their_column() -> None:
+    """'&' and ligatures lengthen a 120-character name; the key stays within the column."""
+    assert len(utility_key("Electric&Gas " * 10)) <= KEY_LENGTH
+    assert len(utility_key("\ufb03" * 120)) == KEY_LENGTH  # each ligature is three letters
 
 
 def test_first_registration_is_protected_and_second_is_flagged() -> None:
@@ -257,6 +293,27 @@ def test_rejected_or_lost_registrations_do_not_conflict_and_won_always_holds() -
 def test_other_utilities_never_conflict() -> None:
     other = reg(3, utility_key=utility_key("Cascade Energy"))
     assert not conflict_view(reg(1), [reg(1), other], NOW).conflict
+
+
+def test_one_name_in_two_regions_is_two_customers_unless_investor_owned() -> None:
+    """Many towns share a name; an IOU serves several states under one."""
+    illinois = reg(1, region="US-IL", segment="service_bureau")
+    oregon = reg(2, distributor_id="prairiemeter", region="US-OR", segment="service_bureau")
+    assert not conflict_view(oregon, [illinois, oregon], NOW).conflict
+    iou_mn = reg(1, region="US-MN", segment="iou")
+    iou_co = reg(2, distributor_id="prairiemeter", region="US-CO", segment="iou")
+    assert conflict_view(iou_co, [iou_mn, iou_co], NOW).protected_by == 1
+
+
+def test_a_partner_cannot_register_its_own_open_deal_again() -> None:
+    """A second registration would restart its protection window; a closed one does not."""
+    new = reg(9, registered_at=NOW)
+    assert own_open_registration(new, [reg(1), new]) == reg(1)
+    assert own_open_registration(new, [reg(1, rep_id=2)]) == reg(1, rep_id=2)
+    assert own_open_registration(new, [reg(1, distributor_id="prairiemeter")]) is None
+    for status in (Status.LOST, Status.REJECTED, Status.WON):
+        assert own_open_registration(new, [reg(1, status=status)]) is None
+    assert own_open_registration(new, [reg(1, region="US-OR")]) is None
 
 
 # --- prices and margins -----------------------------------------------------------------
@@ -373,7 +430,7 @@ def test_kpis_by_hand() -> None:
             vendor_net=700.0,
             distributor_margin=300.0,
             first_response_at=t0 + timedelta(hours=4),
-            roi_delivered_at=t0 + timedelta(days=20),
+            roi_deliveries=1,
         ),
         make_facts(
             2,
