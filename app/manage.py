@@ -1,4 +1,4 @@
-"""Operator commands: `python -m app.manage migrate | seed-demo | rebuild-rollups | replay-dead-letters`."""
+"""Operator commands: `python -m app.manage migrate | seed-demo | create-user | rebuild-rollups | replay-dead-letters`."""
 
 from __future__ import annotations
 
@@ -6,18 +6,21 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import click
+from email_validator import EmailNotValidError, validate_email
 from rich.progress import Progress
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.security import generate_password_hash
 
 from app.clitypes import MAX_DAYS, run
 from app.command_bus import CommandBus, CommandBusError
 from app.config import Settings
 from app.db import migrate as migrations
 from app.db import models
-from app.db.seed import seed_fleet, seed_partners, seed_users
+from app.db.seed import DEMO_EMAILS, seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
+from app.domain.access import AccessError, Role, scope_for
 from app.ingest import rollups
 from app.ingest.replay import limits as replay_limits
 from app.ingest.replay import refusal, replay
@@ -55,6 +58,71 @@ def seed_demo(meters: int, seed: int) -> None:
         deals = seed_partners(session, datetime.now(UTC))
     engine.dispose()
     click.echo(f"seeded {added} new meters, the demo logins and {deals} new demo deals")
+
+
+MIN_PASSWORD = 12
+
+
+@cli.command("create-user")
+@click.option("--email", required=True, help="the login")
+@click.option("--name", required=True, help="shown in the portal and the audit log")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--distributor", default=None, help="distributor id (distributor roles)")
+@click.option("--utility", default=None, help="utility id (utility viewer, building manager)")
+@click.password_option(
+    envvar="WATTLINE_USER_PASSWORD",
+    help=f"at least {MIN_PASSWORD} characters; prompted for (twice) when not given",
+)
+def create_user(
+    email: str, name: str, role: str, distributor: str | None, utility: str | None, password: str
+) -> None:
+    """Create a portal login, or reset an existing one's password, role and tenant."""
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise click.BadParameter(str(exc), param_hint="--email") from None
+    if email.lower() in DEMO_EMAILS:
+        raise click.BadParameter(
+            "is a demo login (its password is published; it works only in demo mode)",
+            param_hint="--email",
+        )
+    if len(password) < MIN_PASSWORD:
+        raise click.BadParameter(
+            f"needs at least {MIN_PASSWORD} characters", param_hint="--password"
+        )
+    try:
+        scope = scope_for(role, distributor, utility)
+    except AccessError as exc:
+        raise click.UsageError(f"{exc} (--distributor / --utility)") from None
+    # A tenant the role does not use would be stored and never read: refuse it instead.
+    if distributor and scope.distributor_id is None:
+        raise click.UsageError(f"role {role} has no distributor; drop --distributor")
+    if utility and scope.utility_id is None:
+        raise click.UsageError(f"role {role} has no utility; drop --utility")
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            if distributor and session.get(models.Distributor, distributor) is None:
+                raise click.BadParameter(
+                    f"no distributor {distributor!r}", param_hint="--distributor"
+                )
+            if utility and session.get(models.Utility, utility) is None:
+                raise click.BadParameter(f"no utility {utility!r}", param_hint="--utility")
+            found = session.scalar(
+                select(models.User).where(func.lower(models.User.email) == email.lower())
+            )
+            user = found or models.User(email=email)
+            user.name = name
+            user.role = role
+            user.distributor_id = distributor
+            user.utility_id = utility
+            user.active = True
+            user.password_hash = generate_password_hash(password)
+            session.add(user)
+    finally:
+        engine.dispose()
+    click.echo(f"{'updated' if found else 'created'} {email} ({role})")
 
 
 @cli.command("rebuild-rollups")

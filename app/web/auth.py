@@ -26,9 +26,10 @@ from wtforms.validators import DataRequired, Email, Length
 
 from app.db import models
 from app.db.queries import find_user
+from app.db.seed import DEMO_EMAILS
 from app.domain.access import ROLE_LABELS, Role, Scope, scope_for
 from app.domain.numbers import MAX_ID, whole_number
-from app.web.db import db
+from app.web.db import db, settings
 
 bp = Blueprint("auth", __name__)
 TOKEN_MAX_AGE_S = 24 * 3600
@@ -87,7 +88,15 @@ def load_user(user_id: str) -> PortalUser | None:
     if number is None or not 1 <= number <= MAX_ID:
         return None
     row = db().get(models.User, number)
-    return PortalUser.from_model(row) if row is not None and row.active else None
+    if row is None or not row.active or _demo_login_outside_demo(row.email):
+        return None
+    return PortalUser.from_model(row)
+
+
+def _demo_login_outside_demo(email: str) -> bool:
+    # The demo logins share a published password: a database seeded for a demo and then
+    # served with WATTLINE_DEMO off must not let them in (nor their sessions or tokens).
+    return email in DEMO_EMAILS and not settings().demo_mode
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -125,6 +134,8 @@ def authenticate(email: str, password: str) -> PortalUser | None:
     """Check credentials; None if they do not match an active user."""
     row = find_user(db(), email)
     if row is None or not check_password_hash(row.password_hash, password):
+        return None
+    if _demo_login_outside_demo(row.email):
         return None
     return PortalUser.from_model(row)
 

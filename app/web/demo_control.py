@@ -42,7 +42,13 @@ INCIDENT_LABELS = {
 @bp.before_request
 @login_required
 def presenters_only() -> None:
-    """Send anonymous visitors to log in; refuse everyone but the vendor's own staff."""
+    """Send anonymous visitors to log in; refuse everyone but the vendor's own staff.
+
+    Outside demo mode there is no demo to control, and "Reset demo" would delete a real
+    fleet's events, alarms and dead letters: the pages do not exist there.
+    """
+    if not settings().demo_mode:
+        abort(404)
     if user().role not in PRESENTERS:
         abort(403, description="Demo controls are for the vendor's sales engineers.")
 

@@ -71,7 +71,12 @@ def live_portal(e2e_root: Path, e2e_database_url: str) -> Iterator[tuple[str, li
     upgrade(url)
     fleet = seed_database(url)
     settings = Settings.from_env(
-        {"DATABASE_URL": url, "SECRET_KEY": "e2e-secret", "WATTLINE_INSTANCE": str(root)}
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "e2e-secret",
+            "WATTLINE_INSTANCE": str(root),
+            "WATTLINE_DEMO": "1",
+        }
     )
     app = create_app(settings)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -49,7 +49,12 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     thread.start()
     assert publisher.ready.wait(15)
     settings = Settings.from_env(
-        {"DATABASE_URL": url, "SECRET_KEY": "e2e-secret", "WATTLINE_INSTANCE": str(root)}
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "e2e-secret",
+            "WATTLINE_INSTANCE": str(root),
+            "WATTLINE_DEMO": "1",
+        }
     )
     app = create_app(replace(settings, mqtt_url=broker.url, topic_prefix=prefix))
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -25,11 +25,13 @@ from tests.factories import PASSWORD, T0, seed_database
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
     """Settings for tests; keyword overrides change fields."""
+    # Demo mode: the tests log in with the seeded demo logins, which work only there.
     base = Settings.from_env(
         {
             "DATABASE_URL": database_url,
             "SECRET_KEY": "test-secret",
             "WATTLINE_INSTANCE": str(tmp_path / "instance"),
+            "WATTLINE_DEMO": "1",
         }
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
