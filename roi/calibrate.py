@@ -84,7 +84,7 @@ def calibrated_document(profile: FleetProfile) -> dict[str, Any]:
                 base,
                 "re_reads_per_year",
                 failed,
-                f"Fleet: {success:.1%} of expected intervals received; each failed monthly "
+                f"Fleet: {success:.1%} of due intervals read; each failed monthly "
                 "billing read is re-read.",
             )
             _set(

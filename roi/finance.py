@@ -83,8 +83,11 @@ def irr(flows: ArrayLike) -> float | None:
     arr = _as_flows(flows, 1)
     if not (np.any(arr > 0) and np.any(arr < 0)):
         return None
-    value = float(npf.irr(arr))
-    return None if math.isnan(value) else value
+    with np.errstate(over="ignore", divide="ignore"):
+        value = float(npf.irr(arr))
+    # A near-zero outlay against real savings has no meaningful rate: numpy-financial
+    # answers infinity, which no report or JSON answer can show.
+    return value if math.isfinite(value) else None
 
 
 def mirr(flows: ArrayLike, finance_rate: float, reinvest_rate: float) -> float | None:
@@ -92,8 +95,9 @@ def mirr(flows: ArrayLike, finance_rate: float, reinvest_rate: float) -> float |
     arr = _as_flows(flows, 1)
     if arr.size < 2 or not (np.any(arr > 0) and np.any(arr < 0)):
         return None
-    value = float(npf.mirr(arr, finance_rate, reinvest_rate))
-    return None if math.isnan(value) else value
+    with np.errstate(over="ignore", divide="ignore"):
+        value = float(npf.mirr(arr, finance_rate, reinvest_rate))
+    return value if math.isfinite(value) else None
 
 
 def payback_many(flows: ArrayLike) -> FloatArray:
@@ -142,4 +146,6 @@ def benefit_cost_ratio(rate: float, benefits: ArrayLike, costs: ArrayLike) -> fl
     pv_costs = npv(rate, costs)
     if pv_costs <= 0:
         return None
-    return npv(rate, benefits) / pv_costs
+    ratio = npv(rate, benefits) / pv_costs
+    # Costs too small to divide by (a denormal fee) make it infinite: as good as none.
+    return ratio if math.isfinite(ratio) else None

@@ -153,9 +153,11 @@ def _i(
     return Input(name, value, unit, source, low, high, description, minimum, maximum, integer)
 
 
-def _count(name: str, value: float, description: str) -> Input:
+def _count(name: str, value: float, description: str, *, minimum: float = 0.0) -> Input:
     # Counts are the customer's own figures: no range unless the user gives one.
-    return _i(name, value, "count", value, value, _CUSTOMER, description, integer=True)
+    return _i(
+        name, value, "count", value, value, _CUSTOMER, description, minimum=minimum, integer=True
+    )
 
 
 def _count_per_year(name: str, value: float, description: str) -> Input:
@@ -172,7 +174,8 @@ def _capex_opex(
     *, endpoints: float, installation: float, integration: float, hosting: float
 ) -> list[Input]:
     return [
-        _count("endpoints", endpoints, "Meters fitted with a wireless endpoint."),
+        # With no endpoint there is no project: 0 made a model saving lines for free.
+        _count("endpoints", endpoints, "Meters fitted with a wireless endpoint.", minimum=1),
         _i(
             "endpoint_cost",
             1_200,
@@ -434,7 +437,7 @@ _IOU: Final[tuple[Input, ...]] = (
 )
 
 _SERVICE_BUREAU: Final[tuple[Input, ...]] = (
-    _count("meters", 150, "Meters on the hosted service."),
+    _count("meters", 150, "Meters on the hosted service.", minimum=1),
     _i(
         "subscription_monthly",
         12,
@@ -463,9 +466,10 @@ _SERVICE_BUREAU: Final[tuple[Input, ...]] = (
         "$/yr",
         8_000,
         40_000,
-        "Vendor estimate for licensing and hosting a head-end and meter-data software "
-        "in-house; set to 0 to compare against the status quo only.",
-        "Yearly software cost of owning the solution instead of subscribing.",
+        "Vendor estimate for licensing and hosting the dial-up head-end and meter-data "
+        "software a utility reading C&I meters by modem runs itself; 0 if it has none.",
+        "Yearly cost of the reading and meter-data software the utility runs itself today, "
+        "which the hosted service replaces.",
     ),
     _i(
         "owned_staff_fte",
@@ -473,9 +477,10 @@ _SERVICE_BUREAU: Final[tuple[Input, ...]] = (
         "FTE",
         0.1,
         0.5,
-        "Reasoned: a small utility needs part of an IT/metering person to run its own "
-        "system; set to 0 to compare against the status quo only.",
-        "Staff needed to run the solution in-house.",
+        "Reasoned: part of an IT/metering person runs a small utility's own reading "
+        "system (the nightly dial-up, failed reads, billing exports); 0 if nobody does.",
+        "Staff time spent today running the utility's own reading system, which the hosted "
+        "service takes over.",
     ),
     _i(
         "staff_cost_annual",
@@ -567,7 +572,8 @@ def _segment(raw: object) -> Segment:
     return raw
 
 
-def _number(field: str, raw: object) -> float:
+def finite_number(field: str, raw: object) -> float:
+    """Read a JSON number that must be finite (not bool, NaN, infinity or too big for a float)."""
     # bool is an int subclass, and True as "1 endpoint" is never what a caller meant.
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise RoiInputError(field, f"must be a number, got {type(raw).__name__}")
@@ -581,7 +587,7 @@ def _number(field: str, raw: object) -> float:
 
 
 def _horizon(raw: object) -> int:
-    value = _number("horizon_years", raw)
+    value = finite_number("horizon_years", raw)
     if not value.is_integer():
         raise RoiInputError("horizon_years", f"must be a whole number of years, got {value}")
     if not 1 <= value <= MAX_HORIZON_YEARS:
@@ -592,7 +598,7 @@ def _horizon(raw: object) -> int:
 
 
 def _discount_rate(raw: object) -> float:
-    value = _number("discount_rate", raw)
+    value = finite_number("discount_rate", raw)
     if not 0.0 <= value <= 1.0:
         raise RoiInputError(
             "discount_rate", f"must be a fraction between 0 and 1 (0.08 is 8 %), got {value:g}"
@@ -622,7 +628,7 @@ def _moved(spec: Input, value: float) -> Input:
 def _parse_input(spec: Input, raw: object) -> Input:
     base = f"inputs.{spec.name}"
     if not isinstance(raw, Mapping):
-        value = _number(base, raw)
+        value = finite_number(base, raw)
         _check_bounds(base, spec, value)
         return _moved(spec, value)
 
@@ -635,11 +641,11 @@ def _parse_input(spec: Input, raw: object) -> Input:
     if not isinstance(source, str):
         raise RoiInputError(f"{base}.source", "must be a string")
 
-    value = _number(f"{base}.value", raw["value"]) if "value" in raw else spec.value
+    value = finite_number(f"{base}.value", raw["value"]) if "value" in raw else spec.value
     _check_bounds(f"{base}.value", spec, value)
     has_range = "low" in raw or "high" in raw
-    low = _number(f"{base}.low", raw["low"]) if "low" in raw else spec.low
-    high = _number(f"{base}.high", raw["high"]) if "high" in raw else spec.high
+    low = finite_number(f"{base}.low", raw["low"]) if "low" in raw else spec.low
+    high = finite_number(f"{base}.high", raw["high"]) if "high" in raw else spec.high
     if not has_range:
         low, high = _moved(spec, value).low, _moved(spec, value).high
     _check_bounds(f"{base}.low", spec, low)
@@ -672,4 +678,21 @@ def parse_inputs(document: object) -> RoiInputs:
         if name not in parsed:
             raise RoiInputError(f"inputs.{name}", f"unknown input for segment {result.segment}")
         parsed[name] = _parse_input(parsed[name], raw)
+    _check_lines(parsed)
     return RoiInputs(result.segment, horizon, rate, parsed)
+
+
+def _check_lines(parsed: Mapping[str, Input]) -> None:
+    # Each wireless endpoint displaces one modem line (DOMAIN.md), as the segment pages
+    # count them: more lines than endpoints would be savings without hardware. (A range
+    # may overlap; the model caps each draw's lines at its endpoints.)
+    lines = parsed.get("modem_lines")
+    fitted = parsed.get("endpoints") or parsed.get("meters")
+    if lines is None or fitted is None:
+        return
+    if lines.value > fitted.value:
+        raise RoiInputError(
+            "inputs.modem_lines",
+            f"must not exceed the {fitted.value:g} {fitted.name}: each endpoint displaces "
+            f"one line, got {lines.value:g}",
+        )

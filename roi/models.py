@@ -55,8 +55,8 @@ CATEGORY_LABELS: Final[dict[str, str]] = {
     "mileage": "Mileage",
     "estimated_bills": "Estimated-bill handling",
     "truck_rolls": "Truck rolls",
-    "owned_software": "Owning the software",
-    "owned_staff": "Owning the staff time",
+    "owned_software": "Own reading software (today)",
+    "owned_staff": "Own reading staff time (today)",
     "reader_time": "Reader time in secured sites",
     "escort": "Escort hours",
     "access_processing": "Badge and access processing",
@@ -181,9 +181,10 @@ def _endpoint_opex(c: _Ctx) -> dict[str, FloatArray]:
     }
 
 
-def _standard_avoided(c: _Ctx) -> dict[str, FloatArray]:
+def _standard_avoided(c: _Ctx, fitted: FloatArray) -> dict[str, FloatArray]:
     reads = c["manual_reads_per_year"] + c["re_reads_per_year"]
-    lines = c["modem_lines"]
+    # One endpoint displaces one line: a draw with fewer endpoints than lines saves fewer.
+    lines = np.minimum(c["modem_lines"], fitted)
     per_year = {
         "modem_lines": lines * c["modem_line_monthly"] * 12,
         "modem_maintenance": lines * c["modem_maintenance_annual"],
@@ -215,7 +216,7 @@ def _iou(c: _Ctx) -> Flows:
     # A sunset in year 0 would be a network already gone: treat from year 1 (inputs forbid 0).
     capex["sunset_replacement"] = c.in_year(replaced, np.maximum(sunset, 1))
     opex = _endpoint_opex(c)
-    avoided = _standard_avoided(c)
+    avoided = _standard_avoided(c, c["endpoints"])
     initial = capex["endpoints"][:, 0] + capex["installation"][:, 0] + capex["integration"][:, 0]
     depreciation = _straight_line(c, initial, np.zeros(c.n)) + _straight_line(
         c, replaced, np.maximum(sunset, 1)
@@ -232,7 +233,7 @@ def _service_bureau(c: _Ctx) -> Flows:
         "subscription": c.yearly(c["meters"] * c["subscription_monthly"] * 12, "cost_escalation"),
         "onboarding": c.year0(c["onboarding_fee"]),
     }
-    avoided = _standard_avoided(c)
+    avoided = _standard_avoided(c, c["meters"])
     avoided["owned_software"] = c.yearly(c["owned_software_annual"], "avoided_escalation")
     avoided["owned_staff"] = c.yearly(
         c["owned_staff_fte"] * c["staff_cost_annual"], "avoided_escalation"

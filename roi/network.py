@@ -20,6 +20,7 @@ from roi.inputs import (
     MAX_HORIZON_YEARS,
     MAX_MAGNITUDE,
     RoiInputError,
+    finite_number,
 )
 from roi.models import NetworkCosts, NetworkMix, Site, choose_networks
 
@@ -28,11 +29,10 @@ _COST_FIELDS: Final = frozenset(f.name for f in fields(NetworkCosts))
 
 
 def _number(field: str, raw: object, low: float, high: float) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise RoiInputError(field, "must be a finite number")
-    if not low <= raw <= high:
-        raise RoiInputError(field, f"must be between {low:g} and {high:g}, got {raw:g}")
-    return float(raw)
+    value = finite_number(field, raw)
+    if not low <= value <= high:
+        raise RoiInputError(field, f"must be between {low:g} and {high:g}, got {value:g}")
+    return value
 
 
 def _site(i: int, raw: object) -> Site:

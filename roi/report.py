@@ -166,10 +166,17 @@ def executive_summary(inputs: RoiInputs, result: RoiResult, context: ReportConte
             f"{money(result.after_tax.npv)}."
         )
     if inputs.segment == "iou" and inputs.value("sunset_share") > 0:
+        share = percent(inputs.value("sunset_share"), 0)
+        # The model rounds the year and counts a replacement only inside the horizon.
+        year = max(round(inputs.value("sunset_year")), 1)
         paragraphs.append(
-            f"The model assumes {percent(inputs.value('sunset_share'), 0)} of endpoints sit on "
-            f"a network that shuts down in year {inputs.value('sunset_year'):.0f} and are "
-            "replaced then."
+            f"The model assumes {share} of endpoints sit on a network that shuts down in "
+            + (
+                f"year {year} and are replaced then."
+                if year <= horizon
+                else f"year {year}, after this {horizon}-year period, so no replacement "
+                "is counted."
+            )
         )
     return paragraphs
 

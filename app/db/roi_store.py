@@ -8,7 +8,7 @@ staff only the scenarios of their distributor. A scenario the caller may not see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, true
@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.db import models
 from app.db.queries import utility_clause
+from app.db.segment_queries import last_day_reads
 from app.domain.access import Scope
-from app.domain.telemetry import INTERVAL_SECONDS
+from app.domain.segments import read_success
 from roi.calibrate import FleetProfile
 
 
@@ -196,22 +197,10 @@ def fleet_profile(session: Session, utility: models.Utility) -> FleetProfile:
     )
     success: float | None = None
     if newest is not None and meters:
-        day = timedelta(days=1)
-        received = (
-            session.scalar(
-                select(func.count())
-                .select_from(models.Reading)
-                .join(models.Meter, models.Meter.id == models.Reading.meter_id)
-                .where(
-                    models.Meter.utility_id == utility.id,
-                    models.Reading.start > newest - day,
-                    models.Reading.start <= newest,
-                )
-            )
-            or 0
-        )
-        expected = meters * int(day.total_seconds() // INTERVAL_SECONDS)
-        success = min(received / expected, 1.0)
+        # The segment pages' read success: reads, not VEE estimates, over what the meters'
+        # call-in schedules owe by now (a daily meter's day waits for its call).
+        reads, due = last_day_reads(session, {utility.id: newest})[utility.id]
+        success = read_success(reads, due)
     return FleetProfile(
         utility_id=utility.id,
         utility_name=utility.name,

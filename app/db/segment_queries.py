@@ -47,8 +47,7 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
         .order_by(models.Utility.name)
     ).all()
     latest_of = {u.id: latest for u, *_, latest in rows if isinstance(latest, datetime)}
-    last_day = _intervals_last_day(session, latest_of)
-    due = _intervals_due_last_day(session, latest_of)
+    reads = last_day_reads(session, latest_of)
     result = []
     for utility, distributor, meters, online, offline, latest in rows:
         days = _days_in_service(session, utility.id, latest)
@@ -64,8 +63,8 @@ def utility_activity(session: Session, scope: Scope, segment: str) -> list[Utili
                 meters=int(meters),
                 online=int(online),
                 offline=int(offline),
-                intervals_last_day=last_day.get(utility.id, 0),
-                intervals_due_last_day=due.get(utility.id, 0),
+                intervals_last_day=reads.get(utility.id, (0, 0))[0],
+                intervals_due_last_day=reads.get(utility.id, (0, 0))[1],
                 days_in_service=days,
                 security_events=_security_event_count(session, utility.id),
             )
@@ -82,6 +81,13 @@ def day_window(latest: datetime) -> tuple[datetime, datetime]:
     """
     end = hour_start(latest + INTERVAL)
     return end - timedelta(days=1), end
+
+
+def last_day_reads(session: Session, latest_of: dict[str, datetime]) -> dict[str, tuple[int, int]]:
+    """Return each utility's (intervals read, intervals due) in the day up to its newest data."""
+    read = _intervals_last_day(session, latest_of)
+    due = _intervals_due_last_day(session, latest_of)
+    return {u: (read.get(u, 0), due.get(u, 0)) for u in latest_of}
 
 
 def _intervals_last_day(session: Session, latest_of: dict[str, datetime]) -> dict[str, int]:

@@ -110,9 +110,7 @@ class UtilityActivity:
     @property
     def completeness(self) -> float | None:
         """Share of the last day's due intervals that were read (None with none due)."""
-        if self.intervals_due_last_day <= 0:
-            return None
-        return min(self.intervals_last_day / self.intervals_due_last_day, 1.0)
+        return read_success(self.intervals_last_day, self.intervals_due_last_day)
 
     @property
     def months_in_service(self) -> float:
@@ -155,6 +153,13 @@ class SecurityRow:
     escort_hours_saved_per_year: float
     cost_avoided_per_year: float
     cost_per_visit: float
+
+
+def read_success(reads: int, due: int) -> float | None:
+    """Return the share of due intervals that were read (None when none were due)."""
+    if due <= 0:
+        return None
+    return min(reads / due, 1.0)
 
 
 def intervals_due(start: datetime, end: datetime, offline: bool, last: datetime | None) -> int:

@@ -1254,10 +1254,12 @@ def _channel_export_command_paths() -> JsonObject:
                         },
                         "content": json_body(ref("Deal")),
                     },
-                    **errors(400, 403, 404, 422),
+                    **errors(400, 403, 404, 409, 422),
                 },
                 body=ref("DealRegistration"),
-                description=channel + " 404: an unknown prospect; 422: outside the territory.",
+                description=channel
+                + " 404: an unknown prospect; 409: the partner's own registration of this utility"
+                " is still open; 422: outside the territory.",
             ),
         },
         "/deals/{deal_id}": {

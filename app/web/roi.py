@@ -57,7 +57,7 @@ REPORT_KEYS: Final = ("customer_name", "utility_id")
 FORMATS: Final = {
     "pdf": "application/pdf",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv; charset=utf-8",
+    "csv": "text/csv",  # Werkzeug adds "; charset=utf-8" to a text/ mimetype
 }
 MAX_NAME: Final = 120
 MAX_NOTE: Final = 2_000

@@ -21,6 +21,7 @@ from roi.report import money
 from simulator.fleet import UTILITY_BY_ID, Meter
 from tests.factories import PASSWORD, seed_database
 from tests.integration.test_portal import csrf_from, login, make_settings
+from tests.integration.test_segments import reshape_day
 from tests.unit.test_roi_models import SMALL_IOU
 
 ROI_LOGINS = {
@@ -229,9 +230,52 @@ def test_reports_in_three_formats(app: Flask) -> None:
     assert xlsx.mimetype.endswith("spreadsheetml.sheet")
 
     csv_response = caller.post("/api/v1/roi/report?format=csv", body)
+    assert csv_response.headers["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(csv_response.get_data(as_text=True))))
     assert [int(r["year"]) for r in rows] == [0, 1, 2, 3, 4, 5]
     assert float(rows[3]["cumulative"]) == pytest.approx(17_720)
+
+
+@pytest.mark.parametrize(
+    ("segment", "inputs"),
+    [
+        ("iou", {"endpoints": 1, "modem_lines": 1, "installation_cost": 0, "integration_cost": 0,
+                 "endpoint_cost": 1e-310}),
+        ("service_bureau", {"onboarding_fee": 5e-324}),
+    ],
+)  # fmt: skip
+def test_an_outlay_too_small_for_a_rate_of_return_answers_without_one(
+    app: Flask, segment: str, inputs: dict[str, float]
+) -> None:
+    """numpy-financial's IRR of such flows is infinite, which was a 500 (JSON has no inf)."""
+    if segment == "service_bureau":
+        inputs = {**inputs, "subscription_monthly": 0}
+    body = {"segment": segment, "horizon_years": 1, "inputs": inputs}
+    response = Caller(app, NORTHGRID).post("/api/v1/roi", body)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["irr"] is None
+
+
+@pytest.mark.parametrize(
+    ("keep_hours", "quality", "success"),
+    [
+        # A daily meter that called in 4 hours into the day owes nothing more yet.
+        (4, None, 1.0),
+        # A whole day, its first 2 hours VEE estimates: 8 of the fleet's intervals not read.
+        (24, "estimated-linear", None),
+    ],
+)
+def test_calibration_read_success_is_reads_over_what_was_due(
+    app: Flask, fleet: list[Meter], database_url: str, keep_hours: int, quality: str | None,
+    success: float | None,
+) -> None:  # fmt: skip
+    """The prefill counts read success as the IOU page does (it priced re-reads from it)."""
+    meter_id = sorted(m.id for m in fleet if m.utility_id == "glpl")[0]
+    reshape_day(database_url, meter_id, keep_hours=keep_hours, quality=quality, offline=False)
+    body = Caller(app, NORTHGRID).get("/api/v1/roi/calibrate?utility=glpl").get_json()
+    due = sum(m.utility_id == "glpl" for m in fleet) * 96
+    expected = success if success is not None else (due - 8) / due
+    assert body["profile"]["read_success"] == pytest.approx(expected)
 
 
 def test_calibration_reads_the_fleet_within_the_tenant(app: Flask, fleet: list[Meter]) -> None:
@@ -422,6 +466,10 @@ def test_network_mix_from_a_request_and_from_the_fleet(app: Flask, fleet: list[M
     assert [c["network"] for c in mix.get_json()["choices"]] == ["cellular", "private"]
     bad = northgrid.post("/api/v1/roi/network-mix", {"sites": [{"site_id": "x", "area": "moon"}]})
     assert (bad.status_code, bad.get_json()["field"]) == (400, "sites[0].area")
+    huge = northgrid.post(
+        "/api/v1/roi/network-mix", {**body, "costs": {"cellular_endpoint": 10**400}}
+    )
+    assert (huge.status_code, huge.get_json()["field"]) == (400, "costs.cellular_endpoint")
 
     from_fleet = northgrid.get("/api/v1/roi/network-mix?utility=glpl")
     assert from_fleet.status_code == 200

@@ -181,7 +181,7 @@ def test_security_page_lists_tamper_not_outages(
     engine.dispose()
 
 
-def _reads_of(database_url: str, meter_id: str, *, keep_hours: int, quality: str | None,
+def reshape_day(database_url: str, meter_id: str, *, keep_hours: int, quality: str | None,
                offline: bool) -> None:  # fmt: skip
     """Change one meter's day: delivered only its first hours, some estimates, or offline."""
     engine = make_engine(database_url)
@@ -234,7 +234,7 @@ def test_wireless_read_success_counts_reads_that_were_due(
 ) -> None:  # fmt: skip
     """Read success is reads (not estimates) over what the call-in schedules owe by now."""
     meter_id = sorted(m.id for m in fleet if m.utility_id == "atlantic")[0]
-    _reads_of(database_url, meter_id, keep_hours=keep_hours, quality=quality, offline=offline)
+    reshape_day(database_url, meter_id, keep_hours=keep_hours, quality=quality, offline=offline)
     client = app.test_client()
     assert login(client, "se@wattline.example") == 302
     html = client.get("/segments/iou").get_data(as_text=True)

@@ -176,3 +176,11 @@ def test_benefit_cost_ratio() -> None:
 def test_bad_flows_are_refused(bad: list[float]) -> None:
     with pytest.raises(ValueError, match="flows"):
         finance.npv(0.1, bad)
+
+
+@pytest.mark.parametrize("outlay", [-1e-310, -5e-324])
+def test_a_rate_of_return_that_is_infinite_is_none(outlay: float) -> None:
+    """An outlay too small to measure against real savings has no rate (JSON cannot say inf)."""
+    assert finance.irr([outlay, 100.0]) is None
+    assert finance.mirr([outlay, 100.0, 100.0], 0.08, 0.08) is None
+    assert finance.benefit_cost_ratio(0.08, [0.0, 100.0], [5e-324, 0.0]) is None

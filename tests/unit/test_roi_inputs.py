@@ -144,3 +144,23 @@ def test_not_an_object() -> None:
 def test_with_values_rejects_unknown_names() -> None:
     with pytest.raises(RoiInputError, match=r"inputs\.nope"):
         default_inputs("iou").with_values(nope=1.0)
+
+
+@pytest.mark.parametrize(
+    ("segment", "inputs", "field", "message"),
+    [
+        ("iou", {"endpoints": 0}, "inputs.endpoints", "at least 1"),
+        ("security", {"endpoints": 0}, "inputs.endpoints", "at least 1"),
+        ("service_bureau", {"meters": 0}, "inputs.meters", "at least 1"),
+        ("iou", {"endpoints": 10, "modem_lines": 450}, "inputs.modem_lines", "10 endpoints"),
+        ("service_bureau", {"meters": 99}, "inputs.modem_lines", "99 meters"),
+    ],
+)
+def test_a_model_that_saves_lines_without_endpoints_is_refused(
+    segment: str, inputs: dict[str, int], field: str, message: str
+) -> None:
+    """0 endpoints still saved 450 modem lines (an NPV of $2.6 M for buying nothing)."""
+    with pytest.raises(RoiInputError) as caught:
+        parse_inputs({"segment": segment, "inputs": inputs})
+    assert caught.value.field == field
+    assert message in caught.value.problem

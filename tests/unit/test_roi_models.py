@@ -291,3 +291,20 @@ def test_evaluate_document_is_json_able_end_to_end() -> None:
     assert json.loads(json.dumps(result, allow_nan=False)) == result
     assert result["npv"] == pytest.approx(run(default_inputs("iou")).npv)
     assert result["cash_flows"][0]["year"] == 0
+
+
+@pytest.mark.parametrize(
+    ("segment", "fitted"), [("iou", "endpoints"), ("service_bureau", "meters")]
+)
+def test_a_draw_with_fewer_endpoints_than_lines_saves_only_their_lines(
+    segment: str, fitted: str
+) -> None:
+    """One endpoint displaces one line: a Monte Carlo or tornado draw below the lines saves less."""
+    values: dict[str, Any] = dict(default_inputs(segment).values())
+    lines = values["modem_lines"]
+    values[fitted] = np.array([lines + 50.0, lines - 30.0])
+    flows = evaluate(segment, values, 10)
+    yearly = values["modem_line_monthly"] * 12
+    assert flows.avoided["modem_lines"][:, 1] == pytest.approx(
+        [lines * yearly, (lines - 30) * yearly]
+    )

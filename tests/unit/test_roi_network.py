@@ -57,6 +57,9 @@ def test_request_gives_the_same_mix_as_the_model() -> None:
         (make_request(costs={"satellite": 1}), "costs.satellite"),
         (make_request(costs={"cost_escalation": float("nan")}), "costs.cost_escalation"),
         (make_request(horizon_years=0), "horizon_years"),
+        # Integers past a float (a 500 before: math.isfinite overflowed on them).
+        (make_request(costs={"cellular_endpoint": 10**400}), "costs.cellular_endpoint"),
+        (make_request(horizon_years=10**400), "horizon_years"),
         (make_request(discount_rate=3), "discount_rate"),
         (make_request(colour="red"), "colour"),
     ],

@@ -214,6 +214,17 @@ def test_executive_summary_in_plain_words() -> None:
     assert "does not pay for itself" in " ".join(executive_summary(losing, run(losing), CONTEXT))
 
 
+def test_a_sunset_after_the_horizon_is_not_said_to_replace_anything() -> None:
+    """The model counts no replacement after the period, and the summary must agree."""
+    inputs = make_case("iou", sunset_share=0.3, sunset_year=12)
+    result = run(inputs)
+    assert result.horizon_years == 10
+    assert all(row["capex"] == 0 for row in result.cash_flows[1:])
+    text = " ".join(executive_summary(inputs, result, CONTEXT))
+    assert "year 12, after this 10-year period, so no replacement is counted" in text
+    assert "replaced then" not in text
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [(1234.4, "$1,234"), (-1234.6, "-$1,235"), (0.4, "$0"), (-0.4, "$0"), (None, "n/a")],
