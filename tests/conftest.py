@@ -82,21 +82,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[s
     """Yield a migrated, empty database: an SQLite file, and PostgreSQL when configured."""
     from pathlib import Path
 
-    from sqlalchemy import text
-
     from app.db.migrate import upgrade
-    from app.db.models import Base
-    from app.db.session import make_engine
 
     if request.param == "sqlite":
         url = f"sqlite:///{Path(str(tmp_path)) / 'test.db'}"
         upgrade(url)
         yield url
         return
-    url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
+    yield request.getfixturevalue("empty_postgres_url")
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """Return the migrated PostgreSQL test database with every table emptied."""
+    from sqlalchemy import text
+
+    from app.db.models import Base
+    from app.db.session import make_engine
+
+    engine = make_engine(postgres_url)
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    yield url
+    return postgres_url

@@ -59,7 +59,8 @@ def seed_database(
                 telemetry.IntervalMessage(
                     m.id,
                     tuple(
-                        make_reading(s, kwh=10.0 + i % 7, demand_kw=40.0 + i % 7)
+                        # Demand is the interval's average (kWh x 4): VEE's consistency rule holds.
+                        make_reading(s, kwh=10.0 + i % 7, demand_kw=4 * (10.0 + i % 7))
                         for i, s in enumerate(telemetry.interval_range(T0, intervals))
                     ),
                 ),

@@ -326,9 +326,11 @@ class ReadingAudit(Base):
     old_kwh: Mapped[float | None] = mapped_column(Float)
     old_demand_kw: Mapped[float | None] = mapped_column(Float)
     old_quality: Mapped[str | None] = mapped_column(String(24))
-    new_kwh: Mapped[float] = mapped_column(Float)
-    new_demand_kw: Mapped[float] = mapped_column(Float)
-    new_quality: Mapped[str] = mapped_column(String(24))
+    # None: the change removed the stored value (VEE withdrawing an estimate it can no
+    # longer make).
+    new_kwh: Mapped[float | None] = mapped_column(Float)
+    new_demand_kw: Mapped[float | None] = mapped_column(Float)
+    new_quality: Mapped[str | None] = mapped_column(String(24))
     # kVArh since migration 0010; changes recorded before it have none.
     old_kvarh: Mapped[float | None] = mapped_column(Float)
     new_kvarh: Mapped[float | None] = mapped_column(Float)

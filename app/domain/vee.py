@@ -159,6 +159,12 @@ def grid(start: datetime, end: datetime) -> list[datetime]:
     return [first + i * STEP for i in range(max(count, 0))]
 
 
+def ended_by(now: datetime) -> datetime:
+    """Return the end of the last interval that has ended by `now` (now floored to the grid)."""
+    ts = math.floor(now.timestamp())
+    return datetime.fromtimestamp(ts - ts % INTERVAL_SECONDS, tz=UTC)
+
+
 # ---------------------------------------------------------------- validation
 
 
@@ -200,9 +206,10 @@ def validate(
     """Check intervals with start in [start, end) against every rule; return the failures."""
     cfg = config or VeeConfig()
     rows = sorted((i for i in intervals if start <= i.start < end), key=lambda i: i.start)
+    # An interval that has not ended yet is not missing.
     findings: list[Finding] = [
         Finding("gap", s, f"{n} missing interval(s) from {s.isoformat()}", n)
-        for s, n in find_gaps(rows, start, end)
+        for s, n in find_gaps(rows, start, max(start, min(end, ended_by(now))))
     ]
     for row in rows:
         if cfg.high_demand_kw is not None and row.demand_kw > cfg.high_demand_kw:
@@ -401,25 +408,37 @@ def estimate(
     *,
     config: VeeConfig | None = None,
     tz: tzinfo = UTC,
+    now: datetime | None = None,
 ) -> tuple[list[Interval], list[datetime]]:
     """Estimate every missing interval in [start, end); return (estimates, still missing).
 
-    `intervals` should include history before `start` (for reference days) and the
-    intervals just outside the range (for interpolation end points).
+    `intervals` should include history before `start` (for reference days) and up to the
+    linear limit on either side of the range: a gap is judged whole, so one that crosses
+    `start` or `end` is interpolated (or not) as it would be from a window holding all of
+    it, and a scheduled window that moves a day at a time never splits it. With `now`,
+    intervals that have not ended by then are neither estimated nor missing.
     """
     cfg = config or VeeConfig()
+    if now is not None:
+        end = min(end, ended_by(now))
+    if end <= start:
+        return [], []
     by_start = {i.start: i for i in intervals}
     max_linear = int(cfg.max_linear_gap.total_seconds()) // INTERVAL_SECONDS
+    # Past this reach a gap is longer than the linear limit whatever lies beyond it.
+    lo, hi = start - max_linear * STEP, end + max_linear * STEP
     estimates: list[Interval] = []
     missing: list[datetime] = []
-    for gap_start, count in find_gaps([i for i in intervals if start <= i.start < end], start, end):
-        before = by_start.get(gap_start - STEP)
-        after = by_start.get(gap_start + count * STEP)
-        if count <= max_linear and before and after and _anchor_ok(before) and _anchor_ok(after):
-            estimates.extend(interpolate(before, after, count))
+    for gap_start, count in find_gaps([i for i in intervals if lo <= i.start < hi], lo, hi):
+        gap_end = gap_start + count * STEP
+        if gap_end <= start or gap_start >= end:
             continue
-        for k in range(count):
-            slot = gap_start + k * STEP
+        before = by_start.get(gap_start - STEP)
+        after = by_start.get(gap_end)
+        if count <= max_linear and before and after and _anchor_ok(before) and _anchor_ok(after):
+            estimates.extend(e for e in interpolate(before, after, count) if start <= e.start < end)
+            continue
+        for slot in grid(max(gap_start, start), min(gap_end, end)):
             found = reference_day(slot, by_start, cfg, tz)
             if found is None:
                 missing.append(slot)
@@ -457,7 +476,11 @@ def run(
     )
     inside = [i for i in intervals if start <= i.start < end]
     flagged = mark_questionable(inside, findings)
-    estimates, missing = estimate(intervals, start, end, config=cfg, tz=tz)
+    # Estimate from what this pass leaves trusted: a spike it flags is no end point for a
+    # line, nor part of a reference day (the next pass would see it flagged and disagree).
+    now_flagged = {i.start: i for i in flagged}
+    trusted = [now_flagged.get(i.start, i) for i in intervals]
+    estimates, missing = estimate(trusted, start, end, config=cfg, tz=tz, now=now)
     return VeeResult(tuple(findings), tuple(flagged), tuple(estimates), tuple(missing))
 
 

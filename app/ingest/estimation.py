@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import models, partitions
@@ -31,6 +31,7 @@ class VeeSummary:
     estimated_linear: int = 0
     estimated_reference_day: int = 0
     replaced_estimates: int = 0
+    withdrawn_estimates: int = 0
     unestimated: int = 0
 
 
@@ -64,17 +65,23 @@ def run_vee(
         # The latest status, not the status during [start, end): no history of it is kept.
         active = vee.is_active(status)
     history_from = start - timedelta(days=cfg.reference_lookback_days + 1)
+    # Past `end` up to the linear limit: a gap crossing it is judged whole (vee.estimate).
     rows = session.scalars(
         select(models.Reading)
         .where(
             models.Reading.meter_id == meter_id,
             models.Reading.start >= history_from,
-            models.Reading.start <= end,
+            models.Reading.start <= end + cfg.max_linear_gap + vee.STEP,
         )
         .order_by(models.Reading.start)
     ).all()
     # Stored estimates count as missing: a rerun recomputes them from the actuals known now.
     intervals = [interval_from_row(r) for r in rows if r.quality not in vee.ESTIMATED]
+    estimated_before = {
+        r.start: Stored(r.kwh, r.kvarh, r.demand_kw, r.quality)
+        for r in rows
+        if r.quality in vee.ESTIMATED and start <= r.start < end
+    }
     # Reads in [start, end] only: the sum check judges the intervals of [start, end), so a
     # pair of reads needs both ends inside to cover any of them completely.
     registers = [
@@ -173,9 +180,62 @@ def run_vee(
             )
         summary.estimated_linear = sum(e.quality == vee.ESTIMATED_LINEAR for e in result.estimates)
         summary.estimated_reference_day = len(result.estimates) - summary.estimated_linear
-    changed_starts = [i.start for i in (*result.questionable, *result.estimates)]
+    withdrawn = _withdraw(session, meter_id, estimated_before, result, now)
+    summary.withdrawn_estimates = len(withdrawn)
+    changed_starts = [i.start for i in (*result.questionable, *result.estimates)] + withdrawn
     if changed_starts:
         rollups.refresh(session, {meter_id: changed_starts}, {meter_id: tz})
     summary.unestimated = len(result.unestimated)
     log.info("VEE %s %s..%s: %s", meter_id, start, end, summary)
     return summary
+
+
+def _withdraw(
+    session: Session,
+    meter_id: str,
+    estimated_before: dict[datetime, Stored],
+    result: vee.VeeResult,
+    now: datetime,
+) -> list[datetime]:
+    """Delete stored estimates this run no longer makes; return their starts.
+
+    An estimate whose end point this run flags questionable, or that a shorter linear limit
+    or missing reference days no longer give, would otherwise stay stored while the run
+    reports its slot missing. The audit keeps the old values, with none after.
+    """
+    remade = {e.start for e in result.estimates}
+    stale = sorted(at for at in estimated_before if at not in remade)
+    if not stale:
+        return []
+    # Only if still an estimate: an actual that arrived meanwhile keeps its slot.
+    gone = session.scalars(
+        delete(models.Reading)
+        .where(
+            models.Reading.meter_id == meter_id,
+            models.Reading.start.in_(stale),
+            models.Reading.quality.in_(sorted(vee.ESTIMATED)),
+        )
+        .returning(models.Reading.start)
+    ).all()
+    if gone:
+        session.connection().execute(
+            insert(models.ReadingAudit),
+            [
+                {
+                    "meter_id": meter_id,
+                    "start": at,
+                    "changed_at": now,
+                    "source": "vee",
+                    "old_kwh": estimated_before[at].kwh,
+                    "old_kvarh": estimated_before[at].kvarh,
+                    "old_demand_kw": estimated_before[at].demand_kw,
+                    "old_quality": estimated_before[at].quality,
+                    "new_kwh": None,
+                    "new_kvarh": None,
+                    "new_demand_kw": None,
+                    "new_quality": None,
+                }
+                for at in gone
+            ],
+        )
+    return list(gone)

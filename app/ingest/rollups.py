@@ -321,6 +321,7 @@ def _refresh_chunk(
     hours = {m: {hour(s) for s in touched[m]} for m in chunk}
     low = min(min(h) for h in hours.values())
     high = max(max(h) for h in hours.values()) + timedelta(hours=1)
+    _lock(session, _HOURLY, hours)
     by_hour: dict[tuple[str, datetime], rollups.Accumulator] = defaultdict(rollups.Accumulator)
     rows = session.execute(
         select(
@@ -349,6 +350,9 @@ def _refresh_chunk(
     conn = session.connection()
     if hourly:
         conn.execute(_upsert(session, _HOURLY), hourly)
+    # An hour left without readings (VEE withdrew its estimates) has no rollup any more.
+    kept = {(row["meter_id"], row["start"]) for row in hourly}
+    _delete_buckets(session, models.HourlyRollup, hours, kept)
 
     # Local days begin on an hour in every North American zone, so a day is its hours.
     day_of: dict[tuple[tzinfo, datetime], datetime] = {}
@@ -363,6 +367,7 @@ def _refresh_chunk(
     days = {m: {day(m, h) for h in hours[m]} for m in chunk}
     low = min(min(d) for d in days.values())
     high = max(rollups.day_span(max(d), zones.get(m, UTC))[1] for m, d in days.items())
+    _lock(session, _DAILY, days)
     parts: dict[tuple[str, datetime], list[rollups.Rollup]] = defaultdict(list)
     hr = models.HourlyRollup
     for h in session.execute(
@@ -392,4 +397,56 @@ def _refresh_chunk(
     ]
     if daily:
         conn.execute(_upsert(session, _DAILY), daily)
+    _delete_buckets(session, models.DailyRollup, days, {(r["meter_id"], r["start"]) for r in daily})
     return len(hourly), len(daily)
+
+
+def _lock(session: Session, table: Table, buckets: Mapping[str, set[datetime]]) -> None:
+    """Lock the buckets a recompute will overwrite, waiting for writers adding to them.
+
+    On PostgreSQL a recompute reads the raw rows and then writes the totals: without the
+    lock, a writer that added to a bucket after the read and committed before the write
+    was overwritten (a reading lost from its hour and day until a rebuild). A missing
+    bucket is locked through a placeholder row; its insert waits for a writer's uncommitted
+    one. Writers that come later wait for this transaction and add to the new totals.
+    SQLite writes one transaction at a time: nothing to do.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted((m, start) for m, starts in buckets.items() for start in starts)
+    placeholders = [
+        {"meter_id": m, "start": start, "kwh": 0.0, "kvarh": 0.0, "peak_kw": 0.0,
+         "peak_at": start, "power_factor": None,
+         **dict.fromkeys(_COUNTS, 0)}
+        for m, start in keys
+    ]  # fmt: skip
+    conn = session.connection()
+    for at in range(0, len(placeholders), _LOCK_ROWS):
+        conn.execute(
+            postgresql.insert(table)
+            .values(placeholders[at : at + _LOCK_ROWS])
+            .on_conflict_do_nothing(index_elements=[table.c.meter_id, table.c.start])
+        )
+    t = table.c
+    for meter_id, starts in buckets.items():
+        conn.execute(
+            select(t.meter_id)
+            .where(t.meter_id == meter_id, t.start.in_(sorted(starts)))
+            .order_by(t.start)
+            .with_for_update()
+        )
+
+
+_LOCK_ROWS = 1000  # placeholder rows per INSERT (bound parameters stay well under 65,535)
+
+
+def _delete_buckets(
+    session: Session,
+    model: type[models.HourlyRollup] | type[models.DailyRollup],
+    touched: Mapping[str, set[datetime]],
+    kept: set[tuple[str, datetime]],
+) -> None:
+    for meter_id, starts in touched.items():
+        empty = sorted(s for s in starts if (meter_id, s) not in kept)
+        if empty:
+            session.execute(delete(model).where(model.meter_id == meter_id, model.start.in_(empty)))

@@ -1001,13 +1001,14 @@ def _pending_schemas() -> JsonObject:
                                     "quality": MAYBE_STRING,
                                 }
                             ),
-                            # kvarh is null on changes recorded before it was kept.
+                            # kvarh is null on changes recorded before it was kept; all
+                            # are null when VEE withdrew an estimate it could no longer make.
                             "new": obj(
                                 {
-                                    "kwh": NUMBER,
+                                    "kwh": MAYBE_NUMBER,
                                     "kvarh": MAYBE_NUMBER,
-                                    "demand_kw": NUMBER,
-                                    "quality": STRING,
+                                    "demand_kw": MAYBE_NUMBER,
+                                    "quality": MAYBE_STRING,
                                 }
                             ),
                         }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -358,3 +360,168 @@ def test_vee_command_passes_every_threshold_to_vee_config(
         assert refused.exit_code == 2
         assert name in refused.output
     assert len(seen) == 2
+
+
+@pytest.fixture
+def one_meter(database_url: str) -> Iterator[tuple[Any, Meter]]:
+    """Sessions on a database holding one meter, and that meter."""
+    engine, sessions, fleet = fleet_sessions(database_url, 1, 1)
+    yield sessions, fleet[0]
+    engine.dispose()
+
+
+def _day_message(meter: Meter, readings: list[telemetry.Reading]) -> Accepted:
+    return Accepted(
+        telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "interval"),
+        telemetry.IntervalMessage(meter.id, tuple(readings)),
+        b"",
+        datetime.now(UTC),
+    )
+
+
+def _flat(start: datetime, kwh: float) -> telemetry.Reading:
+    return make_reading(start, kwh=kwh, kvarh=0.0, demand_kw=4 * kwh)
+
+
+def _stored(
+    sessions: Any, meter_id: str, starts: list[datetime]
+) -> dict[datetime, tuple[float, str]]:
+    with sessions() as s:
+        return {
+            r.start: (round(r.kwh, 6), r.quality)
+            for r in s.scalars(
+                select(models.Reading).where(
+                    models.Reading.meter_id == meter_id, models.Reading.start.in_(starts)
+                )
+            )
+        }
+
+
+def _rollups_match_raw(sessions: Any, meter_id: str) -> None:
+    """Every hourly rollup of the meter is its readings' sum, and no hour lacks or adds one."""
+    with sessions() as s:
+        raw: dict[datetime, float] = {}
+        for r in s.scalars(select(models.Reading).where(models.Reading.meter_id == meter_id)):
+            hour = r.start.replace(minute=0)
+            raw[hour] = raw.get(hour, 0.0) + r.kwh
+        stored = {
+            h.start: h.kwh
+            for h in s.scalars(
+                select(models.HourlyRollup).where(models.HourlyRollup.meter_id == meter_id)
+            )
+        }
+    assert stored.keys() == raw.keys()
+    for hour, kwh in raw.items():
+        assert stored[hour] == pytest.approx(kwh), hour
+
+
+def test_a_spike_this_run_flags_anchors_no_estimate_and_a_rerun_agrees(
+    one_meter: tuple[Any, Meter],
+) -> None:
+    """10 kWh, four missing, then a 400 kWh spike: the spike is flagged, not interpolated to."""
+    sessions, meter = one_meter
+    step = timedelta(minutes=15)
+    gap = [T0 + k * step for k in range(20, 24)]
+    readings = [
+        _flat(T0 + k * step, 400.0 if k == 24 else 10.0) for k in range(96) if not 20 <= k < 24
+    ]
+    with sessions.begin() as s:
+        write_batch(s, [_day_message(meter, readings)], MeterDirectory())
+    now = T0 + timedelta(days=2)
+    with sessions.begin() as s:
+        first = run_vee(s, meter.id, T0, T0 + timedelta(days=1), now=now)
+    assert first.findings["spike"] >= 1
+    assert first.estimated_linear == 0
+    assert _stored(sessions, meter.id, gap) == {}
+    assert first.unestimated == 4
+    with sessions.begin() as s:
+        second = run_vee(s, meter.id, T0, T0 + timedelta(days=1), now=now)
+    assert (second.estimated_linear, second.unestimated) == (0, 4)
+    _rollups_match_raw(sessions, meter.id)
+
+
+def test_an_estimate_a_rerun_cannot_make_is_withdrawn_and_audited(
+    one_meter: tuple[Any, Meter],
+) -> None:
+    """A shorter linear limit and no reference history: the old line goes, on the trail."""
+    sessions, meter = one_meter
+    step = timedelta(minutes=15)
+    gap = [T0 + k * step for k in range(20, 24)]
+    readings = [
+        _flat(T0 + k * step, 75.0 if k < 20 else 100.0) for k in range(96) if not 20 <= k < 24
+    ]
+    with sessions.begin() as s:
+        write_batch(s, [_day_message(meter, readings)], MeterDirectory())
+    now = T0 + timedelta(days=2)
+    with sessions.begin() as s:
+        assert run_vee(s, meter.id, T0, T0 + timedelta(days=1), now=now).estimated_linear == 4
+    assert _stored(sessions, meter.id, gap) == {
+        at: (kwh, vee.ESTIMATED_LINEAR)
+        for at, kwh in zip(gap, (80.0, 85.0, 90.0, 95.0), strict=True)
+    }
+    shorter = vee.VeeConfig(max_linear_gap=timedelta(minutes=30))
+    with sessions.begin() as s:
+        again = run_vee(s, meter.id, T0, T0 + timedelta(days=1), now=now, config=shorter)
+    assert (again.withdrawn_estimates, again.unestimated) == (4, 4)
+    assert _stored(sessions, meter.id, gap) == {}
+    with sessions() as s:
+        trail = s.scalars(
+            select(models.ReadingAudit)
+            .where(models.ReadingAudit.new_quality.is_(None))
+            .order_by(models.ReadingAudit.start)
+        ).all()
+    assert [(a.start, a.old_kwh, a.old_quality, a.new_kwh) for a in trail] == [
+        (at, kwh, vee.ESTIMATED_LINEAR, None)
+        for at, kwh in zip(gap, (80.0, 85.0, 90.0, 95.0), strict=True)
+    ]
+    # The hour that held only the estimates has no rollup left; the others match their data.
+    _rollups_match_raw(sessions, meter.id)
+
+
+def test_vee_never_estimates_intervals_that_have_not_ended(one_meter: tuple[Any, Meter]) -> None:
+    """Eight days of data and a run at 01:00 on the ninth: nothing after 01:00 is stored."""
+    sessions, meter = one_meter
+    step = timedelta(minutes=15)
+    with sessions.begin() as s:
+        for day in range(8):
+            first = T0 + timedelta(days=day)
+            day_readings = [_flat(first + k * step, 10.0) for k in range(96)]
+            write_batch(s, [_day_message(meter, day_readings)], MeterDirectory())
+    ninth = T0 + timedelta(days=8)
+    now = ninth + timedelta(hours=1)
+    with sessions.begin() as s:
+        summary = run_vee(s, meter.id, ninth, ninth + timedelta(days=1), now=now)
+    assert summary.findings["gap"] == 1
+    assert summary.estimated_reference_day == 4  # 00:00-00:45, ended by 01:00
+    with sessions() as s:
+        after = s.scalar(
+            select(func.count())
+            .select_from(models.Reading)
+            .where(models.Reading.meter_id == meter.id, models.Reading.start >= now)
+        )
+    assert after == 0
+
+
+def test_a_gap_across_midnight_is_estimated_alike_from_either_window(
+    one_meter: tuple[Any, Meter],
+) -> None:
+    """23:30-00:30 missing: the scheduled window moving a day keeps the one-hour line."""
+    sessions, meter = one_meter
+    step = timedelta(minutes=15)
+    midnight = T0 + timedelta(days=14)
+    gap = [midnight + k * step for k in range(-2, 2)]
+    starts = [T0 + k * step for k in range(96 * 17)]
+    rows = [_flat(s, 10.0 + (s.hour * 4 + s.minute // 15) / 10) for s in starts if s not in gap]
+    with sessions.begin() as s:
+        for at in range(0, len(rows), 96):
+            write_batch(s, [_day_message(meter, rows[at : at + 96])], MeterDirectory())
+    now = midnight + timedelta(days=5)
+    with sessions.begin() as s:
+        run_vee(s, meter.id, midnight - timedelta(days=2), midnight + timedelta(days=1), now=now)
+    before = _stored(sessions, meter.id, gap)
+    assert {quality for _, quality in before.values()} == {vee.ESTIMATED_LINEAR}
+    assert len(before) == 4
+    with sessions.begin() as s:
+        moved = run_vee(s, meter.id, midnight, midnight + timedelta(days=3), now=now)
+    assert _stored(sessions, meter.id, gap) == before
+    assert moved.replaced_estimates == 0
