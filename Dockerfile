@@ -1,5 +1,5 @@
 # One image, several entry points (see docker-compose.yml):
-#   web      gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 4 'app:create_portal()'
+#   web      gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 8 'app:create_portal()'  (4 threads each for live streams)
 #   migrate  python -m app.manage migrate        (also: python -m app.manage seed-demo)
 #   ingest   python -m app.ingest
 #   sim      python -m simulator run
@@ -32,4 +32,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/v1/health', timeout=4)"]
 
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "app:create_portal()"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "8", "app:create_portal()"]

@@ -9,9 +9,9 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.config import ConfigError
+from app.config import MAX_DAYS, ConfigError
 
-MAX_DAYS = 3660  # ten years: the most any day count of the operator tools may reach back
+__all__ = ["MAX_DAYS", "FiniteFloat", "run"]
 
 
 class FiniteFloat(click.FloatRange):
@@ -27,8 +27,8 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
-def run(group: click.Group, prog_name: str | None = None) -> None:
-    """Run a command group; a database or setting error is one line, not a traceback.
+def run(group: click.Command, prog_name: str | None = None) -> None:
+    """Run a command (group); a database or setting error is one line, not a traceback.
 
     A database never migrated ("no such table"), an unknown driver in DATABASE_URL, an
     unreachable server or a malformed MQTT_URL are an operator's to fix, not a bug.

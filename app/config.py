@@ -68,7 +68,14 @@ def check_share_group(name: str) -> str:
     return name
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+MAX_DAYS = 3660  # ten years: the most any day count of the operator tools may reach back
+# The ingest's --future-tolerance limit, which INGEST_FUTURE_TOLERANCE_S also sets.
+MAX_TOLERANCE_S = MAX_DAYS * 86400
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -78,10 +85,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -89,8 +100,8 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float) ->
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {raw}")
+    if not minimum <= value <= maximum:  # NaN and infinity fail this too
+        raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}, got {raw}")
     return value
 
 
@@ -140,13 +151,16 @@ class Settings:
             secret_key=secret,
             demo_mode=demo_mode,
             demo_password=env.get("DEMO_PASSWORD") or "demo",
-            port=_int(env, "PORT", 5000, minimum=0),
+            port=_int(env, "PORT", 5000, minimum=0, maximum=65535),
             demo_meters=_int(env, "DEMO_METERS", 200, minimum=1),
-            demo_speed=_float(env, "DEMO_SPEED", 900.0, minimum=1.0),
+            # The simulator's own limit (a day a second): refused here before anything starts.
+            demo_speed=_float(env, "DEMO_SPEED", 900.0, minimum=1.0, maximum=86_400.0),
             demo_seed=_int(env, "DEMO_SEED", 42),
             instance_path=instance,
             ingest_share_group=share_group,
-            ingest_future_tolerance_s=_float(env, "INGEST_FUTURE_TOLERANCE_S", 3600.0, minimum=0.0),
+            ingest_future_tolerance_s=_float(
+                env, "INGEST_FUTURE_TOLERANCE_S", 3600.0, minimum=0.0, maximum=MAX_TOLERANCE_S
+            ),
         )
 
 

@@ -17,6 +17,7 @@ import click
 from sqlalchemy import select
 
 from app.broker import EmbeddedBroker, free_port, port_is_free
+from app.clitypes import run
 from app.config import Settings
 from app.db import migrate
 from app.db.models import ServiceHeartbeat
@@ -175,8 +176,10 @@ def main() -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGHUP: the terminal closed. The children run in sessions of their own, so nothing
+    # else would stop them: they were left running, the portal holding its port.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         for name, argv in commands.items():
             click.echo(f"  starting {name}")
@@ -236,4 +239,4 @@ def _banner(settings: Settings, portal_url: str, mqtt_url: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, prog_name="python -m app.demo")

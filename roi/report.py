@@ -174,8 +174,7 @@ def executive_summary(inputs: RoiInputs, result: RoiResult, context: ReportConte
             + (
                 f"year {year} and are replaced then."
                 if year <= horizon
-                else f"year {year}, after this {horizon}-year period, so no replacement "
-                "is counted."
+                else f"year {year}, after this {horizon}-year period, so no replacement is counted."
             )
         )
     return paragraphs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +29,11 @@ bp = Blueprint("fleet", __name__)
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
 STREAM_SECONDS = 300.0
+# Streams one process holds open at once: each holds a server thread for up to
+# STREAM_SECONDS, and eight open fleet pages froze a portal of eight threads. A page past
+# the limit gets one snapshot and reconnects after BUSY_RETRY_SECONDS (polling, in effect).
+STREAM_SLOTS = 4
+BUSY_RETRY_SECONDS = 15.0
 
 
 @bp.get("/")
@@ -78,32 +84,54 @@ def map_points() -> Any:
 @login_required
 def stream() -> Response:
     """Stream live fleet snapshots as Server-Sent Events, one whenever something changed."""
-    factory = cast(sessionmaker[Session], current_app.extensions["wattline"]["sessions"])
+    extensions = current_app.extensions["wattline"]
+    factory = cast(sessionmaker[Session], extensions["sessions"])
+    slots = cast(
+        threading.BoundedSemaphore,
+        extensions.setdefault("stream_slots", threading.BoundedSemaphore(STREAM_SLOTS)),
+    )
     response = Response(
-        _snapshots(factory, user().scope),
+        _snapshots(factory, user().scope, slots),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
     return response
 
 
-def _snapshots(factory: sessionmaker[Session], scope: Scope) -> Iterator[str]:
+def _snapshots(
+    factory: sessionmaker[Session], scope: Scope, slots: threading.BoundedSemaphore
+) -> Iterator[str]:
     # Runs after the request context is gone: its own short session per tick, so a long
-    # stream never holds a connection or a transaction open between ticks.
-    started = last_sent = time.monotonic()
-    previous = None
-    yield f"retry: {int(POLL_SECONDS * 1000)}\n\n"
-    while time.monotonic() - started < STREAM_SECONDS:
-        now = datetime.now(UTC)
-        with factory() as session:
-            snapshot = live_queries.live_snapshot(session, scope, now)
-        body = json.dumps(snapshot, separators=(",", ":"))
-        if body != previous:
-            previous = body
-            last_sent = time.monotonic()
-            stamped = {**snapshot, "generated_at": format_time(now)}
-            yield f"event: fleet\ndata: {json.dumps(stamped, separators=(',', ':'))}\n\n"
-        elif time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
-            last_sent = time.monotonic()
-            yield ": keepalive\n\n"
-        time.sleep(POLL_SECONDS)
+    # stream never holds a connection or a transaction open between ticks. The slot is
+    # taken here, not in the view: a generator never started never runs its `finally`.
+    held = slots.acquire(blocking=False)
+    try:
+        if not held:
+            yield f"retry: {int(BUSY_RETRY_SECONDS * 1000)}\n\n"
+            yield _event(factory, scope, datetime.now(UTC))[1]
+            return
+        started = last_sent = time.monotonic()
+        previous = None
+        yield f"retry: {int(POLL_SECONDS * 1000)}\n\n"
+        while time.monotonic() - started < STREAM_SECONDS:
+            body, message = _event(factory, scope, datetime.now(UTC))
+            if body != previous:
+                previous = body
+                last_sent = time.monotonic()
+                yield message
+            elif time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                last_sent = time.monotonic()
+                yield ": keepalive\n\n"
+            time.sleep(POLL_SECONDS)
+    finally:
+        if held:
+            slots.release()
+
+
+def _event(factory: sessionmaker[Session], scope: Scope, now: datetime) -> tuple[str, str]:
+    """Return (the snapshot's JSON without its time, the `fleet` event carrying it)."""
+    with factory() as session:
+        snapshot = live_queries.live_snapshot(session, scope, now)
+    stamped = {**snapshot, "generated_at": format_time(now)}
+    body = json.dumps(snapshot, separators=(",", ":"))
+    return body, f"event: fleet\ndata: {json.dumps(stamped, separators=(',', ':'))}\n\n"

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -216,3 +217,32 @@ def test_fleet_load_keeps_past_hours_a_while_and_reads_the_newest_hour_fresh(
     assert moved == recomputed
     assert min(start for start, _ in moved) == T0 + timedelta(hours=1)
     assert max(start for start, _ in moved) == T0 + timedelta(hours=24)
+
+
+def test_streams_past_the_slots_get_one_snapshot_and_poll(app: Flask) -> None:
+    """Eight open fleet pages held all eight portal threads; past the slots a page polls."""
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+
+    def opened() -> tuple[Any, Iterator[str]]:
+        response = client.get("/fleet/stream", buffered=False)
+        chunks = (c.decode() if isinstance(c, bytes) else c for c in response.response)
+        return response, chunks
+
+    held = []
+    for _ in range(fleet_views.STREAM_SLOTS):
+        response, chunks = opened()
+        assert next(chunks).startswith(f"retry: {int(fleet_views.POLL_SECONDS * 1000)}")
+        held.append(response)
+    busy, chunks = opened()
+    rest = list(chunks)  # ends by itself: one snapshot, then the client retries later
+    assert rest[0] == f"retry: {int(fleet_views.BUSY_RETRY_SECONDS * 1000)}\n\n"
+    assert len(rest) == 2
+    assert rest[1].startswith("event: fleet\ndata: ")
+    busy.close()
+    held.pop().close()  # a page closes: its slot is free again
+    response, chunks = opened()
+    assert next(chunks).startswith(f"retry: {int(fleet_views.POLL_SECONDS * 1000)}")
+    response.close()
+    for response in held:
+        response.close()
