@@ -427,14 +427,16 @@ def _lock(session: Session, table: Table, buckets: Mapping[str, set[datetime]]) 
             .values(placeholders[at : at + _LOCK_ROWS])
             .on_conflict_do_nothing(index_elements=[table.c.meter_id, table.c.start])
         )
+    # One statement for the chunk: its meters' buckets over the span, in key order (the
+    # order every recompute locks in). A few untouched buckets inside the span are locked too.
     t = table.c
-    for meter_id, starts in buckets.items():
-        conn.execute(
-            select(t.meter_id)
-            .where(t.meter_id == meter_id, t.start.in_(sorted(starts)))
-            .order_by(t.start)
-            .with_for_update()
-        )
+    starts = [start for _, start in keys]
+    conn.execute(
+        select(t.meter_id)
+        .where(t.meter_id.in_(list(buckets)), t.start >= min(starts), t.start <= max(starts))
+        .order_by(t.meter_id, t.start)
+        .with_for_update()
+    )
 
 
 _LOCK_ROWS = 1000  # placeholder rows per INSERT (bound parameters stay well under 65,535)

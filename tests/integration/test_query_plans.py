@@ -527,10 +527,11 @@ CASES: dict[str, tuple[Callable[[Session], object], Expect]] = {
         lambda s: utility_activity(s, VENDOR, "security"),
         through(PK, months=(DEC,)),
     ),
-    # ROI calibration: one utility's last day of intervals.
+    # ROI calibration: the segment pages' read success, from the hourly rollups and the
+    # meters alone (no raw interval).
     "roi-fleet-profile": (
         lambda s: roi_store.fleet_profile(s, _utility(s, "glpl")),
-        through(PK, months=(FEB,)),
+        ROLLUPS_ONLY,
     ),
     # VEE of one meter's last day: its intervals since the reference days' lookback and
     # the register reads of that day, each by its key, in those months only; which of the
