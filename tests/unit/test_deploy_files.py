@@ -86,6 +86,14 @@ def test_every_expected_service_exists() -> None:
     assert set(services()) >= EXPECTED_SERVICES
 
 
+def test_only_the_simulator_is_demo_only() -> None:
+    """`--profile demo` adds the simulator; a real stack (no profile) runs everything else."""
+    profiled = {name: s["profiles"] for name, s in services().items() if "profiles" in s}
+    assert profiled == {"simulator": ["demo"]}
+    for name, service in services().items():
+        assert "simulator" not in depends_on(service), f"{name} would pull in the simulator"
+
+
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
 def test_app_services_build_the_one_image(name: str) -> None:
     """Every app service builds from the repository root's Dockerfile."""
