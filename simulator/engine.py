@@ -53,6 +53,7 @@ from simulator.model import (
     SLOTS_PER_DAY,
     Block,
     FleetArrays,
+    dst_table,
     interval_index,
     to_readings,
 )
@@ -337,7 +338,9 @@ class Engine:
 
     def _due(self, t: int) -> NDArray[np.bool_]:
         period = np.array([SCHEDULE_PERIOD[s] for s in SCHEDULES])[self.schedule]
-        local_next = t + 1 + self.arrays.shift_slots
+        # The daily call window is clock time (00:15-04:00 local), DST included.
+        clocks = dst_table(t + 1, 1)[self.arrays.region, 0]
+        local_next = t + 1 + self.arrays.shift_slots + clocks
         hourly = (t + 1) % 4 == self.hourly_phase
         daily = local_next % SLOTS_PER_DAY == self.daily_slot
         result: NDArray[np.bool_] = np.where(

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
@@ -187,9 +188,54 @@ def profile_code(meter: Meter) -> str:
     return meter.building_type
 
 
-def utc_offset_hours(utility_id: str) -> int:
-    """Return the fixed UTC offset (hours) used as local time for a utility's meters."""
-    return CLIMATES[REGION_INDEX[UTILITY_BY_ID[utility_id].region]].utc_offset_hours
+def utc_offset_hours(utility_id: str, at: datetime | None = None) -> int:
+    """Return the UTC offset (hours) of a utility's clocks: standard time, or at instant `at`."""
+    region = REGION_INDEX[UTILITY_BY_ID[utility_id].region]
+    standard = CLIMATES[region].utc_offset_hours
+    if at is None:
+        return standard
+    start, end = _dst_span(region, at.astimezone(UTC).year)
+    return standard + (1 if start <= interval_index(at) < end else 0)
+
+
+DST_SLOTS: Final = 3600 // INTERVAL_SECONDS  # the hour clocks move in summer
+
+
+@functools.lru_cache(maxsize=512)
+def _dst_span(region: int, year: int) -> tuple[int, int]:
+    """Return the UTC interval indexes [start, end) of a region's daylight time in `year`."""
+    zone = ZoneInfo(CLIMATES[region].zone)
+    standard = timedelta(hours=CLIMATES[region].utc_offset_hours)
+    first = datetime(year, 1, 1, tzinfo=UTC)
+    start: datetime | None = None
+    # North American clocks change on the hour in UTC too (every offset is whole hours).
+    for hour in range(24 * 366):
+        at = first + timedelta(hours=hour)
+        if at.year != year:
+            break
+        summer = at.astimezone(zone).utcoffset() != standard
+        if summer and start is None:
+            start = at
+        elif not summer and start is not None:
+            return interval_index(start), interval_index(at)
+    return (
+        (0, 0)
+        if start is None
+        else (interval_index(start), interval_index(first.replace(year=year + 1)))
+    )
+
+
+def dst_table(first: int, count: int) -> NDArray[np.int64]:
+    """Return the slots each region's clocks run ahead of standard time (regions x count)."""
+    t = np.arange(first, first + count, dtype=np.int64)
+    years = (t * INTERVAL_SECONDS).astype("datetime64[s]").astype("datetime64[Y]").astype(np.int64)
+    out = np.zeros((len(CLIMATES), count), dtype=np.int64)
+    for year in np.unique(years).tolist():
+        in_year = years == year
+        for region in range(len(CLIMATES)):
+            start, end = _dst_span(region, 1970 + year)
+            out[region] += np.where(in_year & (t >= start) & (t < end), DST_SLOTS, 0)
+    return out
 
 
 def interval_index(start: datetime) -> int:
@@ -265,14 +311,19 @@ def _reference_hvac(seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]
 
 
 @functools.lru_cache(maxsize=16)
-def _reference_occupancy(offset_slots: int) -> NDArray[np.float64]:
-    return occupancy_table(_REFERENCE_FIRST + offset_slots, _REFERENCE_COUNT)
+def _reference_occupancy(region: int) -> NDArray[np.float64]:
+    # By UTC slot of the reference year: each at the region's clock time, DST included.
+    offset = CLIMATES[region].utc_offset_hours * 4
+    table = occupancy_table(_REFERENCE_FIRST + offset, _REFERENCE_COUNT + DST_SLOTS)
+    shift = dst_table(_REFERENCE_FIRST, _REFERENCE_COUNT)[region]
+    result: NDArray[np.float64] = table[:, np.arange(_REFERENCE_COUNT) + shift]
+    return result
 
 
 @functools.lru_cache(maxsize=1024)
 def calibration(seed: int, profile: int, region: int) -> tuple[float, float]:
     """Return (max, mean) of the noiseless shape over the reference year for a profile and region."""
-    occ = _reference_occupancy(CLIMATES[region].utc_offset_hours * 4)[profile]
+    occ = _reference_occupancy(region)[profile]
     cooling, heating = _reference_hvac(seed)
     btype = BUILDING_TYPES[PROFILES[profile].building_type]
     s = _shape(occ, cooling[region], heating[region], btype.cooling, btype.heating)
@@ -436,8 +487,10 @@ class FleetArrays:
         # Tables over the window (profiles or regions x time) turn calendar and weather
         # into one gather per value.
         local_lo = t_lo - JITTER_SLOTS + int(self.shift_slots.min(initial=0)) - 4 * 24
-        local_hi = t_hi + int(self.shift_slots.max(initial=0)) + 1
+        local_hi = t_hi + int(self.shift_slots.max(initial=0)) + 1 + DST_SLOTS
         occ_table = occupancy_table(local_lo, local_hi - local_lo + 1)
+        # Buildings keep clock time: an hour ahead of standard time in summer.
+        dst = dst_table(t_lo, count)
         temp, cool_table, heat_table = hvac_tables(self.seed, t_lo, count, self.effects.heat)
         region = self.region[rows]
         tcol = t - t_lo
@@ -449,7 +502,9 @@ class FleetArrays:
         c_region = (combos // _N_JITTER) % len(CLIMATES)
         c_shift = _REGION_OFFSET_SLOTS[c_region] + combos % _N_JITTER - JITTER_SLOTS
         window = np.arange(t_lo, t_hi + 1, dtype=np.int64)
-        occ = occ_table[c_profile[:, None], window[None, :] + c_shift[:, None] - local_lo]
+        occ = occ_table[
+            c_profile[:, None], window[None, :] + c_shift[:, None] + dst[c_region] - local_lo
+        ]
         smax = np.array(
             [
                 calibration(self.seed, p, r)[0]
@@ -469,7 +524,7 @@ class FleetArrays:
         s = table[inverse, tcol]
         base = self.base[rows]
         frac = base + (1.0 - base) * s
-        day = (t + shift) // SLOTS_PER_DAY
+        day = (t + shift + dst[region, tcol]) // SLOTS_PER_DAY
         day_factor = 1.0 + DAY_SPREAD * (
             hashing.uniform(hashing.hash_at(self.day_keys[rows], day)) - 0.5
         )

@@ -25,11 +25,13 @@ class Climate:
     """A region's temperature normals in degrees Celsius."""
 
     region: str
-    utc_offset_hours: int
+    utc_offset_hours: int  # standard time
     mean_c: float
     seasonal_c: float
     diurnal_c: float
     weather_sigma_c: float
+    # The city's zone: its clocks, which buildings keep, move an hour in summer.
+    zone: str = "America/New_York"
 
     @property
     def cooling_design_c(self) -> float:
@@ -42,16 +44,17 @@ class Climate:
         return self.mean_c - self.seasonal_c - self.diurnal_c - 1.5 * self.weather_sigma_c
 
 
-# Rounded normals for a representative city per region (NOAA 1991-2020 style figures);
-# fixed standard-time offsets, no DST: local time only places occupancy and sunshine.
+# Rounded normals for a representative city per region (NOAA 1991-2020 style figures).
+# The sun keeps standard time (temperatures follow it); occupancy follows the clocks, which
+# keep daylight-saving time (simulator.model.dst_table).
 CLIMATES: Final = (
-    Climate("Midwest", -5, 10.0, 13.0, 5.0, 4.0),  # Detroit
-    Climate("Northeast", -5, 13.5, 12.0, 4.5, 3.5),  # Philadelphia
-    Climate("New England", -5, 8.0, 14.0, 6.0, 4.0),  # Keene NH
-    Climate("Mid-Atlantic", -5, 14.5, 11.5, 5.0, 3.5),  # Washington DC
-    Climate("Great Plains", -6, 9.5, 14.0, 8.0, 4.5),  # North Platte NE
-    Climate("Mountain West", -7, 10.5, 11.0, 8.0, 4.0),  # Denver
-    Climate("Pacific Northwest", -8, 12.5, 8.0, 5.0, 2.5),  # Portland OR
+    Climate("Midwest", -5, 10.0, 13.0, 5.0, 4.0, "America/Detroit"),  # Detroit
+    Climate("Northeast", -5, 13.5, 12.0, 4.5, 3.5, "America/New_York"),  # Philadelphia
+    Climate("New England", -5, 8.0, 14.0, 6.0, 4.0, "America/New_York"),  # Keene NH
+    Climate("Mid-Atlantic", -5, 14.5, 11.5, 5.0, 3.5, "America/New_York"),  # Washington DC
+    Climate("Great Plains", -6, 9.5, 14.0, 8.0, 4.5, "America/Chicago"),  # North Platte NE
+    Climate("Mountain West", -7, 10.5, 11.0, 8.0, 4.0, "America/Denver"),  # Denver
+    Climate("Pacific Northwest", -8, 12.5, 8.0, 5.0, 2.5, "America/Los_Angeles"),  # Portland OR
 )
 REGIONS: Final = tuple(c.region for c in CLIMATES)
 REGION_INDEX: Final = {r: i for i, r in enumerate(REGIONS)}

@@ -119,7 +119,8 @@ def _daily_kwh(
     year: tuple[list[Meter], NDArray[np.float64], NDArray[np.float64]], row: int, day: date
 ) -> float:
     fleet, _, kwh = year
-    offset = model.utc_offset_hours(fleet[row].utility_id)
+    midday = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    offset = model.utc_offset_hours(fleet[row].utility_id, midday)  # the day's clock time
     first = interval_index(datetime(day.year, day.month, day.day, tzinfo=UTC)) - offset * 4
     return float(kwh[row, first - YEAR_START : first - YEAR_START + 96].sum())
 
@@ -151,7 +152,9 @@ def test_weekends_and_shifts_shape_the_week(
     fleet, demand, _ = year
     one, three = _first(year, "manufacturing_1"), _first(year, "manufacturing_3")
     for row, low, high in ((one, 0.0, 0.6), (three, 0.8, 1.05)):
-        offset = model.utc_offset_hours(fleet[row].utility_id)
+        offset = model.utc_offset_hours(
+            fleet[row].utility_id, datetime(2026, 4, 14, 12, tzinfo=UTC)
+        )
         base = interval_index(datetime(2026, 4, 14, tzinfo=UTC)) - offset * 4 - YEAR_START
         night = demand[row, base + 4 * 2]  # 02:00 local
         day = demand[row, base + 4 * 10]  # 10:00 local

@@ -25,6 +25,7 @@ from simulator.model import (
 SEED = 42
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, 00:00 UTC
 WEEK = 96 * 7
+STEP = timedelta(minutes=15)
 
 
 def first_of_type(building_type: str, seed: int = SEED) -> Meter:
@@ -33,8 +34,9 @@ def first_of_type(building_type: str, seed: int = SEED) -> Meter:
 
 
 def local(meter: Meter, day: datetime, hour: int) -> datetime:
-    """Return the UTC instant of `hour` local time on `day` for `meter`."""
-    return day + timedelta(hours=hour - utc_offset_hours(meter.utility_id))
+    """Return the UTC instant of `hour` on the meter's clocks on `day` (DST included)."""
+    standard = day + timedelta(hours=hour - utc_offset_hours(meter.utility_id))
+    return day + timedelta(hours=hour - utc_offset_hours(meter.utility_id, standard))
 
 
 def demand_at(meter: Meter, start: datetime) -> float:
@@ -151,3 +153,22 @@ def test_clock_maps_wall_time_to_sim_time() -> None:
 def test_clock_rejects_bad_parameters(start: datetime, speed: float) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - either message is fine
         SimClock(start, speed, 0.0)
+
+
+def test_buildings_keep_clock_time_across_the_change_to_daylight_time() -> None:
+    """An office's evening looks the same on the Friday before and the Tuesday after.
+
+    Occupancy used standard time all year: from the second Sunday of March the whole
+    profile moved an hour late on the portal's clock (08:00 looked like 07:00, 19:00 like
+    18:00 while people were still in), for eight months of the year.
+    """
+    meter = first_of_type("large_office")
+    ratios = []
+    for day in (datetime(2026, 3, 6, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC)):
+        evening = [demand_at(meter, local(meter, day, 19) + k * STEP) for k in range(4)]
+        noon = [demand_at(meter, local(meter, day, 12) + k * STEP) for k in range(4)]
+        ratios.append(sum(evening) / sum(noon))
+    assert utc_offset_hours(meter.utility_id, datetime(2026, 3, 10, 16, tzinfo=UTC)) == (
+        utc_offset_hours(meter.utility_id) + 1
+    )
+    assert ratios[1] == pytest.approx(ratios[0], abs=0.1), ratios
