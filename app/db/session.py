@@ -9,13 +9,25 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import ConfigError
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers."""
+
+def make_engine(url: str, *, create: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for concurrent workers.
+
+    An SQLite file must exist unless `create` (migrations make it): SQLite would otherwise
+    create an empty one at a mistyped DATABASE_URL and each tool fail later, or not at all.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            if not create and not path.exists():
+                raise ConfigError(
+                    f"DATABASE_URL: no SQLite database at {path} "
+                    "(run `python -m app.manage migrate` to create it)"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -86,6 +86,7 @@ def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 @pytest.fixture
 def bare_app(tmp_path: Path) -> Iterator[Flask]:
     """A portal on an empty SQLite file: enough to read its routes and serve the document."""
+    (tmp_path / "routes.db").touch()
     flask_app = create_app(make_settings(f"sqlite:///{tmp_path / 'routes.db'}", tmp_path))
     yield flask_app
     flask_app.extensions["wattline"]["engine"].dispose()

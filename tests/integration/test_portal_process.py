@@ -20,6 +20,7 @@ print(frozen, len(gc.get_objects()), status)
 
 def test_create_portal_freezes_the_loaded_heap(tmp_path: Path) -> None:
     # In a child process: a frozen heap is process-wide and must not leak into this one.
+    (tmp_path / "portal.db").touch()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.db'}",

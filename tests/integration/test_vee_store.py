@@ -323,6 +323,7 @@ def test_vee_command_passes_every_threshold_to_vee_config(
 ) -> None:
     seen: list[vee.VeeConfig] = []
     monkeypatch.setattr(ingest_cli, "_run_vee", lambda *args: seen.append(args[-1]))
+    (tmp_path / "unused.db").touch()
     url = f"sqlite:///{tmp_path / 'unused.db'}"
     runner = CliRunner()
     args = ["--database-url", url, "vee", "--start", "2026-03-02", "--end", "2026-03-03"]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
 from sqlalchemy.exc import OperationalError
 
 from app.clitypes import FiniteFloat, run
-from app.config import ConfigError
+from app.config import ROOT, ConfigError
 
 
 @pytest.mark.parametrize("text", ["nan", "inf", "-inf", "NaN"])
@@ -56,3 +61,35 @@ def test_run_turns_database_and_setting_errors_into_one_line(
     err = capsys.readouterr().err
     assert err.startswith(message)
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["app.manage", "rebuild-rollups"],
+        ["app.ingest", "vee", "--last-days", "1"],
+        ["simulator", "backfill", "--days", "1", "--no-migrate"],
+    ],
+)
+def test_a_mistyped_sqlite_path_is_an_error_not_a_new_empty_database(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    """SQLite made an empty file at any path; each tool then failed later, or not at all."""
+    missing = tmp_path / "typo" / "wattlnie.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{missing}", "WATTLINE_INSTANCE": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", *argv],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"Error: DATABASE_URL: no SQLite database at {missing} "
+        "(run `python -m app.manage migrate` to create it)"
+    )
+    assert not missing.exists()
+    assert not missing.parent.exists()

@@ -31,6 +31,7 @@ def test_a_message_waiting_for_room_when_the_stop_begins_is_returned_not_queued(
 ) -> None:
     monkeypatch.setattr(worker_module, "QUEUE_SIZE", 1)
     # Nothing connects: start() is never called, and a hand-off needs no database.
+    (tmp_path / "w.db").touch()  # never written: the worker stops before any batch
     ingest = IngestWorker("mqtt://127.0.0.1:1", f"sqlite:///{tmp_path / 'w.db'}", writers=1)
     ingest._accepting.set()
     ingest._on_message(ingest._client, None, message(1))  # fills the one-message hand-off

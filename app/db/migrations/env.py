@@ -13,7 +13,7 @@ url = config.get_main_option("sqlalchemy.url")
 if url is None:
     raise RuntimeError("sqlalchemy.url is not set; use app.db.migrate")
 
-connectable = make_engine(url)
+connectable = make_engine(url, create=True)  # a new SQLite file is what migrate makes
 with connectable.connect() as connection:
     context.configure(
         connection=connection,
