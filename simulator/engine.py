@@ -50,6 +50,7 @@ from simulator.incidents import Incident, active, effects_of
 from simulator.model import (
     EPOCH,
     FLAG_BITS,
+    REGION_OFFSET_SLOTS,
     SLOTS_PER_DAY,
     Block,
     FleetArrays,
@@ -178,6 +179,7 @@ class Engine:
         self.clock_adjusted: dict[int, set[int]] = {}
         self.pending: dict[int, list[_Pending]] = {}
         self.async_results: list[tuple[int, int, Command]] = []  # (due interval, row, command)
+        self.held_replies: dict[int, list[Reply]] = {}  # results of a meter whose link is down
         self._event_seq = np.zeros(n, dtype=np.int64)
         self._gasp: list[int] = []  # meters sending a last-gasp alarm this step
         backlog = round(backlog_days * SLOTS_PER_DAY)
@@ -214,9 +216,13 @@ class Engine:
     def start_messages(self) -> list[Out]:
         """Return what meters send on start: retained online statuses and standing alarms."""
         at_s = self.t * INTERVAL_SECONDS
+        # An incident starting at the very start happens now: its events are logged too.
+        self._incident_events(at_s - 1, at_s)
         self.reachable = ~self._comms_down(at_s)
         out = [
-            self._status(r, "online" if self.reachable[r] else "offline", at_s)
+            self._status(r, "online", at_s)
+            if self.reachable[r]
+            else self._status(r, "offline", at_s, reason=self._down_reason(r, at_s))
             for r in range(len(self))
         ]
         for r in np.flatnonzero(self.radios.low_signal()).tolist():
@@ -236,9 +242,16 @@ class Engine:
         return [self._status(r, "online", at_s) for r in np.flatnonzero(rows).tolist()]
 
     def stop_messages(self) -> list[Out]:
-        """Return the retained offline statuses of a clean shutdown."""
+        """Return the retained offline statuses of a clean shutdown (of the meters online).
+
+        A meter already offline keeps its retained status and its reason (an outage, a
+        sunset): "shutdown" would tell a head-end the meter had merely been stopped.
+        """
         at_s = self.t * INTERVAL_SECONDS
-        return [self._status(r, "offline", at_s, reason="shutdown") for r in range(len(self))]
+        return [
+            self._status(r, "offline", at_s, reason="shutdown")
+            for r in np.flatnonzero(self.reachable).tolist()
+        ]
 
     # ------------------------------------------------------------ one interval
 
@@ -287,6 +300,7 @@ class Engine:
         ]
         self.reachable = ~down
         out += self._deliver_events(t_end)
+        out += self._deliver_held_replies()
         out += [
             self._status(r, "offline", t_end, reason=self._down_reason(r, t_end))
             for r in going_down
@@ -301,7 +315,7 @@ class Engine:
     def _incident_events(self, t_start: int, t_end: int) -> None:
         for inc in self.incidents:
             for edge_s, starting in ((inc.start_s, True), (inc.end_s, False)):
-                if not t_start < edge_s <= t_end or edge_s <= self.t0 * INTERVAL_SECONDS:
+                if not t_start < edge_s <= t_end or edge_s < self.t0 * INTERVAL_SECONDS:
                     continue
                 kind = _EDGE_EVENTS.get((inc.kind, starting))
                 if kind is None:
@@ -338,9 +352,11 @@ class Engine:
 
     def _due(self, t: int) -> NDArray[np.bool_]:
         period = np.array([SCHEDULE_PERIOD[s] for s in SCHEDULES])[self.schedule]
-        # The daily call window is clock time (00:15-04:00 local), DST included.
-        clocks = dst_table(t + 1, 1)[self.arrays.region, 0]
-        local_next = t + 1 + self.arrays.shift_slots + clocks
+        # The daily call window is clock time (00:15-04:00 local), DST included; not the
+        # buildings' opening-time jitter in shift_slots, which moved calls outside it.
+        region = self.arrays.region
+        clocks = REGION_OFFSET_SLOTS[region] + dst_table(t + 1, 1)[region, 0]
+        local_next = t + 1 + clocks
         hourly = (t + 1) % 4 == self.hourly_phase
         daily = local_next % SLOTS_PER_DAY == self.daily_slot
         result: NDArray[np.bool_] = np.where(
@@ -462,6 +478,10 @@ class Engine:
         candidates = sorted(self.pending) if rows is None else sorted(set(rows.tolist()))
         for r in candidates:
             if not (self.reachable[r] or r in gasp):
+                continue
+            if rows is None and self.failures[r] >= FAILED_CALLS_ALARM and r not in gasp:
+                # Its calls are failing: what it logged (comms_failure first) goes out with
+                # the call that gets through (`_calls` delivers it with comms_restored).
                 continue
             events = self.pending.pop(r, [])
             if not self.reachable[r]:
@@ -647,7 +667,18 @@ class Engine:
                     spans[-1].hi = t + 1
                 relay = "open" if cmd.command == "disconnect" else "closed"
                 reply = Reply(cmd.id, "ok", {"relay": relay, "at": at})
-            out.append(self._reply(row, reply))
+            if self.reachable[row]:
+                out.append(self._reply(row, reply))
+            else:
+                # The relay moved, but the link is down: the result waits for it, as the
+                # meter's intervals and events do.
+                self.held_replies.setdefault(row, []).append(reply)
+        return out
+
+    def _deliver_held_replies(self) -> list[Out]:
+        out: list[Out] = []
+        for row in [r for r in self.held_replies if self.reachable[r]]:
+            out += [self._reply(row, reply) for reply in self.held_replies.pop(row)]
         return out
 
 

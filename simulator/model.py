@@ -331,7 +331,8 @@ def calibration(seed: int, profile: int, region: int) -> tuple[float, float]:
 
 
 _N_JITTER: Final = 2 * JITTER_SLOTS + 1
-_REGION_OFFSET_SLOTS: Final = np.array([c.utc_offset_hours * 4 for c in CLIMATES], dtype=np.int64)
+# Each region's standard time, in slots from UTC.
+REGION_OFFSET_SLOTS: Final = np.array([c.utc_offset_hours * 4 for c in CLIMATES], dtype=np.int64)
 _PROFILE_COOLING: Final = np.array([BUILDING_TYPES[p.building_type].cooling for p in PROFILES])
 _PROFILE_HEATING: Final = np.array([BUILDING_TYPES[p.building_type].heating for p in PROFILES])
 
@@ -500,7 +501,7 @@ class FleetArrays:
         inverse = inverse.reshape(np.shape(self.combo[rows]))
         c_profile = combos // (len(CLIMATES) * _N_JITTER)
         c_region = (combos // _N_JITTER) % len(CLIMATES)
-        c_shift = _REGION_OFFSET_SLOTS[c_region] + combos % _N_JITTER - JITTER_SLOTS
+        c_shift = REGION_OFFSET_SLOTS[c_region] + combos % _N_JITTER - JITTER_SLOTS
         window = np.arange(t_lo, t_hi + 1, dtype=np.int64)
         occ = occ_table[
             c_profile[:, None], window[None, :] + c_shift[:, None] + dst[c_region] - local_lo

@@ -896,3 +896,14 @@ def test_the_fast_interval_path_refuses_what_the_general_path_refuses() -> None:
             t.decode_interval(payload, METER)
     ok = b'{"x":"caf\xc3\xa9","schema_version":1,"meter_id":"%s","readings":[%s]}'
     assert len(t.decode_interval(ok % (METER.encode(), reading), METER).readings) == 1
+
+
+def test_the_command_schema_names_every_command_the_meters_answer() -> None:
+    """It said only ping and read exist, for anyone building from the schemas alone."""
+    from simulator.engine import _HANDLERS
+
+    doc = schema("cmd")
+    listed = doc["properties"]["command"]["description"].split("(", 1)[1].rstrip(").")
+    assert {name.strip() for name in listed.split(",")} == set(_HANDLERS)
+    for name in _HANDLERS:
+        assert name in doc["description"]

@@ -394,9 +394,31 @@ def test_relay_cannot_operate_without_supply() -> None:
     engine = Engine(fleet(1), seed=SEED, start=START + Q, incidents=[storm])
     run(engine, 1)
     engine.command(0, Command("x", "disconnect"), engine.now)
-    (result,) = replies(engine.step())
+    boundary = engine.now + Q
+    # Dark, the meter cannot send: the result waits for the power (and its link) to return.
+    waited = [engine.step() for _ in range(5)]  # the intervals ending 00:45 .. 01:45
+    assert [replies(out) for out in waited] == [[]] * 5
+    out = engine.step()  # the interval ending 02:00, when the storm ends
+    (result,) = replies(out)
     assert result.status == "error"
     assert "no supply" in result.result["error"]
+    assert result.result["at"] == format_time(boundary)
+    kinds = [o.kind for o in out]
+    assert kinds.index("status") < kinds.index("reply")  # "online" first, then the result
+
+
+def test_a_relay_result_waits_for_a_link_that_went_down() -> None:
+    """The second reply of a disconnect came from a meter the head-end was told is offline."""
+    outage = Incident("comms_outage", "tower", START + 2 * Q, START + 6 * Q, mask(1, 0))
+    engine = Engine(fleet(1), seed=SEED, start=START, incidents=[outage])
+    run(engine, 1)
+    engine.command(0, Command("r", "disconnect"), engine.now)
+    out = engine.step()  # the relay opens at this boundary, as the link goes down
+    assert replies(out) == []
+    assert [decode_status(o.payload).state for o in out if o.kind == "status"] == ["offline"]
+    later = [o for _ in range(4) for o in engine.step()]
+    (result,) = replies(later)
+    assert (result.id, result.status, result.result["relay"]) == ("r", "ok", "open")
 
 
 # ---------------------------------------------------------------- determinism
@@ -420,3 +442,61 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
     assert a == b
     assert len(a) > 40 * 20
     assert _stream(6) != a
+
+
+def test_daily_meters_call_between_00_15_and_04_00_on_their_clocks() -> None:
+    """The buildings' opening-time jitter moved about 7 % of daily calls outside the window."""
+    from zoneinfo import ZoneInfo
+
+    from simulator.fleet import UTILITY_BY_ID
+    from simulator.weather import CLIMATES, REGION_INDEX
+
+    meters = fleet(300, schedule="daily")
+    for start in (START, datetime(2026, 7, 14, tzinfo=UTC)):  # standard and daylight time
+        engine = Engine(meters, seed=SEED, start=start)
+        called = intervals(run(engine, 2 * 96), engine)
+        for row, messages in called.items():
+            zone = ZoneInfo(
+                CLIMATES[REGION_INDEX[UTILITY_BY_ID[meters[row].utility_id].region]].zone
+            )
+            for message in messages:
+                assert message.register is not None
+                local = message.register.at.astimezone(zone)
+                minutes = local.hour * 60 + local.minute
+                assert 15 <= minutes <= 240, (meters[row].id, local.isoformat())
+
+
+def test_a_meter_offline_from_the_start_says_why_and_keeps_it_at_the_stop() -> None:
+    """It said "shutdown" at the start, and a clean stop overwrote "network_sunset"."""
+    sunset = Incident(
+        "network_sunset", "3G", START - timedelta(days=3), START + timedelta(days=9), mask(3, 1)
+    )
+    tower = Incident("comms_outage", "tower", START, START + 2 * Q, mask(3, 2))
+    engine = Engine(fleet(3), seed=SEED, start=START, incidents=[sunset, tower])
+    out = run(engine, 3)
+    assert [(s.state, s.details.get("reason")) for s in statuses(out, 1)] == [
+        ("offline", "network_sunset")
+    ]
+    # An outage starting with the run is logged then, and delivered when the link returns.
+    assert [(s.state, s.details.get("reason")) for s in statuses(out, 2)] == [
+        ("offline", "comms_outage"),
+        ("online", None),
+    ]
+    assert [e.type for e in events(out, 2)] == ["comms_failure", "comms_restored"]
+    stopped = engine.stop_messages()
+    assert sorted(o.row for o in stopped) == [0, 2]
+    assert {decode_status(o.payload).details["reason"] for o in stopped} == {"shutdown"}
+
+
+def test_a_comms_failure_goes_out_with_the_call_that_gets_through() -> None:
+    """Three failed calls are logged; the event left on the next step's failing link."""
+    engine = Engine(fleet(1), seed=SEED, start=START)
+    run(engine, 1)
+    engine.radios.success[0] = 0.0
+    failing = [o for _ in range(6) for o in engine.step()]
+    assert events(failing, 0) == []
+    assert intervals(failing, engine) == {}
+    engine.radios.success[0] = 1.0
+    back = engine.step()
+    assert [e.type for e in events(back, 0)] == ["comms_failure", "comms_restored"]
+    assert len(intervals(back, engine)[0][0].readings) == 7
