@@ -38,21 +38,32 @@ def test_rep_registers_and_requests_roi_engineer_produces_it(
     assert rep.input_value("#region") == "US-PA"
     rep.fill("#endpoints", "26")
     rep.click("#register-form button[type=submit]")
-    rep.wait_for_url(f"{base}/partners/deals/*")
-    deal_url = rep.url
-    assert rep.inner_text("#deal-status") == "Submitted"
-    # Harrisburg already has a NorthGrid deal: this one is flagged for the vendor.
-    assert "Flagged" in rep.inner_text("#conflict")
+    # NorthGrid already has Harrisburg open: registering it again would restart its
+    # protection window, so the form says which deal to update instead.
+    rep.wait_for_selector("text=for this utility is still open")
+    assert rep.url == f"{base}/partners/deals"
+    # The refusal is a 409 page, which Chromium logs; nothing else may be.
+    refused = (
+        "console: Failed to load resource: the server responded with a status of 409 (CONFLICT)"
+    )
+    assert rep_problems == [refused]
+    rep_problems.clear()
 
-    # The vendor decides the conflict: the older registration is closed as lost, and only
-    # then may this one be approved (the first registration is protected while open).
+    # The vendor closes the old registration as lost; the rep registers it anew.
     se.goto(f"{base}/partners/deals")
     older = se.locator("#deals tr", has_text="City of Harrisburg Facilities").last
     older.locator("a").first.click()
     se.wait_for_url(f"{base}/partners/deals/*")
-    assert se.url != deal_url
     se.click("button[data-move=lost]")
     se.wait_for_selector("text=is now Lost")
+    rep.select_option("#prospect", "harrisburg")
+    rep.fill("#endpoints", "26")
+    rep.click("#register-form button[type=submit]")
+    rep.wait_for_url(f"{base}/partners/deals/*")
+    deal_url = rep.url
+    assert deal_url != se.url
+    assert rep.inner_text("#deal-status") == "Submitted"
+    assert rep.locator("#conflict").count() == 0  # no other registration holds it
     se.goto(deal_url)
     se.click("button[data-move=approved]")
     se.wait_for_selector("text=is now Approved")
