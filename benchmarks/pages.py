@@ -272,9 +272,15 @@ def measure(url: str, end: datetime, runs: int, warmup: int) -> list[Timing]:
     from app.db.live_queries import live_snapshot
     from app.domain.access import scope_for
 
+    # Demo mode: the demo logins work only there.
     settings = replace(
         Settings.from_env(
-            {"DATABASE_URL": url, "SECRET_KEY": "bench", "WATTLINE_INSTANCE": tempfile.mkdtemp()}
+            {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench",
+                "WATTLINE_INSTANCE": tempfile.mkdtemp(),
+                "WATTLINE_DEMO": "1",
+            }
         ),
         mqtt_url=None,
     )

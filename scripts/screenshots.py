@@ -76,8 +76,14 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         url, meter_ids = build_demo(Path(tmp))
+        # Demo mode: the demo logins work only there.
         settings = Settings.from_env(
-            {"DATABASE_URL": url, "SECRET_KEY": "screenshots", "WATTLINE_INSTANCE": tmp}
+            {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "screenshots",
+                "WATTLINE_INSTANCE": tmp,
+                "WATTLINE_DEMO": "1",
+            }
         )
         app = create_app(settings)
         server = make_server("127.0.0.1", 0, app, threaded=True)
