@@ -102,6 +102,7 @@ def live_snapshot(
         "utilities": [
             {
                 "id": r.id,
+                "segment": r.segment,
                 "meters": r.meters,
                 "online": r.online,
                 "offline": r.offline,

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from app.db import models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest.store import Accepted, MeterDirectory, write_batch
@@ -42,5 +44,21 @@ def test_event_feed_and_map_update_live(
     # No reload: the Server-Sent Events stream brings it.
     page.wait_for_selector(f"#event-feed li:has-text('{meter.site_name}')", timeout=10_000)
     assert "tamper" in page.inner_text("#event-feed")
+
+    # The meter drops off: the security tile counts it with the totals, without a reload
+    # (the segment tiles kept their page-load figures through a whole storm).
+    tile = "[data-segment=security] [data-seg-field=offline]"
+    before = int(page.inner_text(tile))
+    engine = make_engine(e2e_database_url)
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(
+            update(models.Meter).where(models.Meter.id == meter.id).values(status="offline")
+        )
+    engine.dispose()
+    page.wait_for_function(
+        "([sel, n]) => document.querySelector(sel).textContent === String(n)",
+        arg=[tile, before + 1],
+        timeout=10_000,
+    )
     context.close()
     assert problems == []

@@ -99,6 +99,19 @@
         el.textContent = snap.totals[key].toLocaleString("en-US");
       });
     });
+    // The segment tiles are the utilities' sums, so they move with the totals above them.
+    var bySegment = {};
+    snap.utilities.forEach(function (u) {
+      var seg = bySegment[u.segment] || (bySegment[u.segment] = { meters: 0, online: 0, offline: 0, readings_last_hour: 0 });
+      Object.keys(seg).forEach(function (f) { seg[f] += u[f]; });
+    });
+    document.querySelectorAll("[data-segment]").forEach(function (tile) {
+      var seg = bySegment[tile.dataset.segment];
+      if (!seg) { return; }
+      tile.querySelectorAll("[data-seg-field]").forEach(function (el) {
+        el.textContent = seg[el.dataset.segField].toLocaleString("en-US");
+      });
+    });
     if (table) {
       snap.utilities.forEach(function (u) {
         var row = table.querySelector('tr[data-utility="' + u.id + '"]');
