@@ -225,6 +225,31 @@ def _with_acks(session: Session, alarms: list[rules.Alarm]) -> list[rules.Alarm]
                 .where(models.AlarmAck.key.in_(keys[at : at + 1000]))
             )
         )
+    # A low-PF alarm raised again on a later day of data keeps the meter's recent
+    # acknowledgement (rules.carries_ack): one query for the meters that need it.
+    pending = {a.meter_id for a in alarms if a.kind == "low_pf" and a.key not in acks}
+    earlier: dict[str, list[tuple[str, str, datetime]]] = {}
+    if pending:
+        for key, meter, email, when in session.execute(
+            select(
+                models.AlarmAck.key, models.AlarmAck.meter_id, models.User.email, models.AlarmAck.at
+            )
+            .join(models.User, models.AlarmAck.user_id == models.User.id)
+            .where(
+                models.AlarmAck.meter_id.in_(sorted(pending)), models.AlarmAck.key.like("lowpf:%")
+            )
+        ):
+            earlier.setdefault(meter, []).append((key, email, when))
+    for a in alarms:
+        if a.key in acks or a.meter_id not in earlier:
+            continue
+        carried = sorted(
+            (k, email, when)
+            for k, email, when in earlier[a.meter_id]
+            if rules.carries_ack(a.key, k)
+        )
+        if carried:
+            acks[a.key] = carried[-1][1:]
     return [
         replace(a, acknowledged_by=acks[a.key][0], acknowledged_at=acks[a.key][1])
         if a.key in acks

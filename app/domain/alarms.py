@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Final
 
 from app.domain.access import Role
@@ -25,6 +25,10 @@ KIND_LABELS: Final[dict[str, str]] = {
 }
 # Tariff penalties typically start below 0.90 (DOMAIN.md).
 LOW_PF_THRESHOLD: Final = 0.90
+# A low power factor persists for days and is raised again each day of data: acknowledging
+# it silences the meter's low-PF alarm for a week of data (at demo speed a day passes in a
+# minute and a half, and the acknowledgement vanished with it).
+LOW_PF_ACK_DAYS: Final = 7
 # Operators and the customer's own staff acknowledge; a distributor rep sells, and only sees.
 ACK_ROLES: Final = frozenset(
     {
@@ -82,6 +86,27 @@ def comms_key(meter_id: str, since: datetime) -> str:
 def low_pf_key(meter_id: str, day_end: datetime) -> str:
     """Key of a low-PF alarm: one per meter per day of data."""
     return f"lowpf:{meter_id}:{day_end:%Y%m%d}"
+
+
+def low_pf_day(key: str) -> date | None:
+    """Return the day of data a low-PF key names (None for any other key)."""
+    prefix, _, rest = key.partition(":")
+    stamp = rest.rpartition(":")[2]
+    if prefix != "lowpf" or len(stamp) != 8 or not stamp.isascii() or not stamp.isdigit():
+        return None
+    try:
+        return date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))
+    except ValueError:
+        return None
+
+
+def carries_ack(alarm_key: str, acked_key: str) -> bool:
+    """Say whether an acknowledged low-PF alarm still silences a later one of the meter."""
+    day, acked = low_pf_day(alarm_key), low_pf_day(acked_key)
+    if day is None or acked is None:
+        return False
+    same_meter = alarm_key.rpartition(":")[0] == acked_key.rpartition(":")[0]
+    return same_meter and 0 <= (day - acked).days <= LOW_PF_ACK_DAYS
 
 
 def parse_key(key: str) -> tuple[str, str]:

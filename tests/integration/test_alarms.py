@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from app import create_app
-from app.db import models
+from app.db import alarm_queries, models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
 from app.ingest.store import Accepted, MeterDirectory, write_batch
@@ -237,3 +237,46 @@ def test_a_second_acknowledgement_racing_the_first_gets_the_first(
     assert second.status_code == 200
     assert second.get_json()["acknowledged_by"] == "manager@northgrid.example"
     assert second.get_json()["acknowledged_at"] == first.get_json()["acknowledged_at"]
+
+
+def _poor_power_factor_day(database_url: str, meter: Meter, day: int) -> None:
+    """Store a day of kWh = kVArh (power factor 0.71) for a meter, `day` days after T0."""
+    readings = tuple(
+        make_reading(s, kwh=10.0, kvarh=10.0)
+        for s in telemetry.interval_range(T0 + timedelta(days=day), 96)
+    )
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        write_batch(
+            session,
+            [accepted(meter, telemetry.IntervalMessage(meter.id, readings))],
+            MeterDirectory(),
+        )
+    engine.dispose()
+
+
+def test_an_acknowledged_low_power_factor_stays_acknowledged_for_a_week_of_data(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    """Raised again each day of data, it lost its acknowledgement at the next day (96 s at demo speed)."""
+    meter = sorted((m for m in fleet if m.utility_id == "glpl"), key=lambda m: m.id)[1]
+    client = app.test_client()
+    assert login(client, "manager@northgrid.example") == 302
+    key = alarms_of(client)[("low_pf", meter.id)]
+    page = client.get("/alarms/").get_data(as_text=True)
+    data = {"key": key, "note": "customer told", "csrf_token": csrf_from(page)}
+    assert client.post("/alarms/acknowledge", data=data).status_code == 302
+    alarm_queries._PF_CACHE.clear()
+
+    _poor_power_factor_day(database_url, meter, 2)  # the next day of data: a new key
+    alarm_queries._PF_CACHE.clear()
+    assert ("low_pf", meter.id) not in alarms_of(client)
+    acked = alarms_of(client, "acknowledged")
+    assert acked[("low_pf", meter.id)] != key
+    body = client.get("/api/v1/alarms", query_string={"state": "acknowledged"}).get_json()
+    carried = next(a for a in body["alarms"] if a["kind"] == "low_pf")
+    assert carried["acknowledged_by"] == "manager@northgrid.example"
+
+    _poor_power_factor_day(database_url, meter, 2 + 8)  # past a week of data: raised again
+    alarm_queries._PF_CACHE.clear()
+    assert ("low_pf", meter.id) in alarms_of(client)

@@ -51,3 +51,16 @@ def test_only_operators_acknowledge(role: Role) -> None:
 
 def test_every_event_alarm_kind_has_a_label() -> None:
     assert set(alarms.EVENT_ALARMS.values()) <= set(alarms.KIND_LABELS)
+
+
+def test_a_low_power_factor_acknowledgement_carries_for_a_week_of_the_meters_days() -> None:
+    from app.domain.alarms import carries_ack, low_pf_day
+
+    assert low_pf_day("lowpf:glpl-00001:20261203") is not None
+    assert low_pf_day("lowpf:glpl-00001:2026120x") is None
+    assert low_pf_day("comms:glpl-00001:1700000000") is None
+    assert carries_ack("lowpf:m-1:20261210", "lowpf:m-1:20261203")  # 7 days on
+    assert not carries_ack("lowpf:m-1:20261211", "lowpf:m-1:20261203")  # 8 days on
+    assert not carries_ack("lowpf:m-1:20261202", "lowpf:m-1:20261203")  # before it
+    assert not carries_ack("lowpf:m-2:20261204", "lowpf:m-1:20261203")  # another meter
+    assert not carries_ack("lowpf:m-1:20261204", "comms:m-1:1700000000")
