@@ -28,6 +28,7 @@ from roi.report import (
     input_label,
     money,
     percent,
+    rate_of_return,
     years,
 )
 
@@ -142,7 +143,7 @@ def _figures(pdf: _Report, analysis: Analysis) -> None:
     horizon = result.horizon_years
     tiles = [
         ("Net present value", money(result.npv)),
-        ("Internal rate of return", percent(result.irr)),
+        ("Internal rate of return", rate_of_return(result.irr)),
         ("Simple payback", years(result.simple_payback_years, horizon)),
         ("Discounted payback", years(result.discounted_payback_years, horizon)),
         (
@@ -269,7 +270,7 @@ def build_pdf(analysis: Analysis, context: ReportContext) -> bytes:
     )
     if result.after_tax is not None:
         pdf.para(
-            f"After tax: NPV {money(result.after_tax.npv)}, IRR {percent(result.after_tax.irr)}, "
+            f"After tax: NPV {money(result.after_tax.npv)}, IRR {rate_of_return(result.after_tax.irr)}, "
             f"payback {years(result.after_tax.simple_payback_years, result.horizon_years)} "
             "(income tax on savings less running costs and straight-line depreciation).",
             size=8.5,
@@ -312,7 +313,7 @@ def build_pdf(analysis: Analysis, context: ReportContext) -> bytes:
             [
                 name.capitalize(),
                 money(case.npv),
-                percent(case.irr),
+                rate_of_return(case.irr),
                 years(case.simple_payback_years, case.horizon_years),
                 years(case.discounted_payback_years, case.horizon_years),
             ]

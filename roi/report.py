@@ -106,6 +106,18 @@ def percent(value: float | None, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f} %"
 
 
+# Past this a rate of return says only that the outlay is tiny next to the savings (a
+# service bureau's onboarding fee gave "2502.6 %"): reports say so instead of the figure.
+RATE_SHOWN_UP_TO: Final = 1.0
+
+
+def rate_of_return(value: float | None) -> str:
+    """Format an IRR or MIRR as a percentage, "over 100 %" past that, or n/a."""
+    if value is not None and math.isfinite(value) and value > RATE_SHOWN_UP_TO:
+        return f"over {RATE_SHOWN_UP_TO * 100:.0f} %"
+    return percent(value)
+
+
 def years(value: float | None, horizon: int) -> str:
     """Format a payback in years, or say it is not reached within the horizon."""
     if value is None or not math.isfinite(value):
@@ -155,7 +167,7 @@ def executive_summary(inputs: RoiInputs, result: RoiResult, context: ReportConte
         f"a year against {money(yearly_costs)} of running costs in the first year. "
         f"Simple payback: {years(result.simple_payback_years, horizon)}; discounted "
         f"payback: {years(result.discounted_payback_years, horizon)}; internal rate of "
-        f"return: {percent(result.irr)}.",
+        f"return: {rate_of_return(result.irr)}.",
     ]
     if top:
         parts = ", ".join(f"{label(k).lower()} ({money(v)})" for k, v in top)

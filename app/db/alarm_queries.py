@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -184,7 +185,8 @@ def _compute_low_pf(
                     site_name=site,
                     utility=utility,
                     raised_at=newest,
-                    summary=f"power factor {pf:.2f} over the last day of data "
+                    # Floored, not rounded: 0.896 shown as "0.90 (penalties below 0.90)".
+                    summary=f"power factor {math.floor(pf * 100) / 100:.2f} over the last day of data "
                     f"(penalties below {rules.LOW_PF_THRESHOLD:.2f})",
                 )
             )

@@ -114,6 +114,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         """Serve plotly.js from the installed plotly package: no CDN, works offline."""
         return send_from_directory(PLOTLY_DIR, "plotly.min.js", max_age=86400)
 
+    app.add_template_filter(detail_value, "detail")
+
     @app.context_processor
     def inject() -> dict[str, Any]:
         from app.web.presenter import presenter_on
@@ -185,3 +187,14 @@ def settle(app: Flask) -> Flask:
     gc.collect()
     gc.freeze()
     return app
+
+
+def detail_value(value: Any) -> str:
+    """Show an event detail in words: lists joined, yes/no for flags (not Python's repr)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(detail_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {detail_value(v)}" for k, v in value.items())
+    return str(value)

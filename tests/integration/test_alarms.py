@@ -276,6 +276,8 @@ def test_an_acknowledged_low_power_factor_stays_acknowledged_for_a_week_of_data(
     body = client.get("/api/v1/alarms", query_string={"state": "acknowledged"}).get_json()
     carried = next(a for a in body["alarms"] if a["kind"] == "low_pf")
     assert carried["acknowledged_by"] == "manager@northgrid.example"
+    # kWh = kVArh: 0.7071, floored to 0.70 so that it never reads as the threshold itself.
+    assert carried["summary"].startswith("power factor 0.70 over the last day of data")
 
     _poor_power_factor_day(database_url, meter, 2 + 8)  # past a week of data: raised again
     alarm_queries._PF_CACHE.clear()

@@ -29,7 +29,12 @@ def fleet(database_url: str) -> list[Meter]:
     engine = make_engine(database_url)
     with make_sessionmaker(engine).begin() as session:
         event = telemetry.EventMessage(
-            meter.id, "t-1", "tamper", T0 + timedelta(hours=3), "critical", {"cover": "open"}
+            meter.id,
+            "t-1",
+            "tamper",
+            T0 + timedelta(hours=3),
+            "critical",
+            {"cover": "open", "phases_lost": ["A", "B", "C"], "last_gasp": True},
         )
         topic = telemetry.Topic(telemetry.DEFAULT_PREFIX, meter.utility_id, meter.id, "event")
         write_batch(session, [Accepted(topic, event, b"", datetime.now(UTC))], MeterDirectory())
@@ -75,3 +80,5 @@ def test_meter_page_shows_quality_profile_and_events(app: Flask, fleet: list[Met
     events = html.split('id="meter-events"', 1)[1].split("</table>", 1)[0]
     assert "tamper" in events
     assert "cover: open" in events
+    # In words, not Python's repr ("phases_lost: ['A', 'B', 'C'] · last_gasp: True").
+    assert "phases lost: A, B, C · last gasp: yes" in events

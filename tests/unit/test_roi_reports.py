@@ -241,3 +241,19 @@ def test_payback_format(value: float | None, text: str) -> None:
     from roi.report import years
 
     assert years(value, 10) == text
+
+
+def test_a_rate_of_return_past_100_percent_is_said_as_such() -> None:
+    """The service bureau's only outlay is an onboarding fee: its IRR read "2502.6 %"."""
+    from roi.report import rate_of_return
+
+    inputs = default_inputs("service_bureau")
+    result = run(inputs)
+    assert result.irr is not None
+    assert result.irr > 1
+    assert rate_of_return(result.irr) == "over 100 %"
+    assert "internal rate of return: over 100 %" in " ".join(
+        executive_summary(inputs, result, CONTEXT)
+    )
+    assert rate_of_return(0.153) == "15.3 %"
+    assert rate_of_return(None) == "n/a"

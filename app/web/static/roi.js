@@ -21,6 +21,12 @@
     if (v === null || v === undefined || !isFinite(v)) { return "n/a"; }
     return (v * 100).toFixed(digits === undefined ? 1 : digits) + " %";
   }
+  // As the reports say it (roi.report.rate_of_return): past 100 % a rate only says the
+  // outlay is tiny next to the savings.
+  function rate(v) {
+    if (v !== null && v !== undefined && isFinite(v) && v > 1) { return "over 100 %"; }
+    return pct(v);
+  }
   function yrs(v, horizon) {
     if (v === null || v === undefined) { return "not within " + horizon + " yr"; }
     return v < 1 ? (v * 12).toFixed(1) + " months" : v.toFixed(1) + " yr";
@@ -134,8 +140,8 @@
     text($("kpi-npv-note"), "at " + pct(r.discount_rate) + " over " + horizon + " years" + (r.after_tax ? " · after tax " + money(r.after_tax.npv) : ""));
     text($("cases-note"), "Low case " + money(r.cases.low.npv) + " · base " + money(r.cases.base.npv) + " · high case " + money(r.cases.high.npv) +
       " (every ranged assumption at its worse or better end). Seeded draws (seed " + mc.seed + "): the same inputs always give the same figures.");
-    text($("kpi-irr"), pct(r.irr));
-    text($("kpi-mirr"), "MIRR " + pct(r.mirr) + " · benefit/cost " + (r.benefit_cost_ratio === null ? "n/a" : r.benefit_cost_ratio.toFixed(2)));
+    text($("kpi-irr"), rate(r.irr));
+    text($("kpi-mirr"), "MIRR " + rate(r.mirr) + " · benefit/cost " + (r.benefit_cost_ratio === null ? "n/a" : r.benefit_cost_ratio.toFixed(2)));
     text($("kpi-payback"), yrs(r.simple_payback_years, horizon));
     text($("kpi-dpayback"), "discounted " + yrs(r.discounted_payback_years, horizon));
     text($("kpi-prob"), pct(mc.probability_payback, 0));
@@ -185,7 +191,7 @@
     window.Plotly.react($("chart-savings"), [{
       type: "bar", orientation: "h", x: items.map(function (i) { return i[1]; }), y: items.map(function (i) { return i[0]; }), marker: { color: GOOD },
       hovertemplate: "%{y}: $%{x:,.0f}<extra></extra>",
-    }], layout("Savings by category over " + r.horizon_years + " years", { margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: {} }), PLOT);
+    }], layout("Savings by category over " + r.horizon_years + " years", { margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { automargin: true } }), PLOT);
   }
 
   function tornadoChart(r) {
@@ -198,7 +204,7 @@
         hovertemplate: "%{y} = %{customdata[0]} %{customdata[1]}<br>NPV $%{customdata[2]:,.0f}<extra>" + name + "</extra>" };
     }
     window.Plotly.react($("chart-tornado"), [trace("npv_at_low", "input at low end", GREY, "low_value"), trace("npv_at_high", "input at high end", BRAND, "high_value")],
-      layout("Tornado: NPV swing per input", { barmode: "overlay", margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: {},
+      layout("Tornado: NPV swing per input", { barmode: "overlay", margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { automargin: true },
         shapes: [{ type: "line", x0: base, x1: base, yref: "paper", y0: 0, y1: 1, line: { color: "#000", width: 1 } }] }), PLOT);
   }
 
