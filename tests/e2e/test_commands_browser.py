@@ -96,6 +96,14 @@ def test_ping_and_register_read_from_the_meter_page(
                 break
         assert answered, f"{label}: the meter never answered"
         assert expected in row.inner_text()
+    # A reload keeps the log: the commands come back from the meter's history.
+    sent = page.locator("#command-log tbody tr").count()
+    page.reload()
+    page.locator("#command-log tbody tr .cmd-status").first.wait_for(timeout=10_000)
+    assert page.locator("#command-log tbody tr").count() == sent
+    newest = page.locator("#command-log tbody tr").first
+    assert newest.locator("td").nth(1).inner_text() == "On-demand read"
+    assert "kWh" in newest.inner_text()
     context.close()
     assert problems == []
 

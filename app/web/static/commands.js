@@ -49,15 +49,34 @@
     }).catch(function () { setTimeout(function () { follow(row, url, started); }, 2000); });
   }
 
-  function addRow(label) {
+  function addRow(label, sentAt, atEnd) {
     var empty = log.querySelector("tr.empty");
     if (empty) { empty.remove(); }
-    var row = log.insertRow(0);
+    var row = log.insertRow(atEnd ? -1 : 0);
     ["", "", "", ""].forEach(function () { row.insertCell(); });
-    row.cells[0].textContent = new Date().toISOString().slice(0, 19).replace("T", " ");
+    row.cells[0].textContent = (sentAt || new Date().toISOString()).slice(0, 19).replace("T", " ");
     row.cells[1].textContent = label;
     row.cells[2].textContent = "sending…";
     return row;
+  }
+
+  // The commands sent before this page loaded (newest first), still followed if pending:
+  // a reload used to show "No commands sent from here yet" after eight had been answered.
+  var labels = {};
+  box.querySelectorAll("button[data-command]").forEach(function (button) {
+    labels[button.dataset.command + " " + JSON.stringify(JSON.parse(button.dataset.args || "{}"))] = button.textContent.trim();
+  });
+  if (box.dataset.historyUrl) {
+    json(box.dataset.historyUrl).then(function (res) {
+      if (res.status !== 200) { return; }
+      res.body.commands.forEach(function (cmd) {
+        var key = cmd.command + " " + JSON.stringify(cmd.args || {});
+        var row = addRow(labels[key] || cmd.command, cmd.requested_at, true);
+        row.dataset.announced = cmd.status;  // already known: not announced again
+        render(row, cmd);
+        if (!FINAL[cmd.status]) { follow(row, cmd.url, Date.now()); }
+      });
+    }).catch(function () { /* the log fills as commands are sent */ });
   }
 
   box.querySelectorAll("button[data-command]").forEach(function (button) {
