@@ -107,12 +107,12 @@ def _snapshots(
     held = slots.acquire(blocking=False)
     try:
         if not held:
-            yield f"retry: {int(BUSY_RETRY_SECONDS * 1000)}\n\n"
+            yield f"retry: {int(BUSY_RETRY_SECONDS * 1000)}\nevent: busy\ndata: {{}}\n\n"
             yield _event(factory, scope, datetime.now(UTC))[1]
             return
         started = last_sent = time.monotonic()
         previous = None
-        yield f"retry: {int(POLL_SECONDS * 1000)}\n\n"
+        yield f"retry: {int(POLL_SECONDS * 1000)}\nevent: live\ndata: {{}}\n\n"
         while time.monotonic() - started < STREAM_SECONDS:
             body, message = _event(factory, scope, datetime.now(UTC))
             if body != previous:

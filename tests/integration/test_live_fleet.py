@@ -236,7 +236,11 @@ def test_streams_past_the_slots_get_one_snapshot_and_poll(app: Flask) -> None:
         held.append(response)
     busy, chunks = opened()
     rest = list(chunks)  # ends by itself: one snapshot, then the client retries later
-    assert rest[0] == f"retry: {int(fleet_views.BUSY_RETRY_SECONDS * 1000)}\n\n"
+    # Told it is busy (the page says "updating every 15 s"), then one snapshot.
+    assert (
+        rest[0]
+        == f"retry: {int(fleet_views.BUSY_RETRY_SECONDS * 1000)}\nevent: busy\ndata: {{}}\n\n"
+    )
     assert len(rest) == 2
     assert rest[1].startswith("event: fleet\ndata: ")
     busy.close()

@@ -136,7 +136,17 @@
     .catch(function () { refreshMap(); });
 
   var source = new EventSource(root.dataset.streamUrl);
-  source.addEventListener("open", function () { setState("live", true); });
-  source.addEventListener("error", function () { setState("reconnecting…", false); });
-  source.addEventListener("fleet", function (ev) { setState("live", true); apply(JSON.parse(ev.data)); });
+  // "busy": the portal's live streams are all taken; this page gets a snapshot a while
+  // and is told so, instead of looking broken between them.
+  var busy = false;
+  source.addEventListener("open", function () { if (!busy) { setState("live", true); } });
+  source.addEventListener("error", function () {
+    setState(busy ? "updating every 15 s" : "reconnecting…", busy);
+  });
+  source.addEventListener("busy", function () { busy = true; setState("updating every 15 s", true); });
+  source.addEventListener("fleet", function (ev) {
+    if (!busy) { setState("live", true); }
+    apply(JSON.parse(ev.data));
+  });
+  source.addEventListener("live", function () { busy = false; setState("live", true); });
 })();
