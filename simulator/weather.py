@@ -92,7 +92,11 @@ def temperature_table(
     table: NDArray[np.float64] = _MEAN[:, None] + seasonal + diurnal + anomaly
     for spell in spells:
         hit = (t >= spell.start) & (t < spell.end)
-        table[spell.region, hit] += spell.delta_c
+        # A heat wave brings at least midsummer's normal heat for the hour, then delta_c on
+        # top: a presenter's "heat wave" in December raised nothing but a winter day by 7 C,
+        # which only cut the heating load.
+        summer = _MEAN[spell.region] + _SEASONAL[spell.region] + diurnal[spell.region, hit]
+        table[spell.region, hit] = np.maximum(table[spell.region, hit], summer) + spell.delta_c
     return table
 
 
