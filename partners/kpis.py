@@ -55,25 +55,32 @@ class Kpis:
     median_response_hours: float | None
     segments: list[str] = field(default_factory=list)
 
-    def rows(self) -> list[tuple[str, str]]:
-        """Return the headline figures as (label, value) text pairs for tables and CSV."""
+    def rows(self, *, for_people: bool = False) -> list[tuple[str, str]]:
+        """Return the headline figures as (label, value) text pairs for the CSV (plain
+        numbers) or, `for_people`, for the page (thousands separated, whole dollars)."""
 
         def opt(v: float | None, fmt: str) -> str:
             return "n/a" if v is None else format(v, fmt)
 
+        def count(n: int) -> str:
+            return f"{n:,}" if for_people else str(n)
+
+        def usd(v: float) -> str:
+            return f"${v:,.0f}" if for_people else f"{v:.2f}"
+
         return [
-            ("Deals", str(self.deals)),
-            ("Won", str(self.won)),
-            ("Lost", str(self.lost)),
+            ("Deals", count(self.deals)),
+            ("Won", count(self.won)),
+            ("Lost", count(self.lost)),
             ("Win rate", opt(None if self.win_rate is None else 100 * self.win_rate, ".0f") + " %"),
             ("Median sales cycle (months)", opt(self.median_cycle_months, ".1f")),
-            ("Won within the 6-9 month norm", str(self.within_norm)),
-            ("Won after more than 9 months", str(self.longer_than_norm)),
-            ("ROI reports delivered", str(self.roi_reports_delivered)),
-            ("Meters deployed", str(self.meters_deployed)),
-            ("Vendor revenue (USD)", f"{self.vendor_revenue:.2f}"),
-            ("Distributor revenue (USD)", f"{self.distributor_revenue:.2f}"),
-            ("Open pipeline value (USD)", f"{self.open_pipeline_value:.2f}"),
+            ("Won within the 6-9 month norm", count(self.within_norm)),
+            ("Won after more than 9 months", count(self.longer_than_norm)),
+            ("ROI reports delivered", count(self.roi_reports_delivered)),
+            ("Meters deployed", count(self.meters_deployed)),
+            ("Vendor revenue (USD)", usd(self.vendor_revenue)),
+            ("Distributor revenue (USD)", usd(self.distributor_revenue)),
+            ("Open pipeline value (USD)", usd(self.open_pipeline_value)),
             ("Median lead to first response (hours)", opt(self.median_response_hours, ".1f")),
         ]
 
