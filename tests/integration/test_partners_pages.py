@@ -276,8 +276,8 @@ def test_kpi_dashboard_and_csv_per_side(portal: Flask) -> None:
     assert all(re.fullmatch(r"\d+\.\d\d", v) for v in revenue)  # plain numbers for a sheet
     # The page shows the same figures for people: thousands separated, whole dollars.
     shown = html.split('id="kpi-table"', 1)[1]
-    assert "<td class=\"num\">1,120</td>" in shown
-    assert f"<td class=\"num\">${float(revenue[0]):,.0f}</td>" in shown
+    assert '<td class="num">1,120</td>' in shown
+    assert f'<td class="num">${float(revenue[0]):,.0f}</td>' in shown
     rep = client_for(portal, "rep@prairiemeter.example")
     own = list(csv.reader(io.StringIO(page(rep, "/partners/kpis.csv"))))
     assert own[0] == ["KPI", "All", "Prairie Meter & Supply"]
