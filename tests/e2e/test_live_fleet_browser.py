@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,8 @@ def test_event_feed_and_map_update_live(
     # No reload: the Server-Sent Events stream brings it.
     page.wait_for_selector(f"#event-feed li:has-text('{meter.site_name}')", timeout=10_000)
     assert "tamper" in page.inner_text("#event-feed")
+    item = page.locator(f"#event-feed li:has-text('{meter.site_name}')").first.inner_text()
+    assert re.search(r" · \d{4}-\d\d-\d\d \d\d:\d\d UTC$", item), item  # no microseconds
 
     # The meter drops off: the security tile counts it with the totals, without a reload
     # (the segment tiles kept their page-load figures through a whole storm).

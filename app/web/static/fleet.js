@@ -39,7 +39,8 @@
       link.textContent = e.site_name;
       var when = document.createElement("span");
       when.className = "muted small";
-      when.textContent = e.utility + " · " + e.at;
+      // Minutes are enough on a wall screen: "2026-12-08 13:15 UTC", not microseconds.
+      when.textContent = e.utility + " · " + e.at.slice(0, 16).replace("T", " ") + " UTC";
       li.append(sev, " ", what, " · ", link, " ", when);
       feed.appendChild(li);
     });
