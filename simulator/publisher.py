@@ -68,6 +68,9 @@ from simulator.model import INTERVAL
 from simulator.scenario import Scenario, ScenarioError
 
 log = logging.getLogger(__name__)
+# How long (wall seconds) a command waits for a meter's link: under the portal's 30 s
+# command timeout, so a meter back from a short outage still answers it.
+COMMAND_HOLD_S: Final = 25.0
 
 Connections = Literal["shared", "per-meter"]
 CONNECTIONS: Final[tuple[Connections, ...]] = ("shared", "per-meter")
@@ -204,6 +207,8 @@ class FleetPublisher:
         self._commands: collections.deque[tuple[int, Command | str, str | None]] = (
             collections.deque()
         )
+        # Commands for meters whose link is down, with the wall time they arrived.
+        self._held: list[tuple[float, int, Command]] = []
         self._links: list[_Link] = []
         self._step = 0
         self._wall_start = 0.0
@@ -351,6 +356,19 @@ class FleetPublisher:
         return clock
 
     def _serve_commands(self, clock: SimClock) -> None:
+        now_wall = self._wall()
+        waiting = self._held
+        self._held = []
+        for since, row, held in waiting:
+            if self.engine.reachable[row]:
+                self._send(self.engine.command(row, held, clock.now(now_wall)))
+                self._stats.commands_answered += 1
+            elif now_wall - since < COMMAND_HOLD_S:
+                self._held.append((since, row, held))
+            else:
+                log.info(
+                    "command %s for %s dropped: its link stayed down", held.id, self.meters[row].id
+                )
         while self._commands:
             row, cmd, bad_id = self._commands.popleft()
             meter = self.meters[row]
@@ -363,8 +381,10 @@ class FleetPublisher:
                 self._publish(row, self._topics["reply"][row], payload, retain=False)
                 continue
             if not self.engine.reachable[row]:
-                # The command cannot reach a meter whose network is down: the head-end times out.
-                log.info("command %s for unreachable %s dropped", cmd.id, meter.id)
+                # A meter whose link is down gets the command when the link returns, as a
+                # broker delivers a persistent session's queued QoS 1 messages; past
+                # COMMAND_HOLD_S the head-end has timed out and it is dropped.
+                self._held.append((now_wall, row, cmd))
                 continue
             self._send(self.engine.command(row, cmd, clock.now(self._wall())))
             self._stats.commands_answered += 1

@@ -248,3 +248,53 @@ def _check_contiguous(decoded: list[Any], publisher: FleetPublisher, intervals: 
         delivered = int(engine.unsent_from[row] - engine.t0)
         assert len(ordered) == delivered, meter_id
         assert intervals - delivered < 96, meter_id
+
+
+def test_a_command_to_a_meter_whose_link_is_down_is_answered_when_it_returns(
+    mqtt_url: str, topic_prefix: str, watcher: Subscriber
+) -> None:
+    """The demo's storm story pinged a meter still dark: dropped, it timed out on screen."""
+    import numpy as np
+
+    from simulator.incidents import Incident
+
+    fleet = build_fleet(METERS, SEED)
+    # Two simulated hours of tower outage for meter 1, at 900x: 8 wall seconds.
+    rows = np.zeros(METERS, dtype=np.bool_)
+    rows[1] = True
+    outage = Incident("comms_outage", "tower", START, START + 8 * INTERVAL, rows)
+    publisher = FleetPublisher(
+        fleet, mqtt_url=mqtt_url, seed=SEED, start=START, speed=900.0, prefix=topic_prefix,
+        incidents=[outage],
+    )  # fmt: skip
+    thread = threading.Thread(target=publisher.run, kwargs={"duration": 60}, daemon=True)
+    thread.start()
+    try:
+        assert publisher.ready.wait(TIMEOUT_S)
+        meter = fleet[1]
+        sent = time.monotonic()
+        watcher.client.publish(
+            topic_for(meter.utility_id, meter.id, "cmd", topic_prefix),
+            encode_command(Command("held", "ping")),
+            qos=1,
+        )
+        replies_of = of_kind("reply", topic_prefix)
+        messages = watcher.wait_for(lambda ms: len(replies_of(ms)) >= 1, "the held ping's reply")
+        waited = time.monotonic() - sent
+        ((topic, reply),) = replies_of(messages)
+        assert (topic.meter_id, reply.id, reply.status) == (meter.id, "held", "ok")
+        # Answered on the meter's clock once the link was back, not before.
+        assert datetime.fromisoformat(reply.result["time"]) >= START + 8 * INTERVAL
+        assert waited > 2.0
+    finally:
+        publisher.stop()
+        thread.join(TIMEOUT_S)
+        clear = make_client(mqtt_url, f"wltest-clean-{uuid.uuid4().hex[:8]}")
+        connect(clear)
+        clear.loop_start()
+        for m in fleet:
+            clear.publish(
+                topic_for(m.utility_id, m.id, "status", topic_prefix), b"", qos=1, retain=True
+            ).wait_for_publish(TIMEOUT_S)
+        clear.disconnect()
+        clear.loop_stop()
