@@ -140,3 +140,25 @@ def test_presenter_clicks_through_a_story_by_mouse_and_keyboard(
     context.close()
     assert problems == [], problems
     assert barriers == [], barriers
+
+
+def test_presenter_mode_fits_a_1024_wide_projector(
+    browser: Any, live_portal: tuple[str, list[Meter]]
+) -> None:
+    """At 20 px the nav stacked one item a line and pushed "Log out" off the screen."""
+    base, _fleet = live_portal
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    log_in(page, base, "se@wattline.example")
+    page.click("#presenter-toggle")
+    page.wait_for_selector("body.presenter")
+    for path in ("/", "/demo/", "/alarms/"):
+        page.goto(f"{base}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1024, path
+        header = page.locator(".topbar").bounding_box()
+        assert header is not None
+        assert header["height"] < 140, (path, header)
+        logout = page.get_by_role("button", name="Log out").bounding_box()
+        assert logout is not None
+        assert logout["x"] + logout["width"] <= 1024, path
+    context.close()

@@ -100,8 +100,11 @@ def test_speed_and_a_live_tamper_reach_the_simulator(
     assert response.status_code == 302
     assert wait_until(lambda: any(e.type == "tamper" for e in events.seen)), "no tamper event"
     page = client.get("/demo/").get_data(as_text=True)
-    assert "demo.incident" in page
-    assert "demo.speed" in page
+    log = page.split('id="demo-log"', 1)[1]
+    # In words, not the audit trail's codes ("demo.speed · 3600x").
+    assert "Incident: Meter cover removed at a federal building (live)" in log
+    assert "Speed: 3600x" in log
+    assert "demo.speed" not in log
 
 
 def test_controls_refuse_other_roles_bad_input_and_reset_clears(
