@@ -260,6 +260,24 @@ def _with_acks(session: Session, alarms: list[rules.Alarm]) -> list[rules.Alarm]
     ]
 
 
+def acknowledge_standing(session: Session, user_id: int, now: datetime, note: str) -> int:
+    """Acknowledge every open alarm derived from meter state (a demo reset); return how many.
+
+    Comms-loss and low power factor alarms come from the meters' state, not from stored
+    rows a reset can delete: without this the next audience met dozens of "open" alarms.
+    """
+    standing = [
+        a
+        for a in _with_acks(session, _derived(session, Scope(everything=True), None))
+        if a.acknowledged_by is None
+    ]
+    session.add_all(
+        models.AlarmAck(key=a.key, meter_id=a.meter_id, user_id=user_id, at=now, note=note)
+        for a in standing
+    )
+    return len(standing)
+
+
 def open_alarm_count(session: Session, scope: Scope) -> int:
     """Count the visible alarms nobody has acknowledged yet, however many there are."""
     events = _event_query(scope, None, acknowledged=False).subquery()

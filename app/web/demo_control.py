@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 
 from app.command_bus import CommandBusError
 from app.db import models
+from app.db.alarm_queries import acknowledge_standing
 from app.domain.access import Role
 from app.domain.story import STORIES
 from app.web.auth import user
@@ -146,12 +147,19 @@ def reset() -> Any:
     for model in (models.AlarmAck, models.MeterCommand, models.Event, models.DeadLetter):
         result = session.execute(delete(model))
         counts[model.__tablename__] = int(getattr(result, "rowcount", 0) or 0)
+    session.flush()
+    # What the meters' state still raises (comms loss, low power factor) is marked seen, so
+    # the next audience starts from a clean board and sees only what happens from now on.
+    counts["standing_alarms_seen"] = acknowledge_standing(
+        session, user().id, datetime.now(UTC), "standing when the demo was reset"
+    )
     audit("demo.reset", "demo", counts)
     session.commit()
     flash(
-        "Demo reset: "
-        + ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in counts.items())
-        + " cleared; interval history kept.",
+        f"Demo reset: cleared {counts['events']} events, {counts['meter_commands']} commands, "
+        f"{counts['dead_letters']} dead letters and {counts['alarm_acks']} alarm "
+        f"acknowledgements; {counts['standing_alarms_seen']} standing alarms (comms loss, low "
+        "power factor) marked as seen. Interval history kept.",
         "ok",
     )
     return redirect(url_for("demo.index"))

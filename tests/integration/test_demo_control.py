@@ -7,14 +7,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app import create_app
 from app import mqtt as mqtt_adapter
@@ -133,6 +133,21 @@ def test_controls_refuse_other_roles_bad_input_and_reset_clears(
         session.add(models.Event(meter_id=meter.id, event_id="x", type="tamper", severity="critical",
                                  at=T0, details={}, received_at=datetime.now(UTC)))  # fmt: skip
     assert events_stored() == 1
-    assert se.post("/demo/reset", data={"csrf_token": token}).status_code == 302
+    # A meter left offline by an earlier incident: an alarm from its state, not a stored row.
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(
+            update(models.Meter)
+            .where(models.Meter.id == meter.id)
+            .values(status="offline", status_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+    assert se.get("/api/v1/alarms?state=open").get_json()["alarms"]
+    reset = se.post("/demo/reset", data={"csrf_token": token}, follow_redirects=True)
     assert events_stored() == 0
+    # The next audience starts from a clean board: the standing alarm is marked as seen.
+    assert se.get("/api/v1/alarms?state=open").get_json()["alarms"] == []
+    seen = se.get("/api/v1/alarms?state=acknowledged").get_json()["alarms"]
+    assert [(a["kind"], a["meter_id"]) for a in seen] == [("comms_loss", meter.id)]
+    text = reset.get_data(as_text=True)
+    assert "cleared 1 events" in text
+    assert "1 standing alarms (comms loss, low power factor) marked as seen" in text
     engine.dispose()
