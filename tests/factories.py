@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, text
+import pytest
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import models
 from app.db.seed import seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry
+from app.domain.rollups import hour_start
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter, build_fleet
 
@@ -104,3 +107,20 @@ def readings_by_table(url: str, table: str = "readings") -> dict[str, int]:
         ).all()
     engine.dispose()
     return dict(rows)
+
+
+def assert_hourly_rollups_match_readings(sessions: sessionmaker[Session], meter_id: str) -> None:
+    """Every hourly rollup of the meter is its readings' kWh sum; no hour lacks or adds one."""
+    with sessions() as session:
+        stored = {
+            h.start: h.kwh
+            for h in session.scalars(
+                select(models.HourlyRollup).where(models.HourlyRollup.meter_id == meter_id)
+            )
+        }
+        raw: dict[datetime, float] = {}
+        for r in session.scalars(select(models.Reading).where(models.Reading.meter_id == meter_id)):
+            raw[hour_start(r.start)] = raw.get(hour_start(r.start), 0.0) + r.kwh
+    assert stored.keys() == raw.keys()
+    for hour, kwh in raw.items():
+        assert stored[hour] == pytest.approx(kwh), hour

@@ -12,11 +12,10 @@ from app.db import models
 from app.db.queries import utility_clause
 from app.domain.access import Scope
 from app.domain.rollups import hour_start
-from app.domain.segments import UtilityActivity, intervals_due
+from app.domain.segments import INTERVAL, UtilityActivity, intervals_due
 
 # Event types a building manager counts as security- or access-relevant.
 SECURITY_EVENT_TYPES = ("tamper", "reverse_rotation")
-INTERVAL = timedelta(minutes=15)
 
 
 def utility_activity(session: Session, scope: Scope, segment: str) -> list[UtilityActivity]:

@@ -218,24 +218,14 @@ def _withdraw(
         .returning(models.Reading.start)
     ).all()
     if gone:
+        nothing = dict.fromkeys(("kwh", "kvarh", "demand_kw", "quality"))
         session.connection().execute(
             insert(models.ReadingAudit),
-            [
-                {
-                    "meter_id": meter_id,
-                    "start": at,
-                    "changed_at": now,
-                    "source": "vee",
-                    "old_kwh": estimated_before[at].kwh,
-                    "old_kvarh": estimated_before[at].kvarh,
-                    "old_demand_kw": estimated_before[at].demand_kw,
-                    "old_quality": estimated_before[at].quality,
-                    "new_kwh": None,
-                    "new_kvarh": None,
-                    "new_demand_kw": None,
-                    "new_quality": None,
-                }
-                for at in gone
-            ],
+            audit_rows(
+                {(meter_id, at): estimated_before[at] for at in gone},
+                {(meter_id, at): nothing for at in gone},
+                "vee",
+                now,
+            ),
         )
     return list(gone)

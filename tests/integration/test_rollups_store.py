@@ -23,7 +23,7 @@ from app.ingest.estimation import run_vee
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from app.manage import cli
 from simulator.fleet import Meter
-from tests.factories import fleet_sessions, make_reading
+from tests.factories import assert_hourly_rollups_match_readings, fleet_sessions, make_reading
 
 STEP = timedelta(minutes=15)
 ONE_DAY = timedelta(days=1)
@@ -382,23 +382,6 @@ def test_a_batch_opening_a_month_beside_a_rebuild_does_not_deadlock(
     assert stored == 4
 
 
-def _hour_totals(
-    sessions: Any, meter_id: str
-) -> tuple[dict[datetime, float], dict[datetime, float]]:
-    """(stored hourly kWh, kWh summed from the raw readings) per hour."""
-    with sessions() as session:
-        stored = {
-            h.start: h.kwh
-            for h in session.scalars(
-                select(models.HourlyRollup).where(models.HourlyRollup.meter_id == meter_id)
-            )
-        }
-        raw: dict[datetime, float] = {}
-        for r in session.scalars(select(models.Reading).where(models.Reading.meter_id == meter_id)):
-            raw[rollups.hour_start(r.start)] = raw.get(rollups.hour_start(r.start), 0.0) + r.kwh
-    return stored, raw
-
-
 @pytest.mark.parametrize("recompute", ["redelivery", "vee"])
 def test_a_recompute_waits_for_a_writer_adding_to_its_hour(
     empty_postgres_url: str, recompute: str
@@ -445,8 +428,5 @@ def test_a_recompute_waits_for_a_writer_adding_to_its_hour(
     writer.close()
     thread.join(30)
     assert not failures, failures
-    stored, raw = _hour_totals(sessions, meter.id)
+    assert_hourly_rollups_match_readings(sessions, meter.id)
     engine.dispose()
-    assert stored.keys() == raw.keys()
-    for at, kwh in raw.items():
-        assert stored[at] == pytest.approx(kwh), at

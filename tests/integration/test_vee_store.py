@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,13 @@ from app.ingest.__main__ import main
 from app.ingest.estimation import run_vee
 from app.ingest.store import Accepted, MeterDirectory, write_batch
 from simulator.fleet import Meter
-from tests.factories import T0, fleet_sessions, make_reading, seed_database
+from tests.factories import (
+    T0,
+    assert_hourly_rollups_match_readings,
+    fleet_sessions,
+    make_reading,
+    seed_database,
+)
 
 STEP = timedelta(minutes=15)
 HOUR = 4 * STEP
@@ -398,22 +404,12 @@ def _stored(
         }
 
 
-def _rollups_match_raw(sessions: Any, meter_id: str) -> None:
-    """Every hourly rollup of the meter is its readings' sum, and no hour lacks or adds one."""
-    with sessions() as s:
-        raw: dict[datetime, float] = {}
-        for r in s.scalars(select(models.Reading).where(models.Reading.meter_id == meter_id)):
-            hour = r.start.replace(minute=0)
-            raw[hour] = raw.get(hour, 0.0) + r.kwh
-        stored = {
-            h.start: h.kwh
-            for h in s.scalars(
-                select(models.HourlyRollup).where(models.HourlyRollup.meter_id == meter_id)
-            )
-        }
-    assert stored.keys() == raw.keys()
-    for hour, kwh in raw.items():
-        assert stored[hour] == pytest.approx(kwh), hour
+def _day_with_a_gap(sessions: Any, meter: Meter, kwh: Callable[[int], float]) -> list[datetime]:
+    """Store one day of `kwh(slot)` with slots 20-23 missing; return the missing starts."""
+    readings = [_flat(T0 + k * STEP, kwh(k)) for k in range(96) if not 20 <= k < 24]
+    with sessions.begin() as s:
+        write_batch(s, [_day_message(meter, readings)], MeterDirectory())
+    return [T0 + k * STEP for k in range(20, 24)]
 
 
 def test_a_spike_this_run_flags_anchors_no_estimate_and_a_rerun_agrees(
@@ -421,13 +417,7 @@ def test_a_spike_this_run_flags_anchors_no_estimate_and_a_rerun_agrees(
 ) -> None:
     """10 kWh, four missing, then a 400 kWh spike: the spike is flagged, not interpolated to."""
     sessions, meter = one_meter
-    step = timedelta(minutes=15)
-    gap = [T0 + k * step for k in range(20, 24)]
-    readings = [
-        _flat(T0 + k * step, 400.0 if k == 24 else 10.0) for k in range(96) if not 20 <= k < 24
-    ]
-    with sessions.begin() as s:
-        write_batch(s, [_day_message(meter, readings)], MeterDirectory())
+    gap = _day_with_a_gap(sessions, meter, lambda k: 400.0 if k == 24 else 10.0)
     now = T0 + timedelta(days=2)
     with sessions.begin() as s:
         first = run_vee(s, meter.id, T0, T0 + timedelta(days=1), now=now)
@@ -438,7 +428,7 @@ def test_a_spike_this_run_flags_anchors_no_estimate_and_a_rerun_agrees(
     with sessions.begin() as s:
         second = run_vee(s, meter.id, T0, T0 + timedelta(days=1), now=now)
     assert (second.estimated_linear, second.unestimated) == (0, 4)
-    _rollups_match_raw(sessions, meter.id)
+    assert_hourly_rollups_match_readings(sessions, meter.id)
 
 
 def test_an_estimate_a_rerun_cannot_make_is_withdrawn_and_audited(
@@ -446,13 +436,7 @@ def test_an_estimate_a_rerun_cannot_make_is_withdrawn_and_audited(
 ) -> None:
     """A shorter linear limit and no reference history: the old line goes, on the trail."""
     sessions, meter = one_meter
-    step = timedelta(minutes=15)
-    gap = [T0 + k * step for k in range(20, 24)]
-    readings = [
-        _flat(T0 + k * step, 75.0 if k < 20 else 100.0) for k in range(96) if not 20 <= k < 24
-    ]
-    with sessions.begin() as s:
-        write_batch(s, [_day_message(meter, readings)], MeterDirectory())
+    gap = _day_with_a_gap(sessions, meter, lambda k: 75.0 if k < 20 else 100.0)
     now = T0 + timedelta(days=2)
     with sessions.begin() as s:
         assert run_vee(s, meter.id, T0, T0 + timedelta(days=1), now=now).estimated_linear == 4
@@ -476,17 +460,16 @@ def test_an_estimate_a_rerun_cannot_make_is_withdrawn_and_audited(
         for at, kwh in zip(gap, (80.0, 85.0, 90.0, 95.0), strict=True)
     ]
     # The hour that held only the estimates has no rollup left; the others match their data.
-    _rollups_match_raw(sessions, meter.id)
+    assert_hourly_rollups_match_readings(sessions, meter.id)
 
 
 def test_vee_never_estimates_intervals_that_have_not_ended(one_meter: tuple[Any, Meter]) -> None:
     """Eight days of data and a run at 01:00 on the ninth: nothing after 01:00 is stored."""
     sessions, meter = one_meter
-    step = timedelta(minutes=15)
     with sessions.begin() as s:
         for day in range(8):
             first = T0 + timedelta(days=day)
-            day_readings = [_flat(first + k * step, 10.0) for k in range(96)]
+            day_readings = [_flat(first + k * STEP, 10.0) for k in range(96)]
             write_batch(s, [_day_message(meter, day_readings)], MeterDirectory())
     ninth = T0 + timedelta(days=8)
     now = ninth + timedelta(hours=1)
@@ -508,10 +491,9 @@ def test_a_gap_across_midnight_is_estimated_alike_from_either_window(
 ) -> None:
     """23:30-00:30 missing: the scheduled window moving a day keeps the one-hour line."""
     sessions, meter = one_meter
-    step = timedelta(minutes=15)
     midnight = T0 + timedelta(days=14)
-    gap = [midnight + k * step for k in range(-2, 2)]
-    starts = [T0 + k * step for k in range(96 * 17)]
+    gap = [midnight + k * STEP for k in range(-2, 2)]
+    starts = [T0 + k * STEP for k in range(96 * 17)]
     rows = [_flat(s, 10.0 + (s.hour * 4 + s.minute // 15) / 10) for s in starts if s not in gap]
     with sessions.begin() as s:
         for at in range(0, len(rows), 96):
