@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from app.db import live_queries, queries, roi_store
 from app.domain import story as rules
 from app.web.auth import PortalUser, user
-from app.web.db import db
+from app.web.db import db, settings
 from app.web.demo_control import PRESENTERS, audit, publish
 from simulator.control import ControlError, encode_incident, preset
 from simulator.weather import REGIONS
@@ -31,7 +31,13 @@ METERS_PER_UTILITY = 500
 @bp.before_request
 @login_required
 def presenters_only() -> None:
-    """Refuse everyone but the vendor's own staff."""
+    """Refuse everyone but the vendor's own staff; outside demo mode there is no story.
+
+    A story's incident is published to the simulator's control topic: on a real fleet there
+    is no simulator to drive, as there are no demo controls (demo_control.py).
+    """
+    if not settings().demo_mode:
+        abort(404)
     if user().role not in PRESENTERS:
         abort(403, description="The demo story is for the vendor's sales engineers.")
 
@@ -169,7 +175,11 @@ def banner() -> dict[str, Any]:
     """Give base.html the running story's banner, for presenters only."""
     found: Any = current_user
     state = session.get(SESSION_KEY)
-    if not isinstance(found, PortalUser) or found.role not in PRESENTERS:
+    if (
+        not isinstance(found, PortalUser)
+        or found.role not in PRESENTERS
+        or not settings().demo_mode
+    ):
         return {"story_banner": None, "stories": None}
     stories = rules.STORIES
     if not isinstance(state, dict) or state.get("segment") not in stories:

@@ -87,6 +87,12 @@ def test_demo_controls_exist_only_in_demo_mode(
     assert client.get("/demo/").status_code == 404
     token = csrf_from(client.get("/login").get_data(as_text=True))
     assert client.post("/demo/reset", data={"csrf_token": token}).status_code == 404
+    # Nor the story, whose incident step drives the simulator over its control topic.
+    assert client.post("/presenter/toggle", data={"csrf_token": token}).status_code == 302
+    assert "Tell the story" not in client.get("/").get_data(as_text=True)
+    for path in ("/story/iou/start", "/story/iou/incident"):
+        assert client.post(path, data={"csrf_token": token}).status_code == 404
+    assert client.get("/story/iou/1").status_code == 404
     with make_sessionmaker(engine)() as session:
         assert session.scalar(select(func.count()).select_from(models.DeadLetter)) == 1
     engine.dispose()
@@ -94,6 +100,10 @@ def test_demo_controls_exist_only_in_demo_mode(
     assert login(presenter, REAL, REAL_PASSWORD) == 302
     assert presenter.get("/demo/").status_code == 200
     assert 'href="/demo' in presenter.get("/").get_data(as_text=True)
+    token = csrf_from(presenter.get("/login").get_data(as_text=True))
+    assert presenter.post("/presenter/toggle", data={"csrf_token": token}).status_code == 302
+    assert "Tell the story" in presenter.get("/").get_data(as_text=True)
+    assert presenter.post("/story/iou/start", data={"csrf_token": token}).status_code == 302
 
 
 def test_create_user_makes_a_scoped_login_and_resets_it(
