@@ -18,6 +18,7 @@ from app.command_bus import CommandBus, CommandBusError
 from app.config import Settings
 from app.db import migrate as migrations
 from app.db import models
+from app.db.logins import close_all
 from app.db.seed import DEMO_EMAILS, seed_fleet, seed_partners, seed_users
 from app.db.session import make_engine, make_sessionmaker
 from app.domain.access import AccessError, Role, scope_for
@@ -120,9 +121,13 @@ def create_user(
             user.active = True
             user.password_hash = generate_password_hash(password)
             session.add(user)
+            # A new password ends every session and token the old one opened.
+            ended = close_all(session, found.id) if found is not None else 0
     finally:
         engine.dispose()
     click.echo(f"{'updated' if found else 'created'} {email} ({role})")
+    if ended:
+        click.echo(f"ended its {ended} open login{'' if ended == 1 else 's'} (sessions and tokens)")
 
 
 @cli.command("rebuild-rollups")

@@ -208,6 +208,34 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class Login(Base):
+    """One browser session or API token a user holds; deleting the row ends just that one."""
+
+    __tablename__ = "logins"
+
+    # Random and unguessable, though it only ever travels inside a signed cookie or token.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # session | token
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginFailure(Base):
+    """A failed login, kept for the throttle's window: by the e-mail tried and the address."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+
+
+Index("ix_login_failures_email_at", LoginFailure.email, LoginFailure.at)
+Index("ix_login_failures_address_at", LoginFailure.address, LoginFailure.at)
+
+
 # Rows arrive in received_at order, so a BRIN index (a few pages) answers "received since"
 # as well as a B-tree that cost 1.5 µs a reading to maintain; SQLite has only B-trees.
 # Time windows across the fleet are read from the rollups, and per-meter windows from the

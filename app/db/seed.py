@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db import models
+from app.db.logins import close_all
 from app.domain.access import Role
 from simulator import fleet
 
@@ -89,6 +90,7 @@ def seed_users(session: Session, password: str, logins: Sequence[DemoLogin] = DE
     # One scrypt hash for all: they share the published demo password anyway, and it
     # keeps seeding fast (each hash costs ~0.1 s by design).
     password_hash = generate_password_hash(password)
+    still_valid: dict[str, bool] = {}
     for login in logins:
         user = by_email.get(login.email) or models.User(email=login.email)
         user.name = login.name
@@ -96,6 +98,14 @@ def seed_users(session: Session, password: str, logins: Sequence[DemoLogin] = DE
         user.distributor_id = login.distributor_id
         user.utility_id = login.utility_id
         user.active = True
+        old = user.password_hash
+        if old and user.id is not None:
+            if old not in still_valid:
+                still_valid[old] = check_password_hash(old, password)
+            if still_valid[old]:
+                continue  # the same password: its sessions (`make demo` restarted) stay
+            # A new demo password ends the sessions and tokens the old one opened.
+            close_all(session, user.id)
         user.password_hash = password_hash
         session.add(user)
 

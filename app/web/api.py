@@ -15,9 +15,11 @@ from app.domain import telemetry
 from app.domain.numbers import MAX_ID, whole_number
 from app.web.auth import (
     TOKEN_MAX_AGE_S,
+    LoginThrottled,
     authenticate,
     issue_token,
     load_user_from_bearer,
+    revoke_login,
     user,
 )
 from app.web.db import db
@@ -125,10 +127,24 @@ def token() -> Any:
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         abort(400, description="email and password must be non-empty strings")
-    found = authenticate(email, password)
+    try:
+        found = authenticate(email, password)
+    except LoginThrottled as exc:
+        body = jsonify(error="Too Many Requests", message=str(exc), status=429)
+        return body, 429, {"Retry-After": str(exc.seconds)}
     if found is None:
         abort(401, description="unknown e-mail or wrong password")
     return jsonify(token=issue_token(found), token_type="Bearer", expires_in=TOKEN_MAX_AGE_S)  # noqa: S106 - a scheme name, not a secret
+
+
+@bp.delete("/auth/token")
+def revoke_token() -> Any:
+    """Revoke the bearer token this request carries (a signed-out script's token dies now)."""
+    found = load_user_from_bearer(request)
+    if found is None:
+        abort(401, description="send the bearer token to revoke in the Authorization header")
+    revoke_login(found)
+    return "", 204
 
 
 def meter_json(meter: models.Meter) -> dict[str, Any]:

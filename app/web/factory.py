@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
-        WTF_CSRF_TIME_LIMIT=None,
+        PERMANENT_SESSION_LIFETIME=auth.SESSION_LIFETIME,
+        # A form's token lives as long as the login it belongs to (a day's demo on one page).
+        WTF_CSRF_TIME_LIMIT=int(auth.SESSION_LIFETIME.total_seconds()),
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     engine = make_engine(settings.database_url)

@@ -598,12 +598,20 @@ def _components() -> JsonObject:
         f"Error{code}": {"description": text, "content": json_body(ref("Error"))}
         for code, text in (
             (400, "Bad request: a parameter or body field is wrong (the message names it)"),
-            (401, "Not logged in, or the bearer token is missing, forged or expired"),
+            (
+                401,
+                "Not logged in, or the bearer token is missing, forged, expired or revoked",
+            ),
             (403, "Your role may not do this"),
             (404, "Not found, or not in your tenant's scope"),
             (409, "Conflicts with the resource's current state"),
             (413, "The request body is over the 2 MiB limit"),
             (422, "Understood but refused by a business rule"),
+            (
+                429,
+                "Too many failed logins for this e-mail or from this address (10 an account, "
+                "50 an address, in 15 minutes); the Retry-After header says when to try again",
+            ),
             (503, "A backing service (the MQTT broker) is unavailable"),
         )
     }
@@ -671,11 +679,20 @@ def _paths() -> JsonObject:
                 "issueToken",
                 "Exchange e-mail and password for a bearer token",
                 "auth",
-                {"200": ok("A bearer token", ref("Token")), **errors(400, 401)},
+                {"200": ok("A bearer token", ref("Token")), **errors(400, 401, 429)},
                 body=ref("TokenRequest"),
                 public=True,
-                description="401 when the e-mail is unknown or the password wrong.",
-            )
+                description="401 when the e-mail is unknown or the password wrong; 429 after "
+                "too many failures, without checking the password.",
+            ),
+            "delete": operation(
+                "revokeToken",
+                "Revoke the bearer token sent with this request",
+                "auth",
+                {"204": {"description": "Revoked: the token answers 401 from now on"}},
+                description="Only a bearer token can be revoked here; a browser session "
+                "ends with the portal's Log out.",
+            ),
         },
         "/meters": {
             "get": operation(

@@ -117,9 +117,19 @@ def test_create_user_makes_a_scoped_login_and_resets_it(
     utilities = {m["utility_id"] for m in client.get("/api/v1/meters").get_json()["meters"]}
     assert utilities
     assert utilities <= {"glpl", "atlantic", "millbrook", "fedcenter"}  # NorthGrid's
-    # Again with a new password: the same login, updated.
+    token = real.test_client().post(
+        "/api/v1/auth/token", json={"email": REAL, "password": REAL_PASSWORD}
+    )
+    bearer = {"Authorization": f"Bearer {token.get_json()['token']}"}
+    assert real.test_client().get("/api/v1/meters", headers=bearer).status_code == 200
+    # Again with a new password: the same login, updated, and what the old one opened ends.
     again = create_user(database_url, *args, "--distributor", "northgrid", password="x" * 12)
-    assert again == (0, f"updated {REAL} (distributor_rep)\n")
+    assert again == (
+        0,
+        f"updated {REAL} (distributor_rep)\nended its 2 open logins (sessions and tokens)\n",
+    )
+    assert client.get("/api/v1/meters").status_code == 401
+    assert real.test_client().get("/api/v1/meters", headers=bearer).status_code == 401
     assert login(real.test_client(), REAL, REAL_PASSWORD) == 401
     assert login(real.test_client(), REAL, "x" * 12) == 302
 
