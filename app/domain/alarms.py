@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Final
 
 from app.domain.access import Role
-from app.domain.numbers import whole_number
+from app.domain.numbers import MAX_ID, whole_number
 
 # Event types that raise an alarm, and the alarm kind each raises.
 EVENT_ALARMS: Final[dict[str, str]] = {
@@ -114,8 +114,11 @@ def parse_key(key: str) -> tuple[str, str]:
     prefix, sep, rest = key.partition(":")
     if not sep or prefix not in {"event", "comms", "lowpf"} or not rest or len(key) > 160:
         raise ValueError(f"not an alarm key: {key!r}")
-    if prefix == "event" and whole_number(rest) is None:
-        raise ValueError(f"not an alarm key: {key!r}")
+    if prefix == "event":
+        number = whole_number(rest)
+        # An event id is a 32-bit INTEGER column: PostgreSQL raises on a larger one.
+        if number is None or not 1 <= number <= MAX_ID:
+            raise ValueError(f"not an alarm key: {key!r}")
     if prefix != "event":
         meter_id, sep, stamp = rest.rpartition(":")
         if not sep or not meter_id or whole_number(stamp) is None:

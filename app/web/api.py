@@ -52,8 +52,9 @@ def check_api_input() -> None:
 
     A number in any URL beyond a 32-bit INTEGER id answers 404 (PostgreSQL and SQLite drivers
     raise on it instead of finding no row), and a NUL character in a path, query, form field
-    or JSON body string answers 400 (PostgreSQL text cannot hold NUL); both were 500s before,
-    on the pages' forms (an alarm note, a deal) as in the API.
+    or JSON body string answers 400 (PostgreSQL text cannot hold NUL), as does a lone surrogate
+    from a JSON escape (no driver encodes it); they were 500s before, on the pages' forms (an
+    alarm note, a deal) as in the API.
     """
     for name, value in (request.view_args or {}).items():
         if isinstance(value, int) and value > MAX_ID:
@@ -69,24 +70,33 @@ def check_api_input() -> None:
         if request.is_json:
             fields.append(("body", request.get_json(silent=True)))
         for name, value in fields:
-            where = _nul_at(name, value)
-            if where is not None:
-                abort(400, description=f"{where}: must not contain NUL characters")
+            found = _bad_text_at(name, value)
+            if found is not None:
+                abort(400, description=f"{found[0]}: {found[1]}")
     except RecursionError:
         abort(400, description="body: JSON nested too deeply")
 
 
-def _nul_at(where: str, value: Any) -> str | None:
+def _bad_text_at(where: str, value: Any) -> tuple[str, str] | None:
+    """Return (where, what is wrong) for the first string no database column can hold."""
     if isinstance(value, str):
-        return where if "\x00" in value else None
+        if "\x00" in value:
+            return where, "must not contain NUL characters"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                # JSON's "\ud800" escapes decode to a lone surrogate, which no driver encodes.
+                return where, "must be valid Unicode text (a lone surrogate half was sent)"
+        return None
     if isinstance(value, dict):
         for key, item in value.items():
-            found = _nul_at(f"{where}.{key}", key) or _nul_at(f"{where}.{key}", item)
+            found = _bad_text_at(f"{where}.{key}", key) or _bad_text_at(f"{where}.{key}", item)
             if found is not None:
                 return found
     if isinstance(value, list):
         for i, item in enumerate(value):
-            found = _nul_at(f"{where}[{i}]", item)
+            found = _bad_text_at(f"{where}[{i}]", item)
             if found is not None:
                 return found
     return None

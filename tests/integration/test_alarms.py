@@ -146,6 +146,19 @@ def test_rep_may_not_acknowledge_and_other_tenants_get_404(app: Flask) -> None:
         manager.post("/api/v1/alarms/event:999999/acknowledge", headers=headers).status_code == 404
     )
     assert manager.post("/api/v1/alarms/garbage/acknowledge", headers=headers).status_code == 404
+    huge = manager.post("/api/v1/alarms/event:3000000000/acknowledge", headers=headers)
+    assert huge.status_code == 404  # was a 500 on PostgreSQL (integer out of range)
+    # A lone surrogate from a JSON escape is refused before any driver tries to encode it.
+    body = '{"note": "crew \\ud83d dispatched"}'
+    half = manager.post(
+        f"/api/v1/alarms/{tamper}/acknowledge",
+        headers={**headers, "Content-Type": "application/json"},
+        data=body,
+    )
+    assert half.status_code == 400
+    assert half.get_json()["message"] == (
+        "body.note: must be valid Unicode text (a lone surrogate half was sent)"
+    )
     bad = manager.post(f"/api/v1/alarms/{tamper}/acknowledge", headers=headers, json={"note": 5})
     assert bad.status_code == 400
     assert "note" in bad.get_json()["message"]

@@ -32,6 +32,8 @@ def test_keys_round_trip_through_parse() -> None:
         "event:",
         "event:abc",
         "event:\u00b2",  # a digit to str.isdigit that int() refuses
+        "event:0",
+        "event:2147483648",  # past the events.id INTEGER column (a 500 on PostgreSQL)
         "nope:1",
         "comms:m1",
         "comms::123",
