@@ -82,3 +82,32 @@ def test_health_counts_readings_of_a_table_migrated_back_below_partitions(
     finally:
         # Back to head (partitioned again) for the tests after this one.
         upgrade(postgres_url)
+
+
+def test_downgrade_below_0012_keeps_withdrawn_estimates_on_the_trail(database_url: str) -> None:
+    """The audit trail is history: a downgrade that cannot hold a row refuses, it never deletes."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import func, select
+
+    from app.db import models
+    from app.db.migrate import alembic_config, upgrade
+    from app.db.session import make_sessionmaker
+
+    meter = seed_database(database_url, meters=1, intervals=1)[0]
+    engine = make_engine(database_url)
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    with make_sessionmaker(engine).begin() as session:
+        session.add(
+            models.ReadingAudit(
+                meter_id=meter.id, start=at, changed_at=at, source="vee",
+                old_kwh=1.0, old_demand_kw=4.0, old_quality="estimated-linear",
+            )
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="1 reading_audit rows record withdrawn estimates"):
+        command.downgrade(alembic_config(database_url), "0011_partitioned_register_reads")
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(models.ReadingAudit)) == 1
+    engine.dispose()
+    upgrade(database_url)

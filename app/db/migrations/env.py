@@ -14,14 +14,17 @@ if url is None:
     raise RuntimeError("sqlalchemy.url is not set; use app.db.migrate")
 
 connectable = make_engine(url, create=True)  # a new SQLite file is what migrate makes
-with connectable.connect() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-        include_object=include_object,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-connectable.dispose()
+try:
+    with connectable.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+            include_object=include_object,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+finally:
+    # Also when a migration refuses: its pooled connection would be left open.
+    connectable.dispose()

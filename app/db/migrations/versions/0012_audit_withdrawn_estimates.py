@@ -29,7 +29,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Downgrade schema."""
-    op.execute("DELETE FROM reading_audit WHERE new_quality IS NULL")
+    # Below this revision the trail cannot say "withdrawn": refuse rather than delete history.
+    withdrawn = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM reading_audit WHERE new_quality IS NULL")
+    )
+    if withdrawn:
+        raise RuntimeError(
+            f"{withdrawn} reading_audit rows record withdrawn estimates (no new values), which "
+            "the schema below 0012 cannot hold; export them and delete them to downgrade"
+        )
     with op.batch_alter_table("reading_audit") as batch:
         batch.alter_column("new_quality", existing_type=sa.String(length=24), nullable=False)
         batch.alter_column("new_demand_kw", existing_type=sa.Float(), nullable=False)
