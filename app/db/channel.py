@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 import roi
 from app.db import models
+from app.db.locks import hold_row
 from app.domain.access import Role, Scope
 from app.domain.numbers import whole_number
 from partners import kpis, pricing, rfx
@@ -435,6 +436,9 @@ def register_deal(
         created_at=now,
         updated_at=now,
     )
+    # One registration of a partner's at a time: two at once both passed the check below
+    # and left two open deals for one utility.
+    hold_row(session, models.Distributor.id, partner)
     same = [
         _registration(d)
         for d in session.scalars(select(models.Deal).where(models.Deal.utility_key == key))

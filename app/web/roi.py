@@ -19,6 +19,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request
 from flask_login import login_required
 
 from app.db import models, roi_store
+from app.db.locks import hold_row
 from app.domain.access import Role
 from app.web.api import csrf_for_cookie_writes
 from app.web.auth import PortalUser, user
@@ -416,6 +417,10 @@ def add_version_view(scenario_id: int) -> Any:
         raise FieldError("document", "must be an input document object")
     note = _text(body, "note", required=False, limit=MAX_NOTE)
     session = db()
+    # Two saves at once both numbered theirs latest+1 (a 500 on the unique version); the
+    # second now waits for the first and diffs against it.
+    hold_row(session, models.RoiScenario.id, scenario.id)
+    session.refresh(scenario, ["latest_version"])
     latest = roi_store.get_version(session, scenario.id, scenario.latest_version)
     if document.get("segment") != scenario.segment:
         raise FieldError("document.segment", f"must stay {scenario.segment!r} for this scenario")
