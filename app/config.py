@@ -125,6 +125,9 @@ class Settings:
     # How far after its receipt an interval may start (the ingest's --future-tolerance); the
     # portal judges a dead letter's replay by it at the letter's own receive time.
     ingest_future_tolerance_s: float = 3600.0
+    # Served over HTTPS by a reverse proxy (one hop): secure cookies, HSTS, and the proxy's
+    # X-Forwarded-For/-Proto/-Host trusted (the login throttle counts the client's address).
+    https: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -161,6 +164,7 @@ class Settings:
             ingest_future_tolerance_s=_float(
                 env, "INGEST_FUTURE_TOLERANCE_S", 3600.0, minimum=0.0, maximum=MAX_TOLERANCE_S
             ),
+            https=env.get("WATTLINE_HTTPS", "").lower() in _TRUE,
         )
 
 

@@ -13,6 +13,7 @@ from flask import Flask, Response, g, jsonify, render_template, request, send_fr
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.command_bus import CommandBus
 from app.config import Settings
@@ -23,6 +24,8 @@ from app.web import auth
 from app.web.db import close_session
 
 PLOTLY_DIR = Path(plotly.__file__).resolve().parent / "package_data"
+# Files the same for everyone, which browsers may cache.
+STATIC_ENDPOINTS = frozenset({"static", "plotly_js"})
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -42,7 +45,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         # A form's token lives as long as the login it belongs to (a day's demo on one page).
         WTF_CSRF_TIME_LIMIT=int(auth.SESSION_LIFETIME.total_seconds()),
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        SESSION_COOKIE_SECURE=settings.https,
+        REMEMBER_COOKIE_SECURE=settings.https,
     )
+    if settings.https:
+        # Behind the TLS proxy every request reaches us as plain HTTP from the proxy's
+        # address: take the scheme, host and client address from its one hop of headers.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     engine = make_engine(settings.database_url)
     app.extensions["wattline"] = {
         "settings": settings,
@@ -159,11 +168,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        # plotly.js builds functions at run time, hence 'unsafe-eval'; no inline script.
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self' 'unsafe-eval'",
+            "script-src 'self' 'unsafe-eval'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'",
         )
+        if request.endpoint not in STATIC_ENDPOINTS:
+            # Tenant data must not stay in a shared browser's or a proxy's cache.
+            response.headers.setdefault("Cache-Control", "no-store")
+        if settings.https:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     return app

@@ -93,3 +93,10 @@ def test_share_group_names_mqtt_refuses_are_refused(name: str) -> None:
 
 def test_share_group_names_mqtt_accepts_pass() -> None:
     assert check_share_group("wattline-ingest.eu_1") == "wattline-ingest.eu_1"
+
+
+def test_https_behind_a_proxy_is_opt_in(tmp_path: Path) -> None:
+    env = {"WATTLINE_INSTANCE": str(tmp_path)}
+    assert Settings.from_env(env).https is False
+    assert Settings.from_env({**env, "WATTLINE_HTTPS": "1"}).https is True
+    assert Settings.from_env({**env, "WATTLINE_HTTPS": "off"}).https is False
