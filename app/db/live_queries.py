@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select, true
 from sqlalchemy.orm import Session
 
 from app.db import models
@@ -46,7 +46,18 @@ def _readings_since(session: Session, scope: Scope, since: datetime) -> int:
 
 def event_feed(session: Session, scope: Scope, limit: int = FEED_LENGTH) -> list[FeedEvent]:
     """Return the newest events (by arrival) at the visible meters."""
-    rows = session.execute(
+    rows = session.execute(feed_query(scope, limit, session.get_bind().dialect.name)).all()
+    return [
+        FeedEvent(id_, format_time(at), type_, severity, meter_id, site, utility)
+        for id_, at, type_, severity, meter_id, site, utility in rows
+    ]
+
+
+def feed_query(scope: Scope, limit: int, dialect: str) -> Select[Any]:
+    """Return the feed's query for a scope on a database dialect."""
+    if not scope.everything and dialect == "postgresql":
+        return _newest_per_meter(scope, limit)
+    plain = (
         select(
             models.Event.id,
             models.Event.at,
@@ -61,11 +72,41 @@ def event_feed(session: Session, scope: Scope, limit: int = FEED_LENGTH) -> list
         .where(utility_clause(scope))
         .order_by(models.Event.received_at.desc(), models.Event.id.desc())
         .limit(limit)
-    ).all()
-    return [
-        FeedEvent(id_, format_time(at), type_, severity, meter_id, site, utility)
-        for id_, at, type_, severity, meter_id, site, utility in rows
-    ]
+    )
+    return cast(Select[Any], plain)
+
+
+def _newest_per_meter(scope: Scope, limit: int) -> Select[Any]:
+    # Walking the whole fleet's events newest first until `limit` visible ones turn up read
+    # every event when the tenant's meters had none lately: 0.6-1.1 s a tick with 300,000
+    # events at other tenants' meters. Each visible meter's newest few instead, from the
+    # (meter_id, received_at, id) index, merged: a bounded probe a meter. (The vendor sees
+    # every event, so the walk stops at once; SQLite has no LATERAL and holds demo fleets.)
+    event = models.Event
+    newest = (
+        select(event.id, event.at, event.type, event.severity, event.received_at)
+        .where(event.meter_id == models.Meter.id)
+        .order_by(event.received_at.desc(), event.id.desc())
+        .limit(limit)
+        .lateral("newest")
+    )
+    return (
+        select(
+            newest.c.id,
+            newest.c.at,
+            newest.c.type,
+            newest.c.severity,
+            models.Meter.id,
+            models.Meter.site_name,
+            models.Utility.name,
+        )
+        .select_from(models.Meter)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .join(newest, true())
+        .where(utility_clause(scope))
+        .order_by(newest.c.received_at.desc(), newest.c.id.desc())
+        .limit(limit)
+    )
 
 
 def status_signature(session: Session, scope: Scope) -> str:

@@ -166,6 +166,15 @@ class Event(Base):
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 
+# A tenant's live feed takes each visible meter's newest events from here (live_queries).
+Index(
+    "ix_events_meter_received",
+    Event.meter_id,
+    Event.received_at.desc(),
+    Event.id.desc(),
+)
+
+
 class DeadLetter(Base):
     """A message the ingest could not accept, kept raw with the reason."""
 
