@@ -7,9 +7,9 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, String, cast, exists, func, literal, select
+from sqlalchemy import Select, String, cast, exists, func, literal, select, true
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.db import models
 from app.db.queries import get_meter, utility_clause
@@ -343,12 +343,30 @@ def acknowledge(
 
 def audit_entries(session: Session, scope: Scope, limit: int = 50) -> list[models.AuditEntry]:
     """Return the newest audit entries about the visible utilities (vendors see all)."""
-    query = (
-        select(models.AuditEntry)
-        .order_by(models.AuditEntry.at.desc(), models.AuditEntry.id.desc())
+    entry = models.AuditEntry
+    if scope.everything or session.get_bind().dialect.name != "postgresql":
+        query = select(entry).order_by(entry.at.desc(), entry.id.desc()).limit(limit)
+        if not scope.everything:
+            visible = select(models.Utility.id).where(utility_clause(scope))
+            query = query.where(entry.utility_id.in_(visible))
+        return list(session.scalars(query))
+    # The newest few of each visible utility from (utility_id, at, id), merged: walking the
+    # whole log newest first read every row when the tenant had none lately (0.9-1.4 s at
+    # 1,000,000 rows). SQLite has no LATERAL and holds demo-sized logs.
+    newest = (
+        select(entry)
+        .where(entry.utility_id == models.Utility.id)
+        .order_by(entry.at.desc(), entry.id.desc())
+        .limit(limit)
+        .lateral("newest")
+    )
+    row = aliased(models.AuditEntry, newest)
+    merged = (
+        select(row)
+        .select_from(models.Utility)
+        .join(newest, true())
+        .where(utility_clause(scope))
+        .order_by(row.at.desc(), row.id.desc())
         .limit(limit)
     )
-    if not scope.everything:
-        visible = select(models.Utility.id).where(utility_clause(scope))
-        query = query.where(models.AuditEntry.utility_id.in_(visible))
-    return list(session.scalars(query))
+    return list(session.scalars(merged))

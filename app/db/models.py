@@ -191,6 +191,10 @@ class DeadLetter(Base):
     replayed_at: Mapped[datetime | None]
 
 
+# A tenant's dead-letter page takes each visible meter's newest letters from here.
+Index("ix_dead_letters_meter_newest", DeadLetter.meter_id, DeadLetter.id.desc())
+
+
 class ServiceHeartbeat(Base):
     """The latest heartbeat of a long-running service (the portal reads broker health here)."""
 
@@ -278,6 +282,15 @@ class AuditEntry(Base):
     # The tenant the target belongs to, so each user sees only their own tenants' audit.
     utility_id: Mapped[str | None] = mapped_column(ForeignKey("utilities.id"), index=True)
     details: Mapped[dict[str, Any]]
+
+
+# A tenant's audit list takes each visible utility's newest entries from here.
+Index(
+    "ix_audit_log_utility_newest",
+    AuditEntry.utility_id,
+    AuditEntry.at.desc(),
+    AuditEntry.id.desc(),
+)
 
 
 class RoiScenario(Base):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from cachetools import TTLCache
 from sqlalchemy import ColumnElement, Select, case, func, select, text, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.db import models
 from app.domain import telemetry
@@ -367,13 +367,33 @@ def dead_letters(
     session: Session, scope: Scope, *, limit: int = 200, before_id: int | None = None
 ) -> list[models.DeadLetter]:
     """Return the newest dead letters a scope may see (tenants: only those naming their meters)."""
-    query = select(models.DeadLetter).order_by(models.DeadLetter.id.desc()).limit(limit)
-    if before_id is not None:
-        query = query.where(models.DeadLetter.id < before_id)
-    if not scope.everything:
+    letter = models.DeadLetter
+    older = letter.id < before_id if before_id is not None else true()
+    query = select(letter).where(older).order_by(letter.id.desc()).limit(limit)
+    if scope.everything:
+        return list(session.scalars(query))
+    if session.get_bind().dialect.name != "postgresql":
         visible = scoped_meters(scope).with_only_columns(models.Meter.id)
-        query = query.where(models.DeadLetter.meter_id.in_(visible))
-    return list(session.scalars(query))
+        return list(session.scalars(query.where(letter.meter_id.in_(visible))))
+    # Each visible meter's newest few from (meter_id, id), merged: walking every letter
+    # newest first (most name no known meter) read them all for a tenant with none lately
+    # (683 ms at 260,000 letters). SQLite has no LATERAL and holds demo-sized tables.
+    newest = (
+        select(letter)
+        .where(letter.meter_id == models.Meter.id, older)
+        .order_by(letter.id.desc())
+        .limit(limit)
+        .lateral("newest")
+    )
+    row = aliased(models.DeadLetter, newest)
+    merged = (
+        scoped_meters(scope)
+        .with_only_columns(row)
+        .join(newest, true())
+        .order_by(row.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(merged))
 
 
 def dead_letter(session: Session, scope: Scope, letter_id: int) -> models.DeadLetter | None:
