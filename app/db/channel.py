@@ -357,6 +357,8 @@ def _int(body: Mapping[str, object], field: str, default: int, low: int, high: i
     raw = body.get(field, default)
     if isinstance(raw, str):  # form posts send text
         raw = whole_number(raw)
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # JSON's 40.0 is the integer 40 (as JSON Schema has it)
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise ChannelError(field, "must be a whole number")
     if not low <= raw <= high:

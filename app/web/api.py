@@ -19,6 +19,7 @@ from app.web.auth import (
     authenticate,
     issue_token,
     load_user_from_bearer,
+    refused,
     revoke_login,
     user,
 )
@@ -47,7 +48,7 @@ def csrf_for_cookie_writes() -> None:
             )
 
 
-def check_api_input() -> None:
+def check_api_input() -> Any:
     """Refuse input the database cannot hold before any view passes it on.
 
     A number in any URL beyond a 32-bit INTEGER id answers 404 (PostgreSQL and SQLite drivers
@@ -72,7 +73,15 @@ def check_api_input() -> None:
         for name, value in fields:
             found = _bad_text_at(name, value)
             if found is not None:
-                abort(400, description=f"{found[0]}: {found[1]}")
+                where, problem = found
+                if request.path.startswith("/api/"):
+                    # Named as the API's own field errors name it: "note", not "body.note".
+                    field = where.removeprefix("body.") if where != "body" else where
+                    message = f"{where}: {problem}"
+                    return jsonify(
+                        error="Bad Request", message=message, field=field, status=400
+                    ), 400
+                abort(400, description=f"{where}: {problem}")
     except RecursionError:
         abort(400, description="body: JSON nested too deeply")
 
@@ -143,7 +152,7 @@ def token() -> Any:
         body = jsonify(error="Too Many Requests", message=str(exc), status=429)
         return body, 429, {"Retry-After": str(exc.seconds)}
     if found is None:
-        abort(401, description="unknown e-mail or wrong password")
+        raise refused("unknown e-mail or wrong password")
     return jsonify(token=issue_token(found), token_type="Bearer", expires_in=TOKEN_MAX_AGE_S)  # noqa: S106 - a scheme name, not a secret
 
 
@@ -152,7 +161,7 @@ def revoke_token() -> Any:
     """Revoke the bearer token this request carries (a signed-out script's token dies now)."""
     found = load_user_from_bearer(request)
     if found is None:
-        abort(401, description="send the bearer token to revoke in the Authorization header")
+        raise refused("send the bearer token to revoke in the Authorization header")
     revoke_login(found)
     return "", 204
 

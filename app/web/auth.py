@@ -25,6 +25,8 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
@@ -143,12 +145,20 @@ def load_user_from_bearer(req: Request) -> PortalUser | None:
     return _load(uid, login_id)
 
 
+# What a 401 from the API asks for (RFC 9110 requires the header on every 401).
+CHALLENGE = WWWAuthenticate("bearer", {"realm": "wattline"})
+
+
+def refused(description: str) -> Unauthorized:
+    """A 401 for the API, with its challenge."""
+    return Unauthorized(description=description, www_authenticate=CHALLENGE)
+
+
 def unauthorized() -> Any:
     """Answer JSON 401 to API calls and redirect people to the login page."""
     if request.path.startswith("/api/"):
-        return jsonify(
-            error="Unauthorized", message="log in or send a bearer token", status=401
-        ), 401
+        body = jsonify(error="Unauthorized", message="log in or send a bearer token", status=401)
+        return body, 401, {"WWW-Authenticate": CHALLENGE.to_header()}
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 

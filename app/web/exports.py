@@ -11,6 +11,7 @@ from flask_login import login_required
 from app.db import models, queries
 from app.domain import telemetry
 from app.domain.localtime import EARLIEST, LATEST, zone_for, zone_named
+from app.domain.numbers import whole_number
 from app.exports import csvio, greenbutton
 from app.exports.series import MeterSeries, interval_from_row
 from app.web.api import reading_json, visible_meter
@@ -132,10 +133,8 @@ def audit(meter_id: str) -> Any:
     if start_raw is not None or end_raw is not None:
         # The range is of interval starts; a trail is short, so a year is allowed.
         start, end = _range_args(start_raw, end_raw, timedelta(days=366))
-    raw_limit = request.args.get("limit", "100")
-    # ASCII digits only: str.isdigit also accepts "²", which int() then refuses.
-    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
-    if not 1 <= limit <= AUDIT_LIMIT:
+    limit = whole_number(request.args.get("limit", "100"))
+    if limit is None or not 1 <= limit <= AUDIT_LIMIT:
         abort(400, description=f"limit must be a whole number from 1 to {AUDIT_LIMIT}")
     rows = queries.reading_changes(db(), found.id, start=start, end=end, limit=limit)
     return jsonify(meter_id=found.id, changes=[change_json(r) for r in rows])

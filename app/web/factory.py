@@ -142,9 +142,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
+        # The exception's own headers (a 405's Allow, a 401's WWW-Authenticate), not its
+        # Content-Type: the body is ours.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         if request.path.startswith("/api/"):
-            return jsonify(error=exc.name, message=exc.description, status=code), code
-        return render_template("error.html", code=code, message=exc.description), code
+            return jsonify(error=exc.name, message=exc.description, status=code), code, headers
+        page = render_template("error.html", code=code, message=exc.description)
+        return page, code, headers
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

@@ -27,6 +27,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from werkzeug.http import HTTP_STATUS_CODES
 
 import roi
 from app.analytics import partner_charts
@@ -148,7 +149,7 @@ def deal_json(
 def _api_error(exc: channel.ChannelError) -> tuple[Response, int]:
     db().rollback()
     return jsonify(
-        error="Bad Request" if exc.status == 400 else "Refused",
+        error=HTTP_STATUS_CODES[exc.status],  # the name every other API error carries
         message=str(exc),
         field=exc.field,
         status=exc.status,
