@@ -12,7 +12,7 @@ from app import create_app
 from simulator.fleet import Meter
 from tests.factories import seed_database
 from tests.integration.test_partners_api import bearer
-from tests.integration.test_portal import make_settings
+from tests.integration.test_portal import csrf_from, login, make_settings
 
 
 @pytest.fixture
@@ -105,3 +105,19 @@ def test_an_audit_limit_of_thousands_of_digits_is_a_400(app: Flask, seeded: list
     assert huge.status_code == 400
     assert "limit" in huge.get_json()["message"]
     assert client.get(f"/api/v1/meters/{meter}/audit?limit=5", headers=headers).status_code == 200
+
+
+def test_a_cookie_command_needs_the_csrf_header(app: Flask, seeded: list[Meter]) -> None:
+    """A command is a write: with the session cookie alone (a forged page) it is refused."""
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+    path = f"/api/v1/meters/{seeded[0].id}/commands"
+    refused = client.post(path, json={"command": "ping"})
+    assert refused.status_code == 400
+    assert "X-CSRFToken" in refused.get_json()["message"]
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    # With the header it gets past the check (to a 503: this portal has no broker).
+    assert (
+        client.post(path, json={"command": "ping"}, headers={"X-CSRFToken": token}).status_code
+        == 503
+    )

@@ -208,3 +208,28 @@ def test_broker_unreachable_is_a_503_not_a_500(
     assert response.get_json()["status"] == "error"
     assert "broker" in response.get_json()["message"]
     app.extensions["wattline"]["engine"].dispose()
+
+
+def test_a_reply_on_another_meters_topic_does_not_answer_the_command(
+    setup: tuple[Flask, Meter, Responder], database_url: str, topic_prefix: str
+) -> None:
+    """Only the meter the command went to may answer it: a forged reply elsewhere is ignored."""
+    app, meter, responder = setup
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        other = session.scalars(select(models.Meter).where(models.Meter.id != meter.id)).first()
+    engine.dispose()
+    assert other is not None
+    client = app.test_client()
+    headers = bearer(client, "se@wattline.example")
+    sent = client.post(
+        f"/api/v1/meters/{meter.id}/commands", json={"command": "demand_reset"}, headers=headers
+    )
+    assert sent.status_code == 202
+    command_id = sent.get_json()["id"]
+    forged = telemetry.encode_reply(telemetry.Reply(command_id, "ok", {"forged": True}))
+    elsewhere = telemetry.topic_for(other.utility_id, other.id, "reply", topic_prefix)
+    responder.client.publish(elsewhere, forged, qos=1)
+    responder._reply(command_id, "ok", {"demand_kw": 0.0})  # the meter's own, after it
+    done = follow(client, sent.get_json()["url"], headers, {"ok", "error"})
+    assert (done["status"], done["result"]) == ("ok", {"demand_kw": 0.0})

@@ -177,6 +177,7 @@ def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
 ) -> None:
     start_worker()
     meter = fleet[0]
+    other_utility = next(m.utility_id for m in fleet if m.utility_id != meter.utility_id)
     future = datetime.now(UTC) + timedelta(days=2)
     bad = [
         (topic(topic_prefix, meter), b"{not json", "not valid JSON"),
@@ -193,6 +194,12 @@ def test_garbage_goes_to_dead_letters_and_the_worker_keeps_going(
                 telemetry.IntervalMessage(meter.id, (make_reading(T0, kwh=-1.0),))
             ),
             "kwh",
+        ),
+        (
+            # A known meter under another utility's topic: not stored under either.
+            f"{topic_prefix}/{other_utility}/{meter.id}/interval",
+            interval_payload(meter, [T0 + timedelta(days=1)]),
+            f"belongs to utility {meter.utility_id!r}, not {other_utility!r}",
         ),
         (
             # Valid by the contract, impossible in fact: an interval two days in the future.

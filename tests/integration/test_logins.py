@@ -191,3 +191,11 @@ def test_reseeding_the_demo_keeps_sessions_unless_the_password_changes(
     engine.dispose()
     assert client.get("/api/v1/meters").status_code == 401
     assert login(app.test_client(), REP, "a new demo password") == 302
+
+
+def test_logout_needs_its_csrf_token(app: Flask) -> None:
+    """A page on another site must not log people out (the form's token is required)."""
+    client = app.test_client()
+    assert login(client, REP) == 302
+    assert client.post("/logout").status_code == 400
+    assert client.get("/api/v1/meters").status_code == 200
