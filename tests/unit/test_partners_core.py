@@ -290,6 +290,22 @@ def test_rejected_or_lost_registrations_do_not_conflict_and_won_always_holds() -
     assert (view.conflict, view.protected_by, view.protected_until) == (True, 1, None)
 
 
+def test_a_closed_registration_is_in_no_conflict_itself() -> None:
+    """A lost or rejected deal beside an open one is history, not a conflict to decide."""
+    open_one = reg(2, distributor_id="prairiemeter", registered_at=NOW - timedelta(days=1))
+    for status in (Status.REJECTED, Status.LOST):
+        closed = reg(1, status=status)
+        assert not conflict_view(closed, [closed, open_one], NOW).conflict
+
+
+def test_protection_ends_exactly_at_the_window() -> None:
+    first = reg(1, registered_at=NOW - PROTECTION_WINDOW)
+    second = reg(2, distributor_id="prairiemeter", registered_at=NOW - timedelta(days=1))
+    assert conflict_view(second, [first, second], NOW).protected_by is None
+    just_inside = reg(1, registered_at=NOW - PROTECTION_WINDOW + timedelta(seconds=1))
+    assert conflict_view(second, [just_inside, second], NOW).protected_by == 1
+
+
 def test_other_utilities_never_conflict() -> None:
     other = reg(3, utility_key=utility_key("Cascade Energy"))
     assert not conflict_view(reg(1), [reg(1), other], NOW).conflict

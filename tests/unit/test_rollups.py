@@ -158,3 +158,14 @@ def test_valid_hours_refuses_what_is_not_gap_free_and_in_order(order: list[int])
     ones = [1.0] * len(order)
     assert rollups.valid_hours("m", starts, ones, ones, ones) is None
     assert rollups.valid_hours("m", [], [], [], []) == []
+
+
+def test_an_hours_peak_tie_goes_to_its_earliest_interval_in_any_order() -> None:
+    """Two intervals at the same kW: the peak time is the earlier, however they arrive."""
+    at = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    late, early = at + timedelta(minutes=30), at
+    rows = [("m", late, 1.0, 0.0, 50.0, "valid"), ("m", early, 1.0, 0.0, 50.0, "valid")]
+    ((_, hour),) = rollups.by_hour(rows)
+    assert (hour.peak_kw, hour.peak_at) == (50.0, early)
+    ((_, again),) = rollups.by_hour(list(reversed(rows)))
+    assert again.peak_at == early

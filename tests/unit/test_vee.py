@@ -69,6 +69,13 @@ def test_high_and_low_demand_limits_are_configurable() -> None:
     assert vee.validate(rows, T0, T0 + 3 * STEP, now=NOW, config=VeeConfig(spike_ratio=100)) == []
 
 
+def test_demand_exactly_at_a_limit_is_within_it() -> None:
+    """The limits are the highest and lowest demand allowed: only beyond them is flagged."""
+    rows = [make_interval(0, 25.0), make_interval(1, 1.25)]  # 100 kW and 5 kW
+    cfg = VeeConfig(high_demand_kw=100.0, low_demand_kw=5.0, spike_ratio=100)
+    assert vee.validate(rows, T0, T0 + 2 * STEP, now=NOW, config=cfg) == []
+
+
 def test_spike_against_the_neighbourhood_median() -> None:
     rows = [make_interval(k, 50.0 if k == 6 else 10.0) for k in range(12)]
     assert rules(vee.validate(rows, T0, T0 + 12 * STEP, now=NOW)) == [("spike", 6)]
