@@ -82,3 +82,19 @@ def test_an_event_twice_in_one_batch_keeps_the_first_copy_as_across_batches(
         details = list(session.scalars(select(models.Event.details)))
     assert details == [{"copy": "first"}]
     engine.dispose()
+
+
+def test_a_meters_newest_interval_is_the_newest_in_the_batch_whatever_the_order(
+    database_url: str,
+) -> None:
+    """A day's backlog after today's reading, in one batch: the newest start still wins."""
+    engine, sessions, fleet = fleet_sessions(database_url, meters=1, seed=7)
+    (today,) = interval_batch(fleet, T0 + timedelta(days=1), 1)
+    (backlog,) = interval_batch(fleet, T0, 4)
+    with sessions.begin() as session:
+        write_batch(session, [today, backlog], MeterDirectory())
+    with sessions() as session:
+        meter = session.get(models.Meter, fleet[0].id)
+        assert meter is not None
+        assert meter.last_interval_start == T0 + timedelta(days=1)
+    engine.dispose()

@@ -59,6 +59,14 @@ def test_gap_is_reported_with_its_length() -> None:
     ]
 
 
+def test_a_gap_between_register_reads_is_a_gap_not_a_sum_mismatch() -> None:
+    """Three of four intervals cannot be summed against the registers' delta."""
+    rows = [make_interval(k, 10.0) for k in (0, 1, 3)]
+    registers = [RegisterRead(T0, 500.0), RegisterRead(T0 + 4 * STEP, 540.0)]
+    found = vee.validate(rows, T0, T0 + 4 * STEP, now=NOW, registers=registers)
+    assert rules(found) == [("gap", 2)]
+
+
 def test_high_and_low_demand_limits_are_configurable() -> None:
     rows = [make_interval(0, 10.0), make_interval(1, 30.0), make_interval(2, 1.0)]
     cfg = VeeConfig(high_demand_kw=100.0, low_demand_kw=5.0, spike_ratio=100)
