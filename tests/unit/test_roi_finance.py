@@ -184,3 +184,9 @@ def test_a_rate_of_return_that_is_infinite_is_none(outlay: float) -> None:
     assert finance.irr([outlay, 100.0]) is None
     assert finance.mirr([outlay, 100.0, 100.0], 0.08, 0.08) is None
     assert finance.benefit_cost_ratio(0.08, [0.0, 100.0], [5e-324, 0.0]) is None
+
+
+def test_rounding_dust_below_zero_is_still_a_break_even() -> None:
+    """A cumulative of -1e-13 after year 1 is break-even there, not 'never' (it was None)."""
+    assert finance.payback([-1000.0, 999.9999999999999, 0.0]) == pytest.approx(1.0)
+    assert finance.payback([-1000.0, 999.0, 0.0]) is None  # a real shortfall stays one
