@@ -331,3 +331,57 @@ def test_column_bounds_skip_phases_a_meter_lacks() -> None:
     assert not vee.all_plausible(
         starts, (1.0,) * 3, (4.0,) * 3, [ok, (None, *high[1:]), missing], now=NOW, limits=_LIMITS
     )
+
+
+def test_the_sum_check_allows_a_share_of_a_large_delta() -> None:
+    """50 kWh off a 10,000 kWh delta is within 1 %; half a kWh absolute alone would flag it."""
+    rows = [make_interval(k, 2500.0) for k in range(4)]
+    registers = [RegisterRead(T0, 0.0), RegisterRead(T0 + 4 * STEP, 10_050.0)]
+    assert vee.validate(rows, T0, T0 + 4 * STEP, now=NOW, registers=registers) == []
+    far = [RegisterRead(T0, 0.0), RegisterRead(T0 + 4 * STEP, 10_200.0)]
+    assert rules(vee.validate(rows, T0, T0 + 4 * STEP, now=NOW, registers=far)) == [
+        ("sum_check", 0)
+    ]
+
+
+def test_a_tiny_load_flickering_is_no_spike() -> None:
+    """Eight times a 0.1 kWh median, but under the 1 kWh minimum: not a spike."""
+    rows = [make_interval(k, 0.8 if k == 6 else 0.1) for k in range(12)]
+    assert vee.validate(rows, T0, T0 + 12 * STEP, now=NOW) == []
+    big = [make_interval(k, 8.0 if k == 6 else 1.0) for k in range(12)]
+    assert rules(vee.validate(big, T0, T0 + 12 * STEP, now=NOW)) == [("spike", 6)]
+
+
+def test_only_valid_intervals_turn_questionable() -> None:
+    """An estimate inside a flagged span stays an estimate (it is not the meter's reading)."""
+    rows = [make_interval(k, 10.0) for k in range(4)]
+    rows[1] = replace(rows[1], quality=vee.ESTIMATED_LINEAR)
+    bad = [RegisterRead(T0, 500.0), RegisterRead(T0 + 4 * STEP, 545.0)]
+    found = vee.validate(rows, T0, T0 + 4 * STEP, now=NOW, registers=bad)
+    flagged = vee.mark_questionable(rows, found)
+    assert [(i.start, i.quality) for i in flagged] == [
+        (rows[k].start, vee.QUESTIONABLE) for k in (0, 2, 3)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "quality"),
+    [
+        ((), "valid"),
+        (("power_fail",), "questionable"),
+        (("partial",), "questionable"),
+        (("clock_adjusted",), "questionable"),
+        (("estimated_by_meter", "partial"), "questionable"),
+        (("estimated_by_meter",), "valid"),
+    ],
+)
+def test_an_arriving_actual_is_questionable_when_the_meter_doubts_it(
+    flags: tuple[str, ...], quality: str
+) -> None:
+    assert vee.ingest_quality(flags) == quality
+
+
+@pytest.mark.parametrize("kwh", [float("nan"), float("inf"), -1.0])
+def test_an_edit_must_be_a_finite_non_negative_kwh(kwh: float) -> None:
+    with pytest.raises(ValueError, match="finite, non-negative"):
+        vee.edit(make_interval(0), kwh=kwh)
