@@ -278,12 +278,23 @@ def acknowledge_standing(session: Session, user_id: int, now: datetime, note: st
     return len(standing)
 
 
+# Counting every open alarm walked all of them on each live tick (145 ms at 300,000 open):
+# past this many the count stops, and the fleet page says "10,000+".
+OPEN_ALARMS_COUNTED = 10_000
+
+
 def open_alarm_count(session: Session, scope: Scope) -> int:
-    """Count the visible alarms nobody has acknowledged yet, however many there are."""
-    events = _event_query(scope, None, acknowledged=False).subquery()
+    """Count the visible alarms nobody has acknowledged yet, up to OPEN_ALARMS_COUNTED + 1."""
+    cap = OPEN_ALARMS_COUNTED + 1
+    events = _event_query(scope, None, acknowledged=False).limit(cap).subquery()
     open_events = session.scalar(select(func.count()).select_from(events)) or 0
     derived = _with_acks(session, _derived(session, scope, None))
-    return open_events + sum(1 for a in derived if a.acknowledged_by is None)
+    return min(cap, open_events + sum(1 for a in derived if a.acknowledged_by is None))
+
+
+def shown_count(count: int) -> int | str:
+    """Return an open-alarm count as the fleet page shows it: exact, or "10,000+" past the cap."""
+    return count if count <= OPEN_ALARMS_COUNTED else f"{OPEN_ALARMS_COUNTED:,}+"
 
 
 def acknowledge(

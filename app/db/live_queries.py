@@ -10,7 +10,7 @@ from sqlalchemy import Select, case, func, select, true
 from sqlalchemy.orm import Session
 
 from app.db import models
-from app.db.alarm_queries import open_alarm_count
+from app.db.alarm_queries import open_alarm_count, shown_count
 from app.db.queries import UtilityRow, fleet_overview, scoped_meters, utility_clause
 from app.domain.access import Scope
 from app.domain.telemetry import format_time
@@ -138,7 +138,7 @@ def live_snapshot(
             "offline": sum(r.offline for r in rows),
             "readings_last_minute": _readings_since(session, scope, now - timedelta(minutes=1)),
             "readings_last_hour": sum(r.readings_last_hour for r in rows),
-            "open_alarms": open_alarm_count(session, scope),
+            "open_alarms": shown_count(open_alarm_count(session, scope)),
         },
         "utilities": [
             {

@@ -186,6 +186,20 @@ def test_fleet_snapshot_counts_open_alarms(app: Flask) -> None:
     assert 'data-total="open_alarms">3<' in html
 
 
+def test_the_open_alarm_count_stops_at_its_cap(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the cap the tile says so ("2+" here) instead of counting every alarm each tick."""
+    client = app.test_client()
+    assert login(client, "rep@northgrid.example") == 302
+    monkeypatch.setattr(alarm_queries, "OPEN_ALARMS_COUNTED", 3)
+    assert 'data-total="open_alarms">3<' in client.get("/").get_data(as_text=True)
+    monkeypatch.setattr(alarm_queries, "OPEN_ALARMS_COUNTED", 2)
+    assert 'data-total="open_alarms">2+<' in client.get("/").get_data(as_text=True)
+    # The alarm list itself still shows every one.
+    assert (
+        len(client.get("/api/v1/alarms", query_string={"state": "open"}).get_json()["alarms"]) == 3
+    )
+
+
 def test_newer_acknowledged_alarms_never_hide_an_older_open_one(
     app: Flask, database_url: str, fleet: list[Meter]
 ) -> None:
