@@ -105,8 +105,9 @@ def payback_many(flows: ArrayLike) -> FloatArray:
     arr = _as_flows(flows, 2)
     cum = np.cumsum(arr, axis=1)
     years = arr.shape[1]
-    # Rounding dust (1100 / 1.1 = 999.999...) must not turn an exact break-even into "never":
-    # a cumulative within a billionth of the row's largest flow counts as zero.
+    # Rounding dust (1080 at 8 % discounts to 999.9999999999999) must not turn an exact
+    # break-even into "never": a cumulative within a billionth of the row's largest flow
+    # counts as zero.
     tolerance = 1e-9 * np.maximum(np.abs(arr).max(axis=1, initial=0.0), 1.0)
     negative = cum < -tolerance[:, np.newaxis]
     # Index of the last negative cumulative value per row (-1 when there is none).

@@ -83,7 +83,7 @@ def test_a_mistyped_sqlite_path_is_an_error_not_a_new_empty_database(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard, not a speed limit
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr

@@ -7,6 +7,10 @@ import time
 
 from app.ingest.handoff import Handoff
 
+# How long a thread may wait before the test calls it hung: a guard against hanging the
+# suite, never a speed limit, so far beyond what any starved machine takes.
+HANG = 300.0
+
 
 def take(h: Handoff[int], max_size: int = 100, first_wait: float = 0.0) -> list[int]:
     return h.take(max_size, first_wait=first_wait, total_wait=0.05, linger=0.01)
@@ -41,12 +45,12 @@ def test_a_full_handoff_refuses_after_the_timeout_and_takes_once_there_is_room()
     assert len(h) == 2
 
     got: list[bool] = []
-    blocked = threading.Thread(target=lambda: got.append(h.put(3, timeout=5)))
+    blocked = threading.Thread(target=lambda: got.append(h.put(3, timeout=HANG)))
     blocked.start()
     time.sleep(0.05)
     assert got == []  # still waiting: that wait is the backpressure
     assert take(h, max_size=1) == [1]
-    blocked.join(5)
+    blocked.join(HANG)
     assert got == [True]
     assert take(h) == [2, 3]
 
@@ -54,12 +58,12 @@ def test_a_full_handoff_refuses_after_the_timeout_and_takes_once_there_is_room()
 def test_a_waiting_writer_wakes_for_an_item_and_keeps_the_burst_together() -> None:
     h: Handoff[int] = Handoff(100)
     batches: list[list[int]] = []
-    writer = threading.Thread(target=lambda: batches.append(take(h, first_wait=5)))
+    writer = threading.Thread(target=lambda: batches.append(take(h, first_wait=HANG)))
     writer.start()
     time.sleep(0.05)
     for n in range(3):
         h.put(n, timeout=0)  # within the linger of one another
-    writer.join(5)
+    writer.join(HANG)
     assert batches
     assert batches[0][0] == 0
     rest = take(h)
@@ -80,8 +84,8 @@ def test_nothing_is_lost_or_reordered_between_threads() -> None:
     consumer = threading.Thread(target=consume)
     consumer.start()
     for n in range(total):
-        assert h.put(n, timeout=5)
-    consumer.join(30)
+        assert h.put(n, timeout=HANG)
+    consumer.join(HANG)
     assert seen == list(range(total))
     assert h.unfinished == 0
 
@@ -102,12 +106,12 @@ def test_the_weight_bound_holds_back_heavy_items_and_lets_one_through_alone() ->
     assert h.put(1, timeout=0)
     assert not h.put(500, timeout=0.01)
     got: list[bool] = []
-    blocked = threading.Thread(target=lambda: got.append(h.put(500, timeout=5)))
+    blocked = threading.Thread(target=lambda: got.append(h.put(500, timeout=HANG)))
     blocked.start()
     time.sleep(0.05)
     assert got == []
     assert take(h, max_size=1) == [1]
-    blocked.join(5)
+    blocked.join(HANG)
     assert got == [True]
     assert (len(h), h.weight) == (1, 500)
     assert take(h) == [500]

@@ -129,6 +129,8 @@ def test_simple_payback_hand_cases(flows: list[float], expected: float | None) -
 def test_discounted_payback_hand_case() -> None:
     # 10 %: -1000, then 1100 discounts to exactly 1000 at year 1 -> payback 1.0.
     assert finance.discounted_payback(0.10, [-1000, 1100, 0]) == pytest.approx(1.0)
+    # 8 %: 1080 discounts to 999.9999999999999, rounding dust that must not read "never".
+    assert finance.discounted_payback(0.08, [-1000, 1080]) == pytest.approx(1.0)
     # -1000, 605/yr at 10 %: PV 550, 500 -> cumulative -450, +50 -> 1 + 450/500 = 1.9.
     assert finance.discounted_payback(0.10, [-1000, 605, 605]) == pytest.approx(1.9)
     # Simple payback of the same flows is earlier: 1 + 395/605.

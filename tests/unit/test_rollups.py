@@ -58,7 +58,7 @@ def test_by_hour_and_combine_agree_with_the_accumulator() -> None:
             t0 + timedelta(minutes=15 * k),
             float(k % 7),
             float(k % 3) - 1,
-            float((k * 5) % 11),  # ties for the peak inside some hours
+            float((k * 5) % 11 // 2),  # peaks tie in the second and third hours
             qualities[k % len(qualities)],
         )
         for meter in ("m-1", "m-2")
@@ -112,7 +112,7 @@ def test_valid_hours_equals_by_hour_for_a_gap_free_message(first_minute: int, n:
     starts = tuple(t0 + k * STEP for k in range(n))
     kwh = tuple(0.1 * ((k * 7) % 13) + 1e-9 * k for k in range(n))
     kvarh = tuple(0.3 - 0.05 * (k % 5) for k in range(n))
-    kw = tuple(float((k * 5) % 11) for k in range(n))  # ties for the peak inside some hours
+    kw = tuple(float((k * 5) % 11 // 2) for k in range(n))  # ties for the peak in some hours
     rows = [
         ("m-1", s, e, r, d, vee.VALID) for s, e, r, d in zip(starts, kwh, kvarh, kw, strict=True)
     ]
