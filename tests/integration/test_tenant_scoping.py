@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert, update
 
-from app.db import live_queries, models, roi_store
+from app.db import live_queries, models, queries, roi_store
 from app.db.segment_queries import security_events
 from app.db.session import make_engine, make_sessionmaker
 from app.domain.access import Scope
 from simulator.fleet import Meter
-from tests.factories import seed_database
+from tests.factories import T0, seed_database
 
 AT = datetime(2026, 3, 2, 12, tzinfo=UTC)
 OWNER = {"glpl": "northgrid", "atlantic": "northgrid", "millbrook": "northgrid",
@@ -85,3 +85,22 @@ def test_a_tenants_status_signature_ignores_other_tenants(
         after = {n: live_queries.status_signature(session, s) for n, s in SCOPES.items()}
     moved = {n for n in SCOPES if after[n] != before[n]}
     assert moved == {"prairiemeter", "vendor"}
+
+
+def test_a_tenants_load_chart_ends_at_its_own_newest_hour(database_url: str) -> None:
+    """Another tenant's meters running days ahead must not move this tenant's window."""
+    meters = seed_database(database_url, meters=21, intervals=96)  # one day from T0
+    engine = make_engine(database_url)
+    ahead = [m.id for m in meters if OWNER[m.utility_id] == "prairiemeter"]
+    with make_sessionmaker(engine).begin() as session:
+        session.execute(
+            update(models.Meter)
+            .where(models.Meter.id.in_(ahead))
+            .values(last_interval_start=T0 + timedelta(days=10))
+        )
+    with make_sessionmaker(engine)() as session:
+        rows = queries.fleet_load_by_segment(session, SCOPES["northgrid"])
+    engine.dispose()
+    assert rows
+    assert max(start for start, _, _ in rows) == T0 + timedelta(hours=23)
+    assert {segment for _, segment, _ in rows} == {"iou", "service_bureau", "security"}
