@@ -30,10 +30,17 @@ def open_login(
     return login_id
 
 
-def login_valid(session: Session, login_id: str, user_id: int, now: datetime) -> bool:
-    """Return True if the login exists, belongs to the user and has not expired."""
-    row = session.get(models.Login, login_id)
-    return row is not None and row.user_id == user_id and row.expires_at > now
+def user_of(session: Session, login_id: str, user_id: int, now: datetime) -> models.User | None:
+    """Return the user of a login that exists, is theirs and has not expired (one query)."""
+    return session.scalar(
+        select(models.User)
+        .join(models.Login, models.Login.user_id == models.User.id)
+        .where(
+            models.Login.id == login_id,
+            models.Login.user_id == user_id,
+            models.Login.expires_at > now,
+        )
+    )
 
 
 def close_login(session: Session, login_id: str) -> None:

@@ -101,9 +101,8 @@ def load_user(user_id: str) -> PortalUser | None:
 def _load(number: int | None, login_id: str) -> PortalUser | None:
     if number is None or not 1 <= number <= MAX_ID or not login_id:
         return None
-    if not logins.login_valid(db(), login_id, number, datetime.now(UTC)):
-        return None
-    row = db().get(models.User, number)
+    # Every request runs this: the login's row and its user in one query.
+    row = logins.user_of(db(), login_id, number, datetime.now(UTC))
     if row is None or not row.active or _demo_login_outside_demo(row.email):
         return None
     return replace(PortalUser.from_model(row), login_id=login_id)
