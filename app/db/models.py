@@ -173,6 +173,8 @@ Index(
     Event.received_at.desc(),
     Event.id.desc(),
 )
+# A tenant's open alarms take each visible meter's newest alarm events from here.
+Index("ix_events_meter_at", Event.meter_id, Event.at.desc(), Event.id.desc())
 
 
 class DeadLetter(Base):
