@@ -10,9 +10,19 @@ CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || true)
 .PHONY: demo test test-timescaledb lint typecheck unit integration e2e browser bench screenshots clean help
 
 help:
-	@echo "make demo   - set up and run the whole demo (embedded broker + SQLite)"
-	@echo "make test   - set up and run lint, type checks and the whole test suite"
-	@echo "make bench  - run the benchmarks and write docs/benchmarks.md"
+	@echo "make demo        - set up and run the whole demo (embedded broker + SQLite)"
+	@echo "make test        - set up and run lint, type checks and the whole test suite"
+	@echo "make bench       - run the benchmarks and write docs/benchmarks.md"
+	@echo "                   (one section: make bench BENCH_ARGS='--only ingest')"
+	@echo "make unit        - the unit tests only (tests/unit)"
+	@echo "make integration - the integration tests only (tests/integration)"
+	@echo "make e2e         - the browser tests only (tests/e2e, Debian chromium)"
+	@echo "make lint        - ruff check and format check"
+	@echo "make typecheck   - mypy --strict"
+	@echo "make test-timescaledb - the storage tests on TEST_TIMESCALEDB_URL"
+	@echo "make screenshots - rebuild docs/screenshots/*.png"
+	@echo "make browser     - install Debian chromium for the browser tests (as root)"
+	@echo "make clean       - remove the venv, instance/ and tool caches"
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -66,8 +76,15 @@ test-timescaledb: $(DEV)
 unit: $(DEV)
 	$(BIN)/python -m pytest tests/unit
 
+integration: $(DEV)
+	$(BIN)/python -m pytest tests/integration
+
+e2e: $(DEV) browser
+	$(BIN)/python -m pytest tests/e2e
+
+BENCH_ARGS ?=
 bench: $(DEV)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # Rebuild docs/screenshots/*.png from a throwaway demo database (Debian chromium).
 screenshots: $(DEV) browser

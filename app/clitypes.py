@@ -26,6 +26,12 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        # Without bounds FloatRange's help said "x<=None".
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 def run(group: click.Command, prog_name: str | None = None) -> None:
     """Run a command (group); a database or setting error is one line, not a traceback.

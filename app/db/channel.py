@@ -621,10 +621,32 @@ def patch_deal(
     deal.updated_at = now
 
 
-def allowed_moves(actor: Actor, deal: models.Deal) -> list[Status]:
-    """Return the states the actor may move a deal to (for buttons)."""
+def allowed_moves(actor: Actor, deal: models.Deal, protected_by: int | None) -> list[Status]:
+    """Return the states the actor may move a deal to now (for buttons and the API's `next`).
+
+    `protected_by` is the protected registration holding the deal's utility, if any.
+    """
     side = actor.side
-    return [] if side is None else next_states(Status(deal.status), side)
+    if side is None:
+        return []
+    # Only moves that would be taken: the lifecycle's, less those a precondition refuses
+    # (an ROI not delivered yet, a utility held by another registration, no questionnaire).
+    moves = []
+    for target in next_states(Status(deal.status), side):
+        if target == Status.ROI_REQUESTED and deal.roi_inputs is None:
+            continue
+        try:
+            check_transition(
+                Status(deal.status),
+                target,
+                side,
+                roi_delivered=deal.roi_delivered_at is not None,
+                blocked_by=protected_by,
+            )
+        except WorkflowError:
+            continue
+        moves.append(target)
+    return moves
 
 
 # --- KPIs -------------------------------------------------------------------------------

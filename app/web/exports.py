@@ -173,7 +173,7 @@ def _zone_arg(meter: models.Meter) -> tzinfo:
 
 def _time_arg(name: str, raw: str | None) -> datetime:
     if raw is None:
-        abort(400, description=f"{name} is required when the other bound is given")
+        abort(400, description=f"{name} is required: give start and end together")
     if len(raw) == 10:  # YYYY-MM-DD: midnight UTC
         try:
             return datetime.fromisoformat(raw).replace(tzinfo=UTC)

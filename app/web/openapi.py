@@ -589,7 +589,7 @@ def _schemas() -> JsonObject:
             {"document": ref("RoiInputRequest"), "note": note_field}, ("document",)
         )
         | {"example": {"document": {"segment": "iou", "horizon_years": 15}, "note": "15 years"}},
-        **_pending_schemas(),
+        **_channel_export_command_schemas(),
     }
 
 
@@ -770,8 +770,7 @@ def _paths() -> JsonObject:
                 parameters=[path_param("key", STRING, "Alarm key", "event:1")],
                 body=ref("AcknowledgeRequest"),
                 body_required=False,
-                description="Building managers and distributor reps may view but not "
-                "acknowledge (403).",
+                description="Distributor reps may view but not acknowledge (403).",
             )
         },
         "/roi": {
@@ -912,15 +911,10 @@ def _paths() -> JsonObject:
     }
 
 
-# --- Pending: routes added on other branches (partners, mdm, commands) ------------------------
-# Kept apart so the lead can see what is documented ahead of a merge; the route-coverage test
-# lists the same paths in PENDING_FROM_OTHER_BRANCHES until they exist in the app. Read from
-# the partners branch (app/web/partners.py, app/db/channel.py) and from main (app/web/
-# exports.py, app/web/commands.py). Once merged, these can move into _paths(), where this
-# one's readings operation is then replaced by the mdm version below.
+# --- The channel, the exports and the commands: their schemas and paths -------------------------
 
 
-def _pending_schemas() -> JsonObject:
+def _channel_export_command_schemas() -> JsonObject:
     status = {
         "type": "string",
         "enum": ["submitted", "approved", "roi_requested", "proposal", "won", "lost", "rejected"],
@@ -1238,8 +1232,9 @@ def _channel_export_command_paths() -> JsonObject:
                 },
                 parameters=[METER_ID],
                 body=ref("CommandRequest"),
-                description="403 when the role may not send that command (relay: vendor and "
-                "utility staff only).",
+                description="403 when the role may not send that command (relay: vendor "
+                "admins and sales engineers and utility viewers only; time sync, demand reset "
+                "and schedule: everyone but distributor reps).",
             ),
         },
         "/commands/{command_id}": {
@@ -1306,7 +1301,7 @@ def _channel_export_command_paths() -> JsonObject:
 
 
 def build_document() -> JsonObject:
-    """Return the OpenAPI 3.1 document of /api/v1 (this branch's routes plus pending ones)."""
+    """Return the OpenAPI 3.1 document of /api/v1."""
     paths = _paths()
     for path, operations in _channel_export_command_paths().items():
         paths[path] = {**paths.get(path, {}), **operations}

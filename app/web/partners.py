@@ -138,7 +138,7 @@ def deal_json(
             )
         },
         "roi_questionnaire": deal.roi_inputs is not None,
-        "next": [s.value for s in channel.allowed_moves(who, deal)],
+        "next": [s.value for s in channel.allowed_moves(who, deal, view.protected_by)],
     }
     if who.side == "vendor":
         body["conflict_with"] = list(view.others)
@@ -432,7 +432,7 @@ def _deal_page(deal: models.Deal, status: int = 200) -> Any:
         quote=channel.quote(db(), deal),
         events=events,
         users=users,
-        moves=channel.allowed_moves(who, deal),
+        moves=channel.allowed_moves(who, deal, view.protected_by),
         questionnaire=_questionnaire(deal),
         can_fill=Status(deal.status) in {Status.APPROVED, Status.ROI_REQUESTED},
         can_evaluate=who.side == "vendor" and deal.status == Status.ROI_REQUESTED.value,

@@ -231,6 +231,10 @@ def test_rollups_sum_the_intervals_without_scanning_them(app: Flask, fleet: list
     assert len(daily) == 2
     assert sum(d["intervals"] for d in daily) == 96
     assert sum(d["kwh"] for d in daily) == pytest.approx(sum(r["kwh"] for r in readings))
+    # Without a range the answer says what to give (it said "when the other bound is given").
+    bare = client.get(f"/api/v1/meters/{own.id}/rollups?period=daily", headers=headers)
+    assert bare.status_code == 400
+    assert bare.get_json()["message"] == "start is required: give start and end together"
 
 
 def test_every_api_format_shows_the_same_vee_quality(

@@ -33,11 +33,6 @@ from tests.factories import PASSWORD, T0, seed_database
 from tests.integration.test_alarms import accepted
 from tests.integration.test_portal import make_settings
 
-# Documented here ahead of their merge (see _pending_paths in app/web/openapi.py). A path may
-# be documented without existing in the app only if it is listed here; the lead empties this
-# set as the branches land, and the test fails on an entry whose route already exists.
-# Documented routes another branch brings; empty once everything is merged.
-PENDING_FROM_OTHER_BRANCHES: frozenset[tuple[str, str]] = frozenset()
 VENDOR = "admin@wattline.example"
 EXAMPLE_METER = "glpl-00000"  # the document's example meter; it gets the tamper alarm
 # Enough generated requests per operation to exercise each parameter and body field's edge
@@ -109,11 +104,7 @@ def test_every_route_is_documented_and_every_documented_route_exists(bare_app: F
     in_app = app_operations(bare_app)
     documented = documented_operations(build_document())
     assert in_app - documented == set(), "routes missing from app/web/openapi.py"
-    missing = documented - in_app
-    assert missing - PENDING_FROM_OTHER_BRANCHES == set(), "documented routes the app lacks"
-    assert PENDING_FROM_OTHER_BRANCHES - missing == set(), (
-        "these routes exist now: remove them from PENDING_FROM_OTHER_BRANCHES"
-    )
+    assert documented - in_app == set(), "documented routes the app lacks"
 
 
 def test_route_coverage_notices_an_undocumented_endpoint(bare_app: Flask) -> None:
@@ -183,10 +174,9 @@ def bearer(app: Flask) -> dict[str, str]:
 
 
 def operations() -> list[Any]:
-    """Return the schemathesis operations to run: all documented ones that exist here."""
+    """Return the schemathesis operations to run: every documented one."""
     loaded = schemathesis.openapi.from_dict(build_document())
-    found = [result.ok() for result in loaded.get_all_operations()]
-    return [op for op in found if (op.method.upper(), op.path) not in PENDING_FROM_OTHER_BRANCHES]
+    return [result.ok() for result in loaded.get_all_operations()]
 
 
 def test_api_matches_its_document(app: Flask, bearer: dict[str, str]) -> None:

@@ -184,6 +184,8 @@ def test_lifecycle_through_the_api_with_roi(portal: Flask) -> None:
     approved = client.patch(url, headers=se, json={"status": "approved"}).get_json()
     assert approved["status"] == "approved"
     assert approved["first_response_at"] is not None
+    # `next` holds only moves that would be taken: an ROI needs the questionnaire first.
+    assert client.get(url, headers=rep).get_json()["next"] == ["proposal", "lost"]
     bad = client.patch(url, headers=rep, json={"roi_inputs": {"inputs": {"endpoints": "x"}}})
     assert bad.status_code == 400
     assert bad.get_json()["field"] == "roi_inputs.inputs.endpoints"
@@ -194,10 +196,12 @@ def test_lifecycle_through_the_api_with_roi(portal: Flask) -> None:
     ).get_json()
     assert requested["status"] == "roi_requested"
     assert requested["roi"] is None
+    assert requested["next"] == ["lost"]  # proposal waits for the vendor's ROI
     assert client.patch(url, headers=rep, json={"status": "proposal"}).status_code == 409
     assert client.patch(url, headers=rep, json={"evaluate_roi": True}).status_code == 403
     delivered = client.patch(url, headers=se, json={"evaluate_roi": True}).get_json()
     assert delivered["roi_delivered_at"] is not None
+    assert delivered["next"] == ["proposal", "lost"]
     assert isinstance(delivered["roi"]["npv"], float)
     assert delivered["roi"]["npv_convention"] == "year0"
     assert (
@@ -223,6 +227,7 @@ def test_vendor_cannot_approve_a_flagged_registration_while_the_first_is_protect
     first, second = ontario
     assert second["conflict"] is True
     assert second["protected_by"] == first["id"]
+    assert second["next"] == ["rejected", "lost"]  # approving it would be refused
     refused = client.patch(f"/api/v1/deals/{second['id']}", headers=se, json={"status": "approved"})
     assert refused.status_code == 409
     assert f"deal #{first['id']}" in refused.get_json()["message"]

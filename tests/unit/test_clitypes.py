@@ -29,6 +29,18 @@ def test_finite_float_refuses_what_float_range_lets_through(text: str) -> None:
     assert CliRunner().invoke(command, ["--x", "2.5"]).output == "2.5\n"
 
 
+def test_help_shows_a_finite_float_range_only_when_it_has_one() -> None:
+    @click.command()
+    @click.option("--free", type=FiniteFloat(), help="no bounds")
+    @click.option("--kw", type=FiniteFloat(min=0), help="at least zero")
+    def command(free: float, kw: float) -> None:
+        """Print nothing."""
+
+    shown = CliRunner().invoke(command, ["--help"]).output
+    assert "None" not in shown  # it said "x<=None" for an option without bounds
+    assert "x>=0" in shown
+
+
 @pytest.mark.parametrize(
     ("error", "message"),
     [
