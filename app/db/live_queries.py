@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, case, func, select, true
+from sqlalchemy import Row, Select, case, func, select, true
 from sqlalchemy.orm import Session
 
 from app.db import models
@@ -44,9 +45,20 @@ def _readings_since(session: Session, scope: Scope, since: datetime) -> int:
     )
 
 
+# A tenant's feed is looked for among the fleet's newest this many events first.
+FEED_WINDOW = 2_000
+
+
 def event_feed(session: Session, scope: Scope, limit: int = FEED_LENGTH) -> list[FeedEvent]:
     """Return the newest events (by arrival) at the visible meters."""
-    rows = session.execute(feed_query(scope, limit, session.get_bind().dialect.name)).all()
+    dialect = session.get_bind().dialect.name
+    rows: Sequence[Row[Any, Any, Any, Any, Any, Any, Any]] = ()
+    if not scope.everything and dialect == "postgresql":
+        # A busy tenant's newest events are among the fleet's newest: a distributor's 6,000
+        # meters probed one by one cost 113 ms a tick where this window costs a few.
+        rows = session.execute(_recent_feed(scope, limit)).all()
+    if len(rows) < limit:
+        rows = session.execute(feed_query(scope, limit, dialect)).all()
     return [
         FeedEvent(id_, format_time(at), type_, severity, meter_id, site, utility)
         for id_, at, type_, severity, meter_id, site, utility in rows
@@ -74,6 +86,33 @@ def feed_query(scope: Scope, limit: int, dialect: str) -> Select[Any]:
         .limit(limit)
     )
     return cast(Select[Any], plain)
+
+
+def _recent_feed(scope: Scope, limit: int) -> Select[Any]:
+    """Select the visible events among the fleet's newest FEED_WINDOW, newest first."""
+    event = models.Event
+    recent = (
+        select(event.id, event.at, event.type, event.severity, event.received_at, event.meter_id)
+        .order_by(event.received_at.desc(), event.id.desc())
+        .limit(FEED_WINDOW)
+        .subquery("recent")
+    )
+    return (
+        select(
+            recent.c.id,
+            recent.c.at,
+            recent.c.type,
+            recent.c.severity,
+            models.Meter.id,
+            models.Meter.site_name,
+            models.Utility.name,
+        )
+        .join(models.Meter, recent.c.meter_id == models.Meter.id)
+        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
+        .where(utility_clause(scope))
+        .order_by(recent.c.received_at.desc(), recent.c.id.desc())
+        .limit(limit)
+    )
 
 
 def _newest_per_meter(scope: Scope, limit: int) -> Select[Any]:
