@@ -72,8 +72,8 @@ def _not_acknowledged(event_id: ColumnExpressionArgument[int]) -> ColumnElement[
     return ~exists().where(models.AlarmAck.key == key)
 
 
-# A tenant's open alarms are looked for among the fleet's newest this many alarm events
-# first (more than the count's cap, so a busy tenant's count ends there too).
+# A tenant's open alarm list is looked for among the fleet's newest this many alarm events
+# first: any of its events outside them is older than all of them.
 RECENT_WINDOW = 20_000
 
 
