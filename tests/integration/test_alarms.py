@@ -93,6 +93,32 @@ def test_alarms_are_derived_and_tenant_scoped(app: Flask, fleet: list[Meter]) ->
     assert alarms_of(viewer) == {}
 
 
+def test_a_tenants_low_power_factor_day_ends_at_its_own_newest_data(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    """Another tenant's meters days ahead must not move the window past this tenant's data."""
+    glpl = sorted((m for m in fleet if m.utility_id == "glpl"), key=lambda m: m.id)
+    cascade = next(m for m in fleet if m.utility_id == "cascade")  # Prairie Meter's
+    ahead = telemetry.IntervalMessage(
+        cascade.id,
+        tuple(
+            make_reading(s, kwh=10.0, kvarh=1.0)
+            for s in telemetry.interval_range(T0 + timedelta(days=5), 4)
+        ),
+    )
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine).begin() as session:
+        write_batch(session, [accepted(cascade, ahead)], MeterDirectory())
+    engine.dispose()
+    manager = app.test_client()
+    assert login(manager, "manager@northgrid.example") == 302
+    assert ("low_pf", glpl[1].id) in alarms_of(manager)
+    # The vendor's window is the whole fleet's last day, which GLPL's poor day is not in.
+    vendor = app.test_client()
+    assert login(vendor, "se@wattline.example") == 302
+    assert ("low_pf", glpl[1].id) not in alarms_of(vendor)
+
+
 def test_acknowledge_by_form_is_audited_once(app: Flask) -> None:
     client = app.test_client()
     assert login(client, "manager@northgrid.example") == 302
