@@ -1,5 +1,5 @@
 # One image, several entry points (see docker-compose.yml):
-#   web      gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 8 'app:create_portal()'  (4 threads each for live streams)
+#   web      gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 8 'app:create_portal()'  (at most 4 of each process's 8 threads hold live streams)
 #   migrate  python -m app.manage migrate        (also: python -m app.manage seed-demo)
 #   ingest   python -m app.ingest
 #   sim      python -m simulator run
