@@ -204,6 +204,17 @@ def test_presenter_clicks_through_a_story_by_mouse_and_keyboard(
     assert page.input_value("#customer-name") == "Great Lakes Power & Light"
     page.locator("#chart-cumulative .main-svg").first.wait_for(timeout=15_000)
     barriers += accessibility_problems(page)
+    # Arrow keys belong to whatever has focus outside the banner: a scrolling table, a
+    # field, a link in the page (← in the year-by-year table went back a step).
+    for target in (".roi-results .scroll", "#customer-name", "#download-pdf"):
+        page.locator(target).first.focus()
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_timeout(300)
+        assert page.url == f"{base}/roi?segment=iou&utility=glpl", target
+    page.locator("#story-back").focus()
+    page.keyboard.press("Control+ArrowLeft")
+    page.wait_for_timeout(300)
+    assert page.url == f"{base}/roi?segment=iou&utility=glpl"
     page.click("#story-exit")
     page.wait_for_url(f"{base}/demo/")
     assert page.locator("#story-banner").count() == 0
