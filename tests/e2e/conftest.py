@@ -140,6 +140,24 @@ def accessibility_problems(page: Any) -> list[str]:
     ]
 
 
+def chart_problems(page: Any) -> list[str]:
+    """List charts whose SVG is read aloud or whose figure has no caption."""
+    return page.evaluate(
+        """() => {
+          const out = [];
+          document.querySelectorAll('.js-plotly-plot').forEach(el => {
+            const name = el.id || el.className;
+            el.querySelectorAll('.main-svg').forEach(svg => {
+              if (svg.getAttribute('aria-hidden') !== 'true') out.push(location.pathname + ' ' + name + ': svg not aria-hidden');
+            });
+            const figure = el.closest('figure');
+            if (!figure || !figure.querySelector('figcaption')) out.push(location.pathname + ' ' + name + ': no figcaption');
+          });
+          return out;
+        }"""
+    )
+
+
 def log_in(page: Any, base: str, email: str) -> None:
     """Log in through the real form and wait for the fleet page."""
     page.goto(f"{base}/login")

@@ -13,7 +13,7 @@ from roi.inputs import parse_inputs
 from roi.models import run
 from roi.report import money
 from simulator.fleet import Meter
-from tests.e2e.conftest import log_in, watch
+from tests.e2e.conftest import chart_problems, log_in, watch
 from tests.e2e.test_portal_browser import _artifact
 from tests.factories import PASSWORD
 from tests.unit.test_roi_reports import Workbook
@@ -160,6 +160,14 @@ def test_roi_errors_name_the_field_and_results_are_announced(
         "document.getElementById('roi-announce').textContent.startsWith('NPV ')", timeout=10_000
     )
     assert "payback" in announce.inner_text()
+
+    # The charts' SVG is hidden from screen readers; savings and tornado have their numbers.
+    page.locator("#chart-tornado .main-svg").first.wait_for()
+    assert chart_problems(page) == []
+    assert page.locator("#savings-data tbody tr").count() == page.evaluate(
+        "document.querySelectorAll('#chart-savings .barlayer .point').length"
+    )
+    assert page.locator("#tornado-data tbody tr").count() >= 2
 
     # Each assumption's source is reachable without a mouse: the field describes itself.
     endpoints = page.locator("#in-endpoints")

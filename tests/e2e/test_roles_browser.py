@@ -11,7 +11,7 @@ from app.db import models
 from app.db.seed import DEMO_LOGINS, DemoLogin
 from app.db.session import make_engine, make_sessionmaker
 from simulator.fleet import Meter
-from tests.e2e.conftest import accessibility_problems, log_in, watch
+from tests.e2e.conftest import accessibility_problems, chart_problems, log_in, watch
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +125,7 @@ def test_role_walks_its_pages(
             # Every chart on the page has rendered (plotly draws an svg in each).
             for chart in page.locator("[data-plotly]").all():
                 chart.locator(".main-svg").first.wait_for(timeout=15_000)
-            barriers += accessibility_problems(page)
+            barriers += accessibility_problems(page) + chart_problems(page)
             if path.startswith("/partners/"):
                 # The channel sub-nav says which tab is this page, not only by its style.
                 current = page.locator(".subnav a[aria-current=page]")
@@ -155,7 +155,14 @@ def test_role_walks_its_pages(
     own, foreign = own_and_foreign_meter(login, fleet)
     assert page.goto(f"{base}/meters/{own.id}").status == 200  # type: ignore[union-attr]
     page.locator("#meter-chart .main-svg").first.wait_for(timeout=15_000)
-    barriers += accessibility_problems(page)
+    for chart in page.locator("[data-plotly]").all():
+        chart.locator(".main-svg").first.wait_for(timeout=15_000)
+    barriers += accessibility_problems(page) + chart_problems(page)
+    # The load profile and power quality exist nowhere else in numbers: each has a table.
+    for chart in ("#profile-chart", "#quality-chart"):
+        if page.locator(chart).count():
+            rows = page.locator(f"figure:has({chart}) details table tbody tr").count()
+            assert rows > 0, (chart, login.email)
     if foreign is not own:
         assert page.goto(f"{base}/meters/{foreign.id}").status == 404  # type: ignore[union-attr]
         problems[:] = [p for p in problems if "404" not in p]

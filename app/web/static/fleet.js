@@ -131,7 +131,9 @@
       yaxis: { range: [24, 50], visible: false, scaleanchor: "x", scaleratio: 1.29, fixedrange: true },
       plot_bgcolor: "#fff", paper_bgcolor: "#fff", hovermode: "closest"
     };
-    window.Plotly.react(mapEl, traces, layout, { displayModeBar: false, responsive: true });
+    window.Plotly.react(mapEl, traces, layout, { displayModeBar: false, responsive: true }).then(function () {
+      if (window.WattlineCharts) { window.WattlineCharts.hideSvg(mapEl); }
+    });
     if (!mapEl.dataset.bound) {
       mapEl.dataset.bound = "1";
       mapEl.on("plotly_click", function (ev) {

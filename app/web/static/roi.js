@@ -226,6 +226,30 @@
     }, 1000);
   }
 
+  // The plot's SVG reads as loose axis ticks: hidden, the caption and data tables speak.
+  function plot(el, data, lay, config) {
+    return window.Plotly.react(el, data, lay, config).then(function () {
+      el.querySelectorAll(".main-svg").forEach(function (svg) { svg.setAttribute("aria-hidden", "true"); });
+    });
+  }
+  function dataTable(id, heads, rows) {
+    var t = $(id);
+    Array.prototype.slice.call(t.children).forEach(function (c) { if (c.tagName !== "CAPTION") { c.remove(); } });
+    var head = make("tr");
+    heads.forEach(function (h, i) { var th = make("th", i ? "num" : null, h); th.scope = "col"; head.appendChild(th); });
+    t.appendChild(make("thead")).appendChild(head);
+    var body = t.appendChild(make("tbody"));
+    rows.forEach(function (row) {
+      var tr = make("tr");
+      row.forEach(function (v, i) {
+        var c = make(i ? "td" : "th", i ? "num" : null, v);
+        if (!i) { c.scope = "row"; }
+        tr.appendChild(c);
+      });
+      body.appendChild(tr);
+    });
+  }
+
   function layout(title, extra) {
     var base = {
       title: { text: title, x: 0, font: { size: 14 } }, margin: { l: 70, r: 20, t: 40, b: 40 },
@@ -249,13 +273,15 @@
         text: ["payback " + yrs(r.simple_payback_years, r.horizon_years)], textposition: "top right",
         marker: { color: GOOD, size: 12, symbol: "diamond" } });
     }
-    window.Plotly.react($("chart-cumulative"), traces, layout("Cumulative cash flow (year 0 = investment)", { xaxis: { dtick: 1, title: { text: "Year" } } }), PLOT);
+    plot($("chart-cumulative"), traces, layout("Cumulative cash flow (year 0 = investment)", { xaxis: { dtick: 1, title: { text: "Year" } } }), PLOT);
   }
 
   function savingsChart(r) {
     var items = Object.keys(r.savings_by_category).map(function (k) { return [r.labels.categories[k] || k, r.savings_by_category[k]]; });
     items.sort(function (a, b) { return a[1] - b[1]; });
-    window.Plotly.react($("chart-savings"), [{
+    dataTable("savings-data", ["Category", "Savings over " + r.horizon_years + " years"],
+      items.slice().reverse().map(function (i) { return [i[0], money(i[1])]; }));
+    plot($("chart-savings"), [{
       type: "bar", orientation: "h", x: items.map(function (i) { return i[1]; }), y: items.map(function (i) { return i[0]; }), marker: { color: GOOD },
       hovertemplate: "%{y}: $%{x:,.0f}<extra></extra>",
     }], layout("Savings by category over " + r.horizon_years + " years", { margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { automargin: true } }), PLOT);
@@ -263,6 +289,10 @@
 
   function tornadoChart(r) {
     var bars = r.tornado.bars.slice(0, 12).reverse(), base = r.tornado.base_npv;
+    dataTable("tornado-data", ["Assumption", "Low end", "NPV at low end", "High end", "NPV at high end"],
+      r.tornado.bars.map(function (b) {
+        return [r.labels.inputs[b.name] || b.name, b.low_value + " " + b.unit, money(b.npv_at_low), b.high_value + " " + b.unit, money(b.npv_at_high)];
+      }));
     var names = bars.map(function (b) { return r.labels.inputs[b.name] || b.name; });
     function trace(key, name, color, valueKey) {
       return { type: "bar", orientation: "h", name: name, y: names, base: base, marker: { color: color },
@@ -270,7 +300,7 @@
         customdata: bars.map(function (b) { return [b[valueKey], b.unit, b[key]]; }),
         hovertemplate: "%{y} = %{customdata[0]} %{customdata[1]}<br>NPV $%{customdata[2]:,.0f}<extra>" + name + "</extra>" };
     }
-    window.Plotly.react($("chart-tornado"), [trace("npv_at_low", "input at low end", GREY, "low_value"), trace("npv_at_high", "input at high end", BRAND, "high_value")],
+    plot($("chart-tornado"), [trace("npv_at_low", "input at low end", GREY, "low_value"), trace("npv_at_high", "input at high end", BRAND, "high_value")],
       layout("Tornado: NPV swing per input", { barmode: "overlay", margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { automargin: true },
         shapes: [{ type: "line", x0: base, x1: base, yref: "paper", y0: 0, y1: 1, line: { color: "#000", width: 1 } }] }), PLOT);
   }
@@ -283,7 +313,7 @@
       shapes.push({ type: "line", x0: p[1], x1: p[1], yref: "paper", y0: 0, y1: 1, line: { color: p[2], dash: "dash" } });
       notes.push({ x: p[1], yref: "paper", y: 1, text: p[0] + " " + money(p[1]), showarrow: false, xanchor: "left", font: { size: 11, color: p[2] } });
     });
-    window.Plotly.react($("chart-montecarlo"), [{ type: "bar", x: mids, y: h.counts, marker: { color: BRAND, opacity: 0.75 }, hovertemplate: "NPV ≈ $%{x:,.0f}: %{y} draws<extra></extra>" }],
+    plot($("chart-montecarlo"), [{ type: "bar", x: mids, y: h.counts, marker: { color: BRAND, opacity: 0.75 }, hovertemplate: "NPV ≈ $%{x:,.0f}: %{y} draws<extra></extra>" }],
       layout("Monte Carlo: NPV over " + mc.draws.toLocaleString("en-US") + " draws · payback within the horizon in " + pct(mc.probability_payback, 0) + " of them",
         { bargap: 0.02, shapes: shapes, annotations: notes, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { title: { text: "draws" } } }), PLOT);
   }
@@ -353,7 +383,7 @@
         mix.counts.private + " on the distributor's private network; present cost over " + mix.horizon_years + " years " + money(mix.total_cost_pv) +
         ". Sites within 25 km of the territory's centre count as urban.");
       var areas = ["urban", "rural"];
-      window.Plotly.react($("chart-network"), [
+      plot($("chart-network"), [
         { type: "bar", name: "Public cellular", x: areas, y: areas.map(function (a) { return counts[a].cellular; }), marker: { color: BRAND } },
         { type: "bar", name: "Private network", x: areas, y: areas.map(function (a) { return counts[a].private; }), marker: { color: GOOD } },
       ], layout("Sites by area and chosen network", { barmode: "stack", yaxis: { title: { text: "sites" } } }), PLOT);
