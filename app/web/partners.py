@@ -281,7 +281,9 @@ def prospects() -> Any:
     return _prospects_page()
 
 
-def _prospects_page(status: int = 200, form: dict[str, object] | None = None) -> Any:
+def _prospects_page(
+    status: int = 200, form: dict[str, object] | None = None, invalid: str | None = None
+) -> Any:
     rows = channel.visible_prospects(db(), user().scope)
     scored = [
         (
@@ -307,6 +309,7 @@ def _prospects_page(status: int = 200, form: dict[str, object] | None = None) ->
     names = {d.id: d.name for d in channel.visible_partners(db(), user().scope)}
     return render_template(
         "partners/prospects.html",
+        invalid=invalid,
         by_segment=by_segment,
         segment_labels=SEGMENT_LABELS,
         names=names,
@@ -325,7 +328,7 @@ def add_prospect() -> Any:
     except channel.ChannelError as exc:
         db().rollback()
         flash(f"Lead not added: {exc}", "error")
-        return _prospects_page(exc.status, body)
+        return _prospects_page(exc.status, body, exc.field)
     db().commit()
     flash(f"{lead.name}: {lead.routing_reason}.", "info")
     return redirect(url_for("partners.prospects") + f"#segment-{lead.segment}")
@@ -338,7 +341,9 @@ def _form_body(fields: frozenset[str]) -> dict[str, object]:
     return {k: v.strip() for k, v in request.form.items() if k in fields and v.strip() != ""}
 
 
-def _deals_page(status: int = 200, form: dict[str, object] | None = None) -> Any:
+def _deals_page(
+    status: int = 200, form: dict[str, object] | None = None, invalid: str | None = None
+) -> Any:
     who = actor()
     rows = channel.list_deals(db(), who.scope)
     views = channel.conflicts(db(), rows, _now())
@@ -356,6 +361,7 @@ def _deals_page(status: int = 200, form: dict[str, object] | None = None) -> Any
             }
     return render_template(
         "partners/deals.html",
+        invalid=invalid,
         deals=rows,
         views=views,
         labels=STATUS_LABELS,
@@ -385,7 +391,7 @@ def register() -> Any:
     except channel.ChannelError as exc:
         db().rollback()
         flash(f"Not registered: {exc}", "error")
-        return _deals_page(exc.status, body)
+        return _deals_page(exc.status, body, exc.field)
     db().commit()
     flash(f"Deal #{deal.id} registered for {deal.utility_name}.", "info")
     return redirect(url_for("partners.deal", deal_id=deal.id))
@@ -554,10 +560,13 @@ def rfx_list() -> Any:
     return _rfx_list_page()
 
 
-def _rfx_list_page(status: int = 200, form: dict[str, str] | None = None) -> Any:
+def _rfx_list_page(
+    status: int = 200, form: dict[str, str] | None = None, invalid: str | None = None
+) -> Any:
     who = actor()
     return render_template(
         "partners/rfx_list.html",
+        invalid=invalid,
         docs=channel.visible_rfx(db(), who.scope),
         partners=channel.visible_partners(db(), who.scope),
         deals=channel.list_deals(db(), who.scope),
@@ -598,7 +607,7 @@ def rfx_create() -> Any:
     except channel.ChannelError as exc:
         db().rollback()
         flash(f"Not shared: {exc}", "error")
-        return _rfx_list_page(exc.status, form)
+        return _rfx_list_page(exc.status, form, exc.field)
     db().commit()
     return redirect(url_for("partners.rfx_detail", rfx_id=doc.id))
 

@@ -120,12 +120,15 @@ def watch(page: Any, base: str) -> list[str]:
     return problems
 
 
-# axe-core impacts that fail a page; "moderate" and "minor" are reported by axe but tolerated.
-BLOCKING_IMPACTS = frozenset({"serious", "critical"})
+# axe-core impacts that fail a page. "moderate" counts too: heading order, landmarks and
+# unlabelled regions are barriers for screen-reader users even if axe ranks them lower.
+BLOCKING_IMPACTS = frozenset({"moderate", "serious", "critical"})
+# "minor" rules that still name a real WCAG failure on a page of ours.
+BLOCKING_MINOR_RULES = frozenset({"empty-table-header"})
 
 
 def accessibility_problems(page: Any) -> list[str]:
-    """Run axe-core (bundled by axe-playwright-python, offline) on the page; list serious/critical violations."""
+    """Run axe-core (bundled by axe-playwright-python, offline) on the page; list blocking violations."""
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page)
@@ -133,8 +136,26 @@ def accessibility_problems(page: Any) -> list[str]:
         f"{page.url}: {v['id']} ({v['impact']}): {v['help']} at "
         + "; ".join(", ".join(n["target"]) for n in v["nodes"][:3])
         for v in results.response["violations"]
-        if v.get("impact") in BLOCKING_IMPACTS
+        if v.get("impact") in BLOCKING_IMPACTS or v["id"] in BLOCKING_MINOR_RULES
     ]
+
+
+def chart_problems(page: Any) -> list[str]:
+    """List charts whose SVG is read aloud or whose figure has no caption."""
+    return page.evaluate(
+        """() => {
+          const out = [];
+          document.querySelectorAll('.js-plotly-plot').forEach(el => {
+            const name = el.id || el.className;
+            el.querySelectorAll('.main-svg').forEach(svg => {
+              if (svg.getAttribute('aria-hidden') !== 'true') out.push(location.pathname + ' ' + name + ': svg not aria-hidden');
+            });
+            const figure = el.closest('figure');
+            if (!figure || !figure.querySelector('figcaption')) out.push(location.pathname + ' ' + name + ': no figcaption');
+          });
+          return out;
+        }"""
+    )
 
 
 def log_in(page: Any, base: str, email: str) -> None:

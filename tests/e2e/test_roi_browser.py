@@ -13,6 +13,7 @@ from roi.inputs import parse_inputs
 from roi.models import run
 from roi.report import money
 from simulator.fleet import Meter
+from tests.e2e.conftest import chart_problems, log_in, watch
 from tests.e2e.test_portal_browser import _artifact
 from tests.factories import PASSWORD
 from tests.unit.test_roi_reports import Workbook
@@ -137,3 +138,69 @@ def test_build_an_roi_download_reports_and_save_a_scenario(
     page.screenshot(path=str(_artifact("roi-page.png")), full_page=True)
     context.close()
     assert problems == []
+
+
+def test_roi_errors_name_the_field_and_results_are_announced(
+    browser: Any, live_portal: tuple[str, list[Meter]]
+) -> None:
+    """Errors said "inputs.endpoints.value: ..." and marked a field only by colour."""
+    base, _fleet = live_portal
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    problems = watch(page, base)
+    log_in(page, base, "manager@northgrid.example")
+    page.goto(f"{base}/roi")
+    page.wait_for_selector("#chart-cumulative .main-svg", timeout=20_000)
+
+    # Results are told once in one status line, not tile by tile.
+    assert page.get_attribute("#save-status", "role") == "status"
+    announce = page.locator("#roi-announce")
+    assert announce.get_attribute("role") == "status"
+    page.wait_for_function(
+        "document.getElementById('roi-announce').textContent.startsWith('NPV ')", timeout=10_000
+    )
+    assert "payback" in announce.inner_text()
+
+    # The charts' SVG is hidden from screen readers; savings and tornado have their numbers.
+    page.locator("#chart-tornado .main-svg").first.wait_for()
+    assert chart_problems(page) == []
+    assert page.locator("#savings-data tbody tr").count() == page.evaluate(
+        "document.querySelectorAll('#chart-savings .barlayer .point').length"
+    )
+    assert page.locator("#tornado-data tbody tr").count() >= 2
+
+    # Each assumption's source is reachable without a mouse: the field describes itself.
+    endpoints = page.locator("#in-endpoints")
+    description = page.evaluate(
+        "() => document.getElementById('in-endpoints').getAttribute('aria-describedby')"
+        ".split(' ').map(id => document.getElementById(id).textContent).join(' ')"
+    )
+    assert "Source:" in description, description
+    assert page.locator(".roi-inputs label[title]").count() == 0
+    assert "Hover" not in page.inner_text(".roi-inputs")
+
+    # A refused value: the message names the field as the page shows it, the field says so.
+    label = page.inner_text("#label-endpoints")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/roi")) as response:
+        endpoints.fill("0")
+    assert response.value.status == 400
+    error = page.locator("#roi-error")
+    error.wait_for(state="visible")
+    assert error.inner_text().startswith(f"{label}: "), error.inner_text()
+    assert "inputs." not in error.inner_text()
+    assert endpoints.get_attribute("aria-invalid") == "true"
+    assert "roi-error" in (endpoints.get_attribute("aria-describedby") or "").split()
+    # (Typing 0 also widened the range to 0, so a fresh document clears the error.)
+    _evaluated(page, lambda: page.select_option("#segment", "security"))
+    assert endpoints.get_attribute("aria-invalid") is None
+    assert "roi-error" not in (endpoints.get_attribute("aria-describedby") or "").split()
+    assert error.is_hidden()
+
+    # Saving without a name marks the name field and takes the focus there.
+    page.fill("#scenario-name", "")
+    page.click("#save-scenario")
+    page.wait_for_selector("#scenario-name[aria-invalid=true]")
+    assert page.evaluate("document.activeElement.id") == "scenario-name"
+    assert error.inner_text().startswith("Scenario name: "), error.inner_text()
+    context.close()
+    assert [p for p in problems if "400" not in p] == []

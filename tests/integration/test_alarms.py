@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +126,10 @@ def test_acknowledge_by_form_is_audited_once(app: Flask) -> None:
     key = next(k for (kind, _), k in alarms_of(client).items() if kind == "tamper")
     page = client.get("/alarms/").get_data(as_text=True)
     assert f'value="{key}"' in page
+    # Each note field is named for its alarm, not one "Note" after another.
+    notes = re.findall(r'<label class="sr-only" for="note-\d+">([^<]+)</label>', page)
+    assert notes
+    assert all(n.startswith("Note for ") and " at " in n for n in notes), notes
     no_csrf = client.post("/alarms/acknowledge", data={"key": key})
     assert no_csrf.status_code == 400
     # A NUL in a form field never reaches the database (PostgreSQL text cannot hold it).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,3 +200,27 @@ def test_logout_needs_its_csrf_token(app: Flask) -> None:
     assert login(client, REP) == 302
     assert client.post("/logout").status_code == 400
     assert client.get("/api/v1/meters").status_code == 200
+
+
+def test_a_login_field_with_an_error_is_marked_and_described_by_it(app: Flask) -> None:
+    """The errors were loose red text under the fields, tied to neither."""
+    client = app.test_client()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login", data={"email": "not-an-address", "password": "", "csrf_token": token}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    for field in ("email", "password"):
+        tag = re.search(rf'<input[^>]* id="{field}"[^>]*>', html)
+        assert tag is not None, field
+        assert 'aria-invalid="true"' in tag.group(0), tag.group(0)
+        assert f'aria-describedby="{field}-error"' in tag.group(0), tag.group(0)
+        assert re.search(rf'<p class="error" id="{field}-error">[^<]+</p>', html), field
+    # A good field is not marked.
+    response = client.post(
+        "/login", data={"email": "a@b.example", "password": "", "csrf_token": token}
+    )
+    email = re.search(r'<input[^>]* id="email"[^>]*>', response.get_data(as_text=True))
+    assert email is not None
+    assert "aria-invalid" not in email.group(0)

@@ -100,6 +100,15 @@ def test_register_a_deal_through_the_form(portal: Flask) -> None:
     refused = rep.post("/partners/deals", data={**form, "region": "US-TX", "csrf_token": token})
     assert refused.status_code == 422
     assert "outside NorthGrid Supply&#39;s territory" in refused.get_data(as_text=True)
+    # The refused field is marked, described by the error and focused; the others are not.
+    marked = re.findall(
+        r'<(?:input|select)[^>]*aria-invalid="true"[^>]*>', refused.get_data(as_text=True)
+    )
+    assert len(marked) == 1, marked
+    assert 'name="region"' in marked[0]
+    assert 'aria-describedby="flash-error"' in marked[0]
+    assert "autofocus" in marked[0]
+    assert 'id="flash-error" role="alert"' in refused.get_data(as_text=True)
     ok = rep.post("/partners/deals", data={**form, "prospect": "elm-falls", "csrf_token": token})
     assert ok.status_code == 302
     deal = deal_row(portal, utility_name="Village of Elm Falls Light & Water")
@@ -199,6 +208,7 @@ def test_rfx_paste_upload_answer_suggest_and_export(portal: Flask) -> None:
         )
         assert refused.status_code == 400
         assert "deal: must be a deal number" in refused.get_data(as_text=True)
+        assert re.search(r'<select name="deal" aria-invalid="true"', refused.get_data(as_text=True))
     vendor_view = page(se, doc_url)
     assert "Suggested (" in vendor_view
     assert "TLS 1.2" in vendor_view  # the encryption answer is suggested

@@ -282,3 +282,12 @@ def test_every_response_reports_its_server_time(app: Flask, path: str) -> None:
     match = re.fullmatch(r"app;dur=(\d+\.\d)", timing)
     assert match, timing
     assert float(match.group(1)) > 0
+
+
+def test_an_error_page_says_what_happened_not_only_its_number(app: Flask) -> None:
+    """The title and heading were just "404"."""
+    client = app.test_client()
+    assert login(client, "se@wattline.example") == 302
+    html = client.get("/no-such-page").get_data(as_text=True)
+    assert "<title>Page not found (404) · Wattline</title>" in html
+    assert "<h1>Page not found (404)</h1>" in html

@@ -10,40 +10,94 @@
   var signature = null;
   var outline = null;
 
+  var announcer = document.getElementById("feed-announce");
+  var pause = document.getElementById("live-pause");
+  var paused = false;
+  var busy = false;  // the portal's live streams are all taken: a snapshot every 15 s
+  var pending = null;  // the newest snapshot that arrived while paused
+  var updates = 0;
+
+  // Written only when it changes: a role="status" element re-announces every write.
   function setState(text, on) {
-    state.textContent = text;
-    state.className = "live-state " + (on ? "on" : "off");
+    var cls = "live-state" + (on === null ? "" : on ? " on" : " off");
+    if (state.textContent !== text) { state.textContent = text; }
+    if (state.className !== cls) { state.className = cls; }
   }
 
   function meterUrl(id) { return root.dataset.meterUrl.replace("__id__", encodeURIComponent(id)); }
 
+  function feedItem(e) {
+    var li = document.createElement("li");
+    li.className = "sev-" + e.severity;
+    li.dataset.event = String(e.id);
+    var sev = document.createElement("span");
+    sev.className = "sev " + e.severity;
+    sev.textContent = e.severity;
+    var what = document.createElement("strong");
+    what.textContent = e.type.replace(/_/g, " ");
+    var link = document.createElement("a");
+    link.href = meterUrl(e.meter_id);
+    link.textContent = e.site_name;
+    var when = document.createElement("span");
+    when.className = "muted small";
+    // Minutes are enough on a wall screen: "2026-12-08 13:15 UTC", not microseconds.
+    when.textContent = e.utility + " · " + e.at.slice(0, 16).replace("T", " ") + " UTC";
+    li.append(sev, " ", what, " · ", link, " ", when);
+    return li;
+  }
+
+  // New events are told at most every ANNOUNCE_MS, so a storm is one sentence, not fifty.
+  var ANNOUNCE_MS = 5000;
+  var unannounced = [];
+  var announceTimer = null;
+  var lastAnnounced = 0;
+  function announce() {
+    announceTimer = null;
+    if (!unannounced.length) { return; }
+    var newest = unannounced[0];
+    var what = newest.type.replace(/_/g, " ") + " at " + newest.site_name + " (" + newest.severity + ")";
+    announcer.textContent = unannounced.length === 1
+      ? "New event: " + what + "."
+      : unannounced.length + " new events; newest: " + what + ".";
+    unannounced = [];
+    lastAnnounced = Date.now();
+  }
+  function queueAnnouncement(fresh) {
+    if (!announcer || !fresh.length) { return; }
+    unannounced = fresh.concat(unannounced);
+    if (announceTimer === null) {
+      announceTimer = setTimeout(announce, Math.max(0, lastAnnounced + ANNOUNCE_MS - Date.now()));
+    }
+  }
+
+  // Existing items are left alone (a focused link keeps focus, nothing is re-read); only
+  // new events are inserted and events that left the feed removed.
   function renderFeed(events) {
-    feed.textContent = "";
+    var existing = {};
+    feed.querySelectorAll("li[data-event]").forEach(function (li) { existing[li.dataset.event] = li; });
+    var empty = feed.querySelector("li.empty");
     if (!events.length) {
-      var empty = document.createElement("li");
-      empty.className = "muted empty";
-      empty.textContent = "No events yet.";
-      feed.appendChild(empty);
+      Object.keys(existing).forEach(function (id) { existing[id].remove(); });
+      if (!empty) {
+        empty = document.createElement("li");
+        empty.className = "muted empty";
+        empty.textContent = "No events yet.";
+        feed.appendChild(empty);
+      }
       return;
     }
+    if (empty) { empty.remove(); }
+    var keep = {}, fresh = [];
+    var cursor = feed.firstElementChild;
     events.forEach(function (e) {
-      var li = document.createElement("li");
-      li.className = "sev-" + e.severity;
-      var sev = document.createElement("span");
-      sev.className = "sev " + e.severity;
-      sev.textContent = e.severity;
-      var what = document.createElement("strong");
-      what.textContent = e.type.replace(/_/g, " ");
-      var link = document.createElement("a");
-      link.href = meterUrl(e.meter_id);
-      link.textContent = e.site_name;
-      var when = document.createElement("span");
-      when.className = "muted small";
-      // Minutes are enough on a wall screen: "2026-12-08 13:15 UTC", not microseconds.
-      when.textContent = e.utility + " · " + e.at.slice(0, 16).replace("T", " ") + " UTC";
-      li.append(sev, " ", what, " · ", link, " ", when);
-      feed.appendChild(li);
+      var id = String(e.id);
+      keep[id] = true;
+      var li = existing[id];
+      if (!li) { li = feedItem(e); fresh.push(e); }
+      if (li === cursor) { cursor = cursor.nextElementSibling; } else { feed.insertBefore(li, cursor); }
     });
+    Object.keys(existing).forEach(function (id) { if (!keep[id]) { existing[id].remove(); } });
+    queueAnnouncement(fresh);
   }
 
   var STYLES = {
@@ -77,7 +131,9 @@
       yaxis: { range: [24, 50], visible: false, scaleanchor: "x", scaleratio: 1.29, fixedrange: true },
       plot_bgcolor: "#fff", paper_bgcolor: "#fff", hovermode: "closest"
     };
-    window.Plotly.react(mapEl, traces, layout, { displayModeBar: false, responsive: true });
+    window.Plotly.react(mapEl, traces, layout, { displayModeBar: false, responsive: true }).then(function () {
+      if (window.WattlineCharts) { window.WattlineCharts.hideSvg(mapEl); }
+    });
     if (!mapEl.dataset.bound) {
       mapEl.dataset.bound = "1";
       mapEl.on("plotly_click", function (ev) {
@@ -94,10 +150,13 @@
       .catch(function () { /* the next status change retries */ });
   }
 
+  function setText(el, value) { if (el.textContent !== value) { el.textContent = value; } }
+
   function apply(snap) {
+    if (paused) { pending = snap; return; }
     Object.keys(snap.totals).forEach(function (key) {
       root.querySelectorAll('[data-total="' + key + '"]').forEach(function (el) {
-        el.textContent = snap.totals[key].toLocaleString("en-US");
+        setText(el, snap.totals[key].toLocaleString("en-US"));
       });
     });
     // The segment tiles are the utilities' sums, so they move with the totals above them.
@@ -110,7 +169,7 @@
       var seg = bySegment[tile.dataset.segment];
       if (!seg) { return; }
       tile.querySelectorAll("[data-seg-field]").forEach(function (el) {
-        el.textContent = seg[el.dataset.segField].toLocaleString("en-US");
+        setText(el, seg[el.dataset.segField].toLocaleString("en-US"));
       });
     });
     if (table) {
@@ -119,7 +178,7 @@
         if (!row) { return; }
         ["meters", "online", "offline", "readings_last_hour"].forEach(function (f) {
           var cell = row.querySelector('[data-field="' + f + '"]');
-          if (cell) { cell.textContent = u[f]; }
+          if (cell) { setText(cell, String(u[f])); }
         });
       });
     }
@@ -129,6 +188,21 @@
       refreshMap();
     }
     if (stamp) { stamp.textContent = "Updated " + new Date().toLocaleTimeString() + "."; }
+    updates += 1;
+    root.dataset.updates = String(updates);  // how many pushes were applied (tests watch it)
+  }
+
+  if (pause) {
+    pause.addEventListener("click", function () {
+      paused = !paused;
+      pause.setAttribute("aria-pressed", paused ? "true" : "false");
+      if (paused) {
+        setState("paused", null);
+      } else {
+        setState(busy ? "updating every 15 s" : "live", true);
+        if (pending) { var snap = pending; pending = null; apply(snap); }
+      }
+    });
   }
 
   fetch(root.dataset.outlineUrl, { credentials: "same-origin" })
@@ -137,17 +211,17 @@
     .catch(function () { refreshMap(); });
 
   var source = new EventSource(root.dataset.streamUrl);
-  // "busy": the portal's live streams are all taken; this page gets a snapshot a while
-  // and is told so, instead of looking broken between them.
-  var busy = false;
-  source.addEventListener("open", function () { if (!busy) { setState("live", true); } });
+  // "busy": this page gets a snapshot a while and is told so, instead of looking broken
+  // between them.
+  // While paused the status says so, whatever the stream does meanwhile.
+  source.addEventListener("open", function () { if (!busy && !paused) { setState("live", true); } });
   source.addEventListener("error", function () {
-    setState(busy ? "updating every 15 s" : "reconnecting…", busy);
+    if (!paused) { setState(busy ? "updating every 15 s" : "reconnecting…", busy); }
   });
-  source.addEventListener("busy", function () { busy = true; setState("updating every 15 s", true); });
+  source.addEventListener("busy", function () { busy = true; if (!paused) { setState("updating every 15 s", true); } });
   source.addEventListener("fleet", function (ev) {
-    if (!busy) { setState("live", true); }
+    if (!busy && !paused) { setState("live", true); }
     apply(JSON.parse(ev.data));
   });
-  source.addEventListener("live", function () { busy = false; setState("live", true); });
+  source.addEventListener("live", function () { busy = false; if (!paused) { setState("live", true); } });
 })();

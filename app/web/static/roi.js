@@ -50,18 +50,52 @@
       return body;
     });
   }
-  function showError(err) {
-    var box = $("roi-error");
-    document.querySelectorAll(".roi-inputs .invalid").forEach(function (el) { el.classList.remove("invalid"); });
-    if (!err) { box.hidden = true; return; }
-    text(box, err.message);
-    box.hidden = false;
-    if (err.field) {
-      var name = err.field.replace(/^inputs\./, "").split(".")[0];
-      var input = document.querySelector('[data-input="' + name + '"]') || $(name);
-      if (input) { input.classList.add("invalid"); }
-    }
+  // The API names fields by their place in the request; the page by their ids.
+  var FIELD_IDS = { customer_name: "customer-name", name: "scenario-name", note: "scenario-note", utility_id: "calibrate",
+    utility: "calibrate", segment: "segment", horizon_years: "horizon_years", discount_rate: "discount_rate" };
+  var RANGE_ENDS = { low: " (low end of its range)", high: " (high end of its range)" };
+
+  function fieldFor(path) {
+    var parts = path.replace(/^document\./, "").split(".");
+    if (parts[0] === "inputs" && parts[1]) { return { el: $("in-" + parts[1]), end: RANGE_ENDS[parts[2]] || "" }; }
+    return { el: FIELD_IDS[parts[0]] ? $(FIELD_IDS[parts[0]]) : null, end: "" };
   }
+  // The words the page shows for a field, not the API's dotted name.
+  function visibleLabel(el) {
+    if (el.dataset.input) { return $("label-" + el.dataset.input).textContent; }
+    if (el.getAttribute("aria-label")) { return el.getAttribute("aria-label"); }
+    var label = el.labels && el.labels[0];
+    return label ? label.firstChild.textContent.trim() : el.id;
+  }
+  function describedBy(el, id, on) {
+    var ids = (el.getAttribute("aria-describedby") || "").split(" ").filter(function (t) { return t && t !== id; });
+    if (on) { ids.push(id); }
+    if (ids.length) { el.setAttribute("aria-describedby", ids.join(" ")); } else { el.removeAttribute("aria-describedby"); }
+  }
+  // Show an API or input error beside its field: the field's visible name, aria-invalid and
+  // aria-describedby pointing at the message; `focus` moves the keyboard to the field (not
+  // while someone is typing in another one, whose every keystroke re-evaluates).
+  function showError(err, focus) {
+    var box = $("roi-error");
+    root.querySelectorAll("[aria-invalid=true]").forEach(function (el) {
+      el.classList.remove("invalid");
+      el.removeAttribute("aria-invalid");
+      describedBy(el, "roi-error", false);
+    });
+    if (!err) { box.hidden = true; return; }
+    var message = err.message, target = err.field ? fieldFor(err.field) : { el: null, end: "" };
+    if (target.el) {
+      var problem = message.indexOf(err.field + ": ") === 0 ? message.slice(err.field.length + 2) : message;
+      message = visibleLabel(target.el) + target.end + ": " + problem;
+      target.el.classList.add("invalid");
+      target.el.setAttribute("aria-invalid", "true");
+      describedBy(target.el, "roi-error", true);
+    }
+    text(box, message);
+    box.hidden = false;
+    if (target.el && focus !== false && document.activeElement !== target.el) { target.el.focus(); }
+  }
+  function showActionError(err) { showError(err, true); }
 
   // --- Inputs ------------------------------------------------------------------------------
   function renderInputs() {
@@ -75,7 +109,6 @@
       var row = make("div", "roi-input");
       var label = make("label", null);
       label.htmlFor = "in-" + name;
-      label.title = item.description + "\nSource: " + item.source;
       var nameEl = label.appendChild(make("span", "name", (labels[name] || name)));
       nameEl.id = "label-" + name;
       label.appendChild(make("span", "unit", item.unit));
@@ -88,26 +121,40 @@
       if (item.max !== null) { input.max = item.max; }
       input.value = item.value;
       input.addEventListener("input", function () { onInput(name, input); });
-      var range = make("span", "range", item.low === item.high ? "fixed" : item.low + " – " + item.high);
+      var range = make("span", "range", rangeText(item));
       range.id = "range-" + name;
+      // The description, unit, range and source were a mouse-only tooltip: now a <details>
+      // a keyboard opens, and the field's description for a screen reader.
+      var about = make("details", "about");
+      var summary = about.appendChild(make("summary", null, "Source"));
+      summary.appendChild(make("span", "sr-only", " of " + (labels[name] || name))).id = "about-name-" + name;
+      var detail = about.appendChild(make("p", null));
+      detail.id = "about-" + name;
+      detail.append(item.description + " Unit: " + item.unit + ". Range: ");
+      detail.appendChild(make("span", null, rangeText(item))).id = "about-range-" + name;
+      detail.append(". Source: " + item.source + ".");
+      input.setAttribute("aria-describedby", "about-" + name);
       row.appendChild(label);
       row.appendChild(input);
       row.appendChild(range);
+      row.appendChild(about);
       box.appendChild(row);
     });
   }
   var labels = {};
+  function rangeText(item) { return item.low === item.high ? "fixed" : item.low + " – " + item.high; }
 
   function onInput(name, input) {
     var value = parseFloat(input.value);
-    if (!isFinite(value)) { showError({ message: "inputs." + name + ": must be a number", field: "inputs." + name }); return; }
+    if (!isFinite(value)) { showError({ message: "inputs." + name + ": must be a number", field: "inputs." + name }, false); return; }
     var item = state.document.inputs[name];
     item.value = value;
     // The server refuses a value outside an explicit range, so widen it as the model does.
     if (item.low === item.high) { item.low = value; item.high = value; }
     if (value < item.low) { item.low = value; }
     if (value > item.high) { item.high = value; }
-    text($("range-" + name), item.low === item.high ? "fixed" : item.low + " – " + item.high);
+    text($("range-" + name), rangeText(item));
+    text($("about-range-" + name), rangeText(item));
     schedule();
   }
 
@@ -117,6 +164,11 @@
   }
 
   // --- Evaluation and charts ---------------------------------------------------------------
+  function typing() {
+    var el = document.activeElement;
+    return !!el && el.tagName === "INPUT" && el.type !== "checkbox";
+  }
+
   function evaluate() {
     var seq = ++state.seq;
     root.classList.add("busy");
@@ -124,10 +176,14 @@
       if (seq !== state.seq) { return; }  // a newer edit is on its way
       showError(null);
       labels = result.labels.inputs;
-      Object.keys(labels).forEach(function (name) { var el = $("label-" + name); if (el) { text(el, labels[name]); } });
+      Object.keys(labels).forEach(function (name) {
+        var el = $("label-" + name), about = $("about-name-" + name);
+        if (el) { text(el, labels[name]); }
+        if (about) { text(about, " of " + labels[name]); }
+      });
       render(result);
     }).catch(function (err) {
-      if (seq === state.seq) { showError(err); }
+      if (seq === state.seq) { showError(err, !typing()); }
     }).then(function () {
       if (seq === state.seq) { root.classList.remove("busy"); root.dataset.evaluated = String(seq); }
     });
@@ -146,6 +202,7 @@
     text($("kpi-dpayback"), "discounted " + yrs(r.discounted_payback_years, horizon));
     text($("kpi-prob"), pct(mc.probability_payback, 0));
     text($("kpi-p1090"), "NPV P10 " + money(mc.p10) + " · P50 " + money(mc.p50) + " · P90 " + money(mc.p90));
+    announceResult(r);
     cumulativeChart(r);
     savingsChart(r);
     tornadoChart(r);
@@ -157,6 +214,40 @@
     risks.textContent = "";
     r.risks.forEach(function (risk) { risks.appendChild(make("li", null, risk)); });
     $("risks-card").hidden = r.risks.length === 0;
+  }
+
+  // One sentence a second after the figures settle, not each tile on every keystroke.
+  var announceTimer = null;
+  function announceResult(r) {
+    clearTimeout(announceTimer);
+    announceTimer = setTimeout(function () {
+      var payback = r.simple_payback_years === null ? "not within " + r.horizon_years + " years" : r.simple_payback_years.toFixed(1) + " years";
+      text($("roi-announce"), "NPV " + money(r.npv) + ", payback " + payback + ".");
+    }, 1000);
+  }
+
+  // The plot's SVG reads as loose axis ticks: hidden, the caption and data tables speak.
+  function plot(el, data, lay, config) {
+    return window.Plotly.react(el, data, lay, config).then(function () {
+      el.querySelectorAll(".main-svg").forEach(function (svg) { svg.setAttribute("aria-hidden", "true"); });
+    });
+  }
+  function dataTable(id, heads, rows) {
+    var t = $(id);
+    Array.prototype.slice.call(t.children).forEach(function (c) { if (c.tagName !== "CAPTION") { c.remove(); } });
+    var head = make("tr");
+    heads.forEach(function (h, i) { var th = make("th", i ? "num" : null, h); th.scope = "col"; head.appendChild(th); });
+    t.appendChild(make("thead")).appendChild(head);
+    var body = t.appendChild(make("tbody"));
+    rows.forEach(function (row) {
+      var tr = make("tr");
+      row.forEach(function (v, i) {
+        var c = make(i ? "td" : "th", i ? "num" : null, v);
+        if (!i) { c.scope = "row"; }
+        tr.appendChild(c);
+      });
+      body.appendChild(tr);
+    });
   }
 
   function layout(title, extra) {
@@ -182,13 +273,15 @@
         text: ["payback " + yrs(r.simple_payback_years, r.horizon_years)], textposition: "top right",
         marker: { color: GOOD, size: 12, symbol: "diamond" } });
     }
-    window.Plotly.react($("chart-cumulative"), traces, layout("Cumulative cash flow (year 0 = investment)", { xaxis: { dtick: 1, title: { text: "Year" } } }), PLOT);
+    plot($("chart-cumulative"), traces, layout("Cumulative cash flow (year 0 = investment)", { xaxis: { dtick: 1, title: { text: "Year" } } }), PLOT);
   }
 
   function savingsChart(r) {
     var items = Object.keys(r.savings_by_category).map(function (k) { return [r.labels.categories[k] || k, r.savings_by_category[k]]; });
     items.sort(function (a, b) { return a[1] - b[1]; });
-    window.Plotly.react($("chart-savings"), [{
+    dataTable("savings-data", ["Category", "Savings over " + r.horizon_years + " years"],
+      items.slice().reverse().map(function (i) { return [i[0], money(i[1])]; }));
+    plot($("chart-savings"), [{
       type: "bar", orientation: "h", x: items.map(function (i) { return i[1]; }), y: items.map(function (i) { return i[0]; }), marker: { color: GOOD },
       hovertemplate: "%{y}: $%{x:,.0f}<extra></extra>",
     }], layout("Savings by category over " + r.horizon_years + " years", { margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { automargin: true } }), PLOT);
@@ -196,6 +289,10 @@
 
   function tornadoChart(r) {
     var bars = r.tornado.bars.slice(0, 12).reverse(), base = r.tornado.base_npv;
+    dataTable("tornado-data", ["Assumption", "Low end", "NPV at low end", "High end", "NPV at high end"],
+      r.tornado.bars.map(function (b) {
+        return [r.labels.inputs[b.name] || b.name, b.low_value + " " + b.unit, money(b.npv_at_low), b.high_value + " " + b.unit, money(b.npv_at_high)];
+      }));
     var names = bars.map(function (b) { return r.labels.inputs[b.name] || b.name; });
     function trace(key, name, color, valueKey) {
       return { type: "bar", orientation: "h", name: name, y: names, base: base, marker: { color: color },
@@ -203,7 +300,7 @@
         customdata: bars.map(function (b) { return [b[valueKey], b.unit, b[key]]; }),
         hovertemplate: "%{y} = %{customdata[0]} %{customdata[1]}<br>NPV $%{customdata[2]:,.0f}<extra>" + name + "</extra>" };
     }
-    window.Plotly.react($("chart-tornado"), [trace("npv_at_low", "input at low end", GREY, "low_value"), trace("npv_at_high", "input at high end", BRAND, "high_value")],
+    plot($("chart-tornado"), [trace("npv_at_low", "input at low end", GREY, "low_value"), trace("npv_at_high", "input at high end", BRAND, "high_value")],
       layout("Tornado: NPV swing per input", { barmode: "overlay", margin: { l: 190, r: 20, t: 40, b: 40 }, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { automargin: true },
         shapes: [{ type: "line", x0: base, x1: base, yref: "paper", y0: 0, y1: 1, line: { color: "#000", width: 1 } }] }), PLOT);
   }
@@ -216,7 +313,7 @@
       shapes.push({ type: "line", x0: p[1], x1: p[1], yref: "paper", y0: 0, y1: 1, line: { color: p[2], dash: "dash" } });
       notes.push({ x: p[1], yref: "paper", y: 1, text: p[0] + " " + money(p[1]), showarrow: false, xanchor: "left", font: { size: 11, color: p[2] } });
     });
-    window.Plotly.react($("chart-montecarlo"), [{ type: "bar", x: mids, y: h.counts, marker: { color: BRAND, opacity: 0.75 }, hovertemplate: "NPV ≈ $%{x:,.0f}: %{y} draws<extra></extra>" }],
+    plot($("chart-montecarlo"), [{ type: "bar", x: mids, y: h.counts, marker: { color: BRAND, opacity: 0.75 }, hovertemplate: "NPV ≈ $%{x:,.0f}: %{y} draws<extra></extra>" }],
       layout("Monte Carlo: NPV over " + mc.draws.toLocaleString("en-US") + " draws · payback within the horizon in " + pct(mc.probability_payback, 0) + " of them",
         { bargap: 0.02, shapes: shapes, annotations: notes, xaxis: { tickprefix: "$", tickformat: "~s" }, yaxis: { title: { text: "draws" } } }), PLOT);
   }
@@ -262,7 +359,7 @@
     state.utilityId = null;
     $("network-card").hidden = true;
     $("calibration-note").hidden = true;
-    return request("GET", urls.defaultsUrl + "?segment=" + encodeURIComponent(segment)).then(json).then(load).catch(showError);
+    return request("GET", urls.defaultsUrl + "?segment=" + encodeURIComponent(segment)).then(json).then(load).catch(showActionError);
   }
   function calibrate(utilityId) {
     return request("GET", urls.calibrateUrl + "?utility=" + encodeURIComponent(utilityId)).then(json).then(function (body) {
@@ -274,7 +371,7 @@
       note.hidden = false;
       networkMix(utilityId);
       return load(body.document);
-    }).catch(showError);
+    }).catch(showActionError);
   }
 
   // Cheapest network per metered site of the utility: public cellular or the private network.
@@ -286,7 +383,7 @@
         mix.counts.private + " on the distributor's private network; present cost over " + mix.horizon_years + " years " + money(mix.total_cost_pv) +
         ". Sites within 25 km of the territory's centre count as urban.");
       var areas = ["urban", "rural"];
-      window.Plotly.react($("chart-network"), [
+      plot($("chart-network"), [
         { type: "bar", name: "Public cellular", x: areas, y: areas.map(function (a) { return counts[a].cellular; }), marker: { color: BRAND } },
         { type: "bar", name: "Private network", x: areas, y: areas.map(function (a) { return counts[a].private; }), marker: { color: GOOD } },
       ], layout("Sites by area and chosen network", { barmode: "stack", yaxis: { title: { text: "sites" } } }), PLOT);
@@ -318,7 +415,7 @@
           link.click();
           setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 1000);
         });
-      }).catch(showError).then(function () { button.disabled = false; });
+      }).catch(showActionError).then(function () { button.disabled = false; });
     });
   });
 
@@ -328,15 +425,16 @@
     var body = { name: $("scenario-name").value.trim(), customer_name: $("customer-name").value.trim(), note: $("scenario-note").value.trim() || undefined, document: state.document };
     if (state.utilityId) { body.utility_id = state.utilityId; }
     request("POST", urls.scenariosUrl, body).then(json).then(function (s) {
+      showError(null);
       saveStatus("Saved “" + s.name + "” as version 1.");
       addScenarioRow(s);
       openScenario(s.id);
-    }).catch(showError);
+    }).catch(showActionError);
   });
   $("save-version").addEventListener("click", function () {
     if (!state.scenario) { return; }
     request("POST", urls.scenariosUrl + "/" + state.scenario + "/versions", { document: state.document, note: $("scenario-note").value.trim() || undefined })
-      .then(json).then(function (v) { saveStatus("Saved version " + v.version + "."); openScenario(state.scenario); }).catch(showError);
+      .then(json).then(function (v) { saveStatus("Saved version " + v.version + "."); openScenario(state.scenario); }).catch(showActionError);
   });
 
   function addScenarioRow(s) {
@@ -399,7 +497,7 @@
           return load(v.document);
         });
       }
-    }).catch(showError);
+    }).catch(showActionError);
   }
 
   // A page opened with ?utility= (the presenter's story) starts prefilled from that fleet.
