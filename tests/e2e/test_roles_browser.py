@@ -260,23 +260,35 @@ def test_presenter_mode_fits_a_1024_wide_projector(
     context.close()
 
 
-# Pages whose wide data tables still widen them at 320 px (measured: / 605, /alarms/ 454,
-# /roi 440, /segments/iou 754, /partners/deals 803, /partners/prospects 667,
-# /partners/rfx 359 once a document is listed, /partners/prices 571, /partners/kpis 447,
-# a meter's page 483) are left out until each table scrolls in a region of its own; these
-# pages had only layout to blame (all were 555 px wide: .who nowrap).
-REFLOW_PAGES = ("/demo/", "/dead-letters/")
+# Every page the vendor's sales engineer can open from the navigation: each wide data table
+# scrolls in a region of its own (the tables had widened the pages to 359-803 px).
+REFLOW_PAGES = (
+    "/",
+    "/alarms/",
+    "/roi",
+    "/segments/iou",
+    "/segments/service-bureau",
+    "/segments/security",
+    "/partners/",
+    "/partners/deals",
+    "/partners/prospects",
+    "/partners/rfx",
+    "/partners/prices",
+    "/partners/kpis",
+    "/demo/",
+    "/dead-letters/",
+)
 
 
 def test_pages_reflow_at_320_css_px(browser: Any, live_portal: tuple[str, list[Meter]]) -> None:
     """WCAG 1.4.10: at 320 px only explicit scroll regions scroll sideways, never the page."""
-    base, _fleet = live_portal
+    base, fleet = live_portal
     context = browser.new_context(viewport={"width": 320, "height": 640})
     page = context.new_page()
     page.goto(f"{base}/login")
     widths = {"/login": page.evaluate("document.scrollingElement.scrollWidth")}
     log_in(page, base, "se@wattline.example")
-    for path in REFLOW_PAGES:
+    for path in (*REFLOW_PAGES, f"/meters/{fleet[0].id}"):
         page.goto(f"{base}{path}")
         page.wait_for_load_state("load")
         widths[path] = page.evaluate("document.scrollingElement.scrollWidth")
