@@ -5,7 +5,7 @@
   var root = document.getElementById("roi-app");
   if (!root) { return; }
   var urls = root.dataset;
-  var state = { document: null, customer: "", utilityId: null, scenario: null, timer: null, seq: 0 };
+  var state = { document: null, ranges: {}, customer: "", utilityId: null, scenario: null, timer: null, seq: 0 };
   var $ = function (id) { return document.getElementById(id); };
   var PLOT = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
   var BRAND = "#0550ae", GOOD = "#1a7f37", BAD = "#cf222e", GREY = "#8c959f";
@@ -149,10 +149,11 @@
     if (!isFinite(value)) { showError({ message: "inputs." + name + ": must be a number", field: "inputs." + name }, false); return; }
     var item = state.document.inputs[name];
     item.value = value;
-    // The server refuses a value outside an explicit range, so widen it as the model does.
-    if (item.low === item.high) { item.low = value; item.high = value; }
-    if (value < item.low) { item.low = value; }
-    if (value > item.high) { item.high = value; }
+    // The server refuses a value outside an explicit range, so widen it as the model does,
+    // from the range as loaded (not from the last value typed).
+    var loaded = state.ranges[name];
+    if (loaded.low === loaded.high) { item.low = value; item.high = value; }
+    else { item.low = Math.min(loaded.low, value); item.high = Math.max(loaded.high, value); }
     text($("range-" + name), rangeText(item));
     text($("about-range-" + name), rangeText(item));
     schedule();
@@ -352,6 +353,12 @@
   // --- Loading documents -------------------------------------------------------------------
   function load(doc) {
     state.document = doc;
+    // Each input's range as loaded: a value typed outside it widens it from these, so a
+    // passing 0 while typing does not stay in the range the server is sent.
+    state.ranges = {};
+    Object.keys(doc.inputs).forEach(function (name) {
+      state.ranges[name] = { low: doc.inputs[name].low, high: doc.inputs[name].high };
+    });
     renderInputs();
     return evaluate();
   }
