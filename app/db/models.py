@@ -411,9 +411,19 @@ class HourlyRollup(_RollupColumns, Base):
 
     __tablename__ = "readings_hourly"
     # Fleet-wide charts, alarms and completeness read one time window across every meter:
-    # with the meter, energy and count in the index they are answered from it alone.
+    # with the meter, energy, count and read counts in the index they are answered from it
+    # alone.
     __table_args__ = (
-        Index("ix_readings_hourly_start_meter", "start", "meter_id", "kwh", "kvarh", "intervals"),
+        Index(
+            "ix_readings_hourly_start_meter",
+            "start",
+            "meter_id",
+            "kwh",
+            "kvarh",
+            "intervals",
+            "valid",
+            "questionable",
+        ),
     )
 
 

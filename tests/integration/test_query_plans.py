@@ -30,7 +30,7 @@ from psycopg import sql
 from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
-from app.db import alarm_queries, models, partitions, queries, roi_store
+from app.db import alarm_queries, models, partitions, queries, roi_store, segment_queries
 from app.db.live_queries import live_snapshot
 from app.db.models import Base
 from app.db.seed import seed_fleet
@@ -60,6 +60,7 @@ PK = "pk_readings"
 REGISTERS_PK = "pk_register_reads"
 ESTIMATED = "ix_readings_estimated"
 RECEIVED = "ix_readings_received_at"
+HOURLY_COVER = "ix_readings_hourly_start_meter"
 # The scans that find rows through an index; any other scan of intervals reads them all.
 INDEXED = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Bitmap Index Scan"})
 
@@ -560,6 +561,49 @@ def test_plan(fleet: Engine, cat: Catalog, case: str, generic: bool) -> None:
     """A page's, export's or the ingest's queries read raw intervals only as `CASES` allows."""
     call, expect = CASES[case]
     check(plans_of(fleet, call, generic), expect, cat)
+
+
+def test_the_segment_pages_read_counts_come_from_the_hourly_index_alone(fleet: Engine) -> None:
+    """Each utility's intervals read in its last day: 240,000 heap rows at 10,000 meters."""
+    with fleet.connect() as conn:
+        latest_of = {
+            utility: latest
+            for utility, latest in conn.execute(
+                select(
+                    models.Meter.utility_id, func.max(models.Meter.last_interval_start)
+                ).group_by(models.Meter.utility_id)
+            )
+            if latest is not None
+        }
+    assert latest_of
+    sent = sent_by(fleet, lambda s: segment_queries.last_day_reads(s, latest_of))
+    hourly = [
+        node
+        for statement, parameters in sent
+        for node in plan_nodes(_explain_with_indexes_only(fleet, statement, parameters))
+        if node.relation == "readings_hourly"
+    ]
+    assert hourly
+    # A plan that could answer from the index alone: the counts are in it.
+    assert {(n.type, n.index) for n in hourly} == {("Index Only Scan", HOURLY_COVER)}
+
+
+def _explain_with_indexes_only(
+    engine: Engine, statement: str, parameters: dict[str, Any]
+) -> dict[str, Any]:
+    # The module's few rows would rather be scanned; with scans off the plan shows whether
+    # an index holds every column the query reads.
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+            return dict(cursor.fetchone()[0][0]["Plan"])
+        finally:
+            raw.rollback()
 
 
 def test_the_checks_catch_a_scan_of_raw_intervals(fleet: Engine, cat: Catalog) -> None:
