@@ -85,10 +85,13 @@ class _Found(NamedTuple):
     id: ColumnElement[int]
 
 
-def _open_events(scope: Scope, meter_id: str | None, dialect: str, limit: int) -> Iterator[_Found]:
+def _open_events(
+    scope: Scope, meter_id: str | None, dialect: str, limit: int, *, newest_first: bool = True
+) -> Iterator[_Found]:
     """Yield queries for the visible open alarm events, cheapest first, for up to `limit`.
 
     A query's answer is complete when it holds `limit` rows; the last one's always is.
+    Without `newest_first` each meter's share may be any of its open events (for counting).
     """
     event = models.Event
     if scope.everything or meter_id is not None or dialect != "postgresql":
@@ -122,17 +125,14 @@ def _open_events(scope: Scope, meter_id: str | None, dialect: str, limit: int) -
         recent.c.at,
         recent.c.id,
     )
-    newest = (
-        select(event.id, event.type, event.severity, event.at)
-        .where(
-            event.meter_id == models.Meter.id,
-            event.type.in_(rules.EVENT_ALARMS),
-            _not_acknowledged(event.id),
-        )
-        .order_by(event.at.desc(), event.id.desc())
-        .limit(limit)
-        .lateral("newest")
+    per_meter = select(event.id, event.type, event.severity, event.at).where(
+        event.meter_id == models.Meter.id,
+        event.type.in_(rules.EVENT_ALARMS),
+        _not_acknowledged(event.id),
     )
+    if newest_first:
+        per_meter = per_meter.order_by(event.at.desc(), event.id.desc())
+    newest = per_meter.limit(limit).lateral("newest")
     yield _Found(
         _named(
             select(newest.c.id, newest.c.type, newest.c.severity, newest.c.at)
@@ -174,7 +174,8 @@ def _count_open(session: Session, scope: Scope, cap: int) -> int:
     dialect = session.get_bind().dialect.name
     # The complete query, not the recent window first: counting the window cost as much as
     # the per-meter probes (28-40 vs 16-35 ms at 10,000 meters) and seldom reached the cap.
-    *_, complete = _open_events(scope, None, dialect, cap)
+    # Unordered: ordering a meter's 100,000 open events to take its newest cost 100 ms.
+    *_, complete = _open_events(scope, None, dialect, cap, newest_first=False)
     # Any `cap` of them will do: unordered, the count stops at the cap without sorting.
     counted = select(func.count()).select_from(complete.query.limit(cap).subquery())
     return session.execute(counted).scalar_one()
