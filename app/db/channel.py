@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Select, false, func, select, true
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ from partners import kpis, pricing, rfx
 from partners.deals import (
     ConflictView,
     Registration,
+    Side,
     Status,
     WorkflowError,
     check_transition,
@@ -43,7 +44,6 @@ from partners.prospects import PartnerCoverage, route_lead
 from partners.territory import TerritoryError, check_deal_territory, parse_place
 
 logger = logging.getLogger(__name__)
-Side = Literal["vendor", "distributor"]
 SEGMENTS: Final = ("iou", "service_bureau", "security")
 MAX_ENDPOINTS: Final = 1_000_000
 MAX_TERM_MONTHS: Final = 120
@@ -504,16 +504,10 @@ def transition(
         raise ChannelError("status", str(exc).removeprefix("status: ")) from None
     current = Status(deal.status)
     view = conflicts(session, [deal], now)[deal.id]
-    if target == Status.ROI_REQUESTED and deal.roi_inputs is None:
+    if _needs_questionnaire(deal, target):
         raise ChannelError("roi_inputs", "fill the ROI questionnaire to request an ROI")
     try:
-        check_transition(
-            current,
-            target,
-            side,
-            roi_delivered=deal.roi_delivered_at is not None,
-            blocked_by=view.protected_by,
-        )
+        _check_move(deal, target, side, view.protected_by)
     except WorkflowError as exc:
         raise ChannelError("status", str(exc).removeprefix("status: "), 409) from None
     deal.status = target.value
@@ -633,20 +627,30 @@ def allowed_moves(actor: Actor, deal: models.Deal, protected_by: int | None) -> 
     # (an ROI not delivered yet, a utility held by another registration, no questionnaire).
     moves = []
     for target in next_states(Status(deal.status), side):
-        if target == Status.ROI_REQUESTED and deal.roi_inputs is None:
+        if _needs_questionnaire(deal, target):
             continue
         try:
-            check_transition(
-                Status(deal.status),
-                target,
-                side,
-                roi_delivered=deal.roi_delivered_at is not None,
-                blocked_by=protected_by,
-            )
+            _check_move(deal, target, side, protected_by)
         except WorkflowError:
             continue
         moves.append(target)
     return moves
+
+
+def _needs_questionnaire(deal: models.Deal, target: Status) -> bool:
+    """Say whether moving to `target` waits for the rep's ROI questionnaire."""
+    return target == Status.ROI_REQUESTED and deal.roi_inputs is None
+
+
+def _check_move(deal: models.Deal, target: Status, side: Side, protected_by: int | None) -> None:
+    """Apply the lifecycle's rules to moving this deal to `target` (WorkflowError if refused)."""
+    check_transition(
+        Status(deal.status),
+        target,
+        side,
+        roi_delivered=deal.roi_delivered_at is not None,
+        blocked_by=protected_by,
+    )
 
 
 # --- KPIs -------------------------------------------------------------------------------

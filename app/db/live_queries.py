@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Row, Select, case, func, select, true
+from sqlalchemy import ColumnElement, FromClause, Row, Select, case, func, select, true
 from sqlalchemy.orm import Session
 
 from app.db import models
@@ -51,99 +51,71 @@ FEED_WINDOW = 2_000
 
 def event_feed(session: Session, scope: Scope, limit: int = FEED_LENGTH) -> list[FeedEvent]:
     """Return the newest events (by arrival) at the visible meters."""
-    dialect = session.get_bind().dialect.name
     rows: Sequence[Row[Any, Any, Any, Any, Any, Any, Any]] = ()
-    if not scope.everything and dialect == "postgresql":
-        # A busy tenant's newest events are among the fleet's newest: a distributor's 6,000
-        # meters probed one by one cost 113 ms a tick where this window costs a few.
-        rows = session.execute(_recent_feed(scope, limit)).all()
-    if len(rows) < limit:
-        rows = session.execute(feed_query(scope, limit, dialect)).all()
+    for query in _feed_queries(scope, limit, session.get_bind().dialect.name):
+        rows = session.execute(query).all()
+        if len(rows) == limit:
+            break
     return [
         FeedEvent(id_, format_time(at), type_, severity, meter_id, site, utility)
         for id_, at, type_, severity, meter_id, site, utility in rows
     ]
 
 
-def feed_query(scope: Scope, limit: int, dialect: str) -> Select[Any]:
-    """Return the feed's query for a scope on a database dialect."""
-    if not scope.everything and dialect == "postgresql":
-        return _newest_per_meter(scope, limit)
-    plain = (
-        select(
-            models.Event.id,
-            models.Event.at,
-            models.Event.type,
-            models.Event.severity,
-            models.Meter.id,
-            models.Meter.site_name,
-            models.Utility.name,
-        )
-        .join(models.Meter, models.Event.meter_id == models.Meter.id)
-        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
-        .where(utility_clause(scope))
-        .order_by(models.Event.received_at.desc(), models.Event.id.desc())
-        .limit(limit)
-    )
-    return cast(Select[Any], plain)
+def _feed_queries(scope: Scope, limit: int, dialect: str) -> Iterator[Select[Any]]:
+    """Yield the feed's queries, cheapest first: an answer of `limit` rows is complete.
 
-
-def _recent_feed(scope: Scope, limit: int) -> Select[Any]:
-    """Select the visible events among the fleet's newest FEED_WINDOW, newest first."""
-    event = models.Event
+    The last query's answer always is.
+    """
+    event = models.Event.__table__
+    if scope.everything or dialect != "postgresql":
+        # The vendor sees every event, so the walk newest first stops at once; SQLite has
+        # no LATERAL and holds demo fleets.
+        yield _feed_from(event, event.c.meter_id == models.Meter.id, scope, limit)
+        return
+    columns = [event.c[name] for name in ("id", "at", "type", "severity", "received_at")]
+    # A busy tenant's newest events are among the fleet's newest: a distributor's 6,000
+    # meters probed one by one cost 113 ms a tick where this window costs a few.
     recent = (
-        select(event.id, event.at, event.type, event.severity, event.received_at, event.meter_id)
-        .order_by(event.received_at.desc(), event.id.desc())
+        select(*columns, event.c.meter_id)
+        .order_by(event.c.received_at.desc(), event.c.id.desc())
         .limit(FEED_WINDOW)
         .subquery("recent")
     )
-    return (
-        select(
-            recent.c.id,
-            recent.c.at,
-            recent.c.type,
-            recent.c.severity,
-            models.Meter.id,
-            models.Meter.site_name,
-            models.Utility.name,
-        )
-        .join(models.Meter, recent.c.meter_id == models.Meter.id)
-        .join(models.Utility, models.Meter.utility_id == models.Utility.id)
-        .where(utility_clause(scope))
-        .order_by(recent.c.received_at.desc(), recent.c.id.desc())
-        .limit(limit)
-    )
-
-
-def _newest_per_meter(scope: Scope, limit: int) -> Select[Any]:
+    yield _feed_from(recent, recent.c.meter_id == models.Meter.id, scope, limit)
     # Walking the whole fleet's events newest first until `limit` visible ones turn up read
     # every event when the tenant's meters had none lately: 0.6-1.1 s a tick with 300,000
     # events at other tenants' meters. Each visible meter's newest few instead, from the
-    # (meter_id, received_at, id) index, merged: a bounded probe a meter. (The vendor sees
-    # every event, so the walk stops at once; SQLite has no LATERAL and holds demo fleets.)
-    event = models.Event
+    # (meter_id, received_at, id) index, merged: a bounded probe a meter.
     newest = (
-        select(event.id, event.at, event.type, event.severity, event.received_at)
-        .where(event.meter_id == models.Meter.id)
-        .order_by(event.received_at.desc(), event.id.desc())
+        select(*columns)
+        .where(event.c.meter_id == models.Meter.id)
+        .order_by(event.c.received_at.desc(), event.c.id.desc())
         .limit(limit)
         .lateral("newest")
     )
+    yield _feed_from(newest, true(), scope, limit)
+
+
+def _feed_from(
+    events: FromClause, on: ColumnElement[bool], scope: Scope, limit: int
+) -> Select[Any]:
+    """Select the newest `limit` of `events` at the scope's meters, joined to them `on`."""
     return (
         select(
-            newest.c.id,
-            newest.c.at,
-            newest.c.type,
-            newest.c.severity,
+            events.c.id,
+            events.c.at,
+            events.c.type,
+            events.c.severity,
             models.Meter.id,
             models.Meter.site_name,
             models.Utility.name,
         )
         .select_from(models.Meter)
         .join(models.Utility, models.Meter.utility_id == models.Utility.id)
-        .join(newest, true())
+        .join(events, on)
         .where(utility_clause(scope))
-        .order_by(newest.c.received_at.desc(), newest.c.id.desc())
+        .order_by(events.c.received_at.desc(), events.c.id.desc())
         .limit(limit)
     )
 
