@@ -29,7 +29,7 @@ def _evaluated(page: Any, action: Any) -> None:
     ) as response:
         action()
     assert response.value.status == 200
-    page.wait_for_function("!document.getElementById('roi-app').classList.contains('busy')")
+    page.wait_for_function("() => !document.getElementById('roi-app').classList.contains('busy')")
 
 
 def test_build_an_roi_download_reports_and_save_a_scenario(
@@ -157,7 +157,7 @@ def test_roi_errors_name_the_field_and_results_are_announced(
     announce = page.locator("#roi-announce")
     assert announce.get_attribute("role") == "status"
     page.wait_for_function(
-        "document.getElementById('roi-announce').textContent.startsWith('NPV ')", timeout=10_000
+        "() => document.getElementById('roi-announce').textContent.startsWith('NPV ')", timeout=10_000
     )
     assert "payback" in announce.inner_text()
 

@@ -49,6 +49,8 @@ def test_pages_and_api_are_not_cached_and_cannot_be_framed(app: Flask) -> None:
         policy = headers["Content-Security-Policy"]
         for rule in ("default-src 'self'", "base-uri 'none'", "form-action 'self'"):
             assert rule in policy, (path, rule)
+        # Neither inline script nor eval: a script can only be a file the portal serves.
+        assert "script-src 'self';" in policy
         assert "Strict-Transport-Security" not in headers
     # Files the same for everyone stay cacheable.
     for path in ("/vendor/plotly.min.js", "/static/app.css"):
