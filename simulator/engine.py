@@ -158,7 +158,7 @@ class Engine:
         self.incidents = tuple(incidents)
         n = len(self.meters)
         self.arrays = FleetArrays.build(self.meters, seed, effects_of(self.incidents))
-        self.radios = Radios.build(self.meters, seed)
+        self.radios = Radios.build(self.meters, seed, int(start.timestamp()))
         self.t0 = interval_index(start)
         self.t = self.t0  # the interval that completes on the next step()
         self.unsent_from = np.full(n, self.t0, dtype=np.int64)

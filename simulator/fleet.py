@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date
+from datetime import timedelta
 from typing import Final, Literal
 
 Segment = Literal["iou", "service_bureau", "security"]
@@ -97,7 +97,10 @@ class NetworkSpec:
     code: Network
     label: str
     public: bool
-    sunset: date | None
+    # How long after the simulation starts the carrier switches the network off: fixed
+    # calendar dates aged into the demo (a 2G date a few weeks out took that cohort offline
+    # on every run after it), so every run, on any date, tells the same story.
+    sunset_after: timedelta | None
     success_rate: float
     latency_s: tuple[float, float]
 
@@ -177,17 +180,22 @@ BUILDING_TYPES: Final = {
 SHIFT_LOAD_FACTOR: Final = {1: (0.34, 0.44), 2: (0.50, 0.62), 3: (0.74, 0.84)}
 _SHIFT_WEIGHTS: Final = ((1, 0.30), (2, 0.45), (3, 0.25))
 
-# Fictional carriers with announced sunsets (2G and 3G shutdowns stranded real meter fleets);
-# the distributor's private narrowband network has no sunset. Delivery success is per call,
+# Fictional carriers with announced sunsets (2G and 3G shutdowns stranded real meter fleets),
+# beyond any demo's reach (the demo scripts its own 3G shutdown as an incident); the
+# distributor's private narrowband network has no sunset. Delivery success is per call,
 # before the signal-strength penalty; latency is from the end of a call to the broker.
 NETWORKS: Final = {
     n.code: n
     for n in (
         NetworkSpec(
-            "lte", "Public cellular LTE Cat-M1", True, date(2033, 12, 31), 0.995, (0.3, 2.0)
+            "lte", "Public cellular LTE Cat-M1", True, timedelta(days=8 * 365), 0.995, (0.3, 2.0)
         ),
-        NetworkSpec("3g", "Public cellular 3G (UMTS)", True, date(2027, 6, 30), 0.98, (1.0, 6.0)),
-        NetworkSpec("2g", "Public cellular 2G (GPRS)", True, date(2026, 12, 31), 0.95, (3.0, 15.0)),
+        NetworkSpec(
+            "3g", "Public cellular 3G (UMTS)", True, timedelta(days=2 * 365), 0.98, (1.0, 6.0)
+        ),
+        NetworkSpec(
+            "2g", "Public cellular 2G (GPRS)", True, timedelta(days=365), 0.95, (3.0, 15.0)
+        ),
         NetworkSpec("private_nb", "Distributor private narrowband", False, None, 0.99, (5.0, 40.0)),
     )
 }

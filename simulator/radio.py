@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -33,16 +32,14 @@ class Radios:
     keys: NDArray[np.uint64]
 
     @classmethod
-    def build(cls, meters: Sequence[Meter], seed: int) -> Radios:
-        """Collect each meter's network figures."""
+    def build(cls, meters: Sequence[Meter], seed: int, start_s: int) -> Radios:
+        """Collect each meter's network figures for a simulation starting at `start_s`."""
         specs = [NETWORKS[m.network] for m in meters]
         signal = np.array([m.signal_dbm for m in meters], dtype=np.float64)
         base = np.array([s.success_rate for s in specs])
         penalty = np.maximum(-100.0 - signal, 0.0) * SIGNAL_PENALTY_PER_DB
         sunset = [
-            int(datetime(s.sunset.year, s.sunset.month, s.sunset.day, tzinfo=UTC).timestamp())
-            if s.sunset
-            else _NEVER
+            start_s + int(s.sunset_after.total_seconds()) if s.sunset_after else _NEVER
             for s in specs
         ]
         return cls(

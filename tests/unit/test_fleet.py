@@ -66,7 +66,7 @@ def test_meters_carry_vendor_form_factor_service_schedule_and_shifts() -> None:
 
 def test_networks_have_sunsets_except_the_private_one() -> None:
     for spec in NETWORKS.values():
-        assert (spec.sunset is None) == (not spec.public)
+        assert (spec.sunset_after is None) == (not spec.public)
         assert 0.9 <= spec.success_rate <= 1.0
         assert 0 < spec.latency_s[0] < spec.latency_s[1]
-    assert NETWORKS["2g"].sunset < NETWORKS["3g"].sunset < NETWORKS["lte"].sunset  # type: ignore[operator]
+    assert NETWORKS["2g"].sunset_after < NETWORKS["3g"].sunset_after < NETWORKS["lte"].sunset_after  # type: ignore[operator]
