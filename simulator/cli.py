@@ -174,7 +174,7 @@ def resolve(
     begin = floor_interval(
         start
         or (scenario.start if scenario and scenario.start else None)
-        or now - timedelta(days=7)
+        or (scenario.default_start(now) if scenario else now - timedelta(days=7))
     )
     incidents = []
     if scenario is not None:

@@ -8,6 +8,8 @@ A scenario file (see `simulator/scenarios/*.yaml`) looks like::
     meters: 200
     speed: 900
     start: 2026-07-13T00:00:00Z   # optional; otherwise the run's --start
+    day_starts_in: America/Chicago  # optional: a default start (a week ago) moves back to
+                                    #   midnight there, so "+18h" is 18:00 local on any day
     fleet:                        # optional filters on the catalogue fleet
       utilities: [glpl, atlantic]
     incidents:
@@ -26,9 +28,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import yaml
@@ -46,7 +49,17 @@ _SELECT_KEYS: Final = frozenset(
     {"utility", "region", "segment", "building_type", "network", "meters", "share", "count"}
 )
 _TOP_KEYS: Final = frozenset(
-    {"name", "description", "seed", "meters", "speed", "start", "fleet", "incidents"}
+    {
+        "name",
+        "description",
+        "seed",
+        "meters",
+        "speed",
+        "start",
+        "day_starts_in",
+        "fleet",
+        "incidents",
+    }
 )
 _INCIDENT_KEYS: Final = frozenset({"kind", "name", "at", "duration", "select", "region", "delta_c"})
 # Ten years: any longer and a start plus the span leaves the calendar a datetime can hold
@@ -84,6 +97,21 @@ class Scenario:
     start: datetime | None
     fleet: Mapping[str, Any]
     incidents: tuple[IncidentSpec, ...]
+    day_starts_in: ZoneInfo | None = None
+
+    def default_start(self, now: datetime) -> datetime:
+        """Return the start of a run given no start: a week before `now`, at local midnight.
+
+        Offsets such as "+18h" mean a time of day only when the start is a midnight: from
+        "now minus a week" the demo's evening storm struck at any hour (01:00 in Detroit
+        when started at noon UTC).
+        """
+        week_ago = now - timedelta(days=7)
+        if self.day_starts_in is None:
+            return week_ago
+        local = week_ago.astimezone(self.day_starts_in)
+        midnight = datetime(local.year, local.month, local.day, tzinfo=self.day_starts_in)
+        return midnight.astimezone(UTC)
 
     def select_fleet(self, meters: Sequence[Meter]) -> list[Meter]:
         """Return the meters the scenario's fleet filters keep."""
@@ -305,6 +333,16 @@ def parse_scenario(raw: Any, name: str) -> Scenario:
     begin = _time(start, "start") if start is not None else None
     if isinstance(begin, timedelta):
         raise ScenarioError(f"{name}: start must be an RFC 3339 time, not an offset")
+    zone = raw.get("day_starts_in")
+    if zone is not None:
+        try:
+            zone = ZoneInfo(zone) if isinstance(zone, str) else None
+        except (ValueError, ZoneInfoNotFoundError):
+            zone = None
+        if zone is None:
+            raise ScenarioError(
+                f"{name}: day_starts_in must be an IANA time zone such as America/Chicago"
+            )
     return Scenario(
         name=str(raw.get("name") or name),
         description=str(raw.get("description") or ""),
@@ -314,6 +352,7 @@ def parse_scenario(raw: Any, name: str) -> Scenario:
         start=begin,
         fleet=_check_select(raw.get("fleet"), "fleet", _SELECT_KEYS - {"share", "count"}),
         incidents=tuple(specs),
+        day_starts_in=zone,
     )
 
 

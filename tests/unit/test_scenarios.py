@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 import orjson
@@ -165,6 +166,8 @@ def _doc(**incident: Any) -> dict[str, Any]:
         (_doc(select={1: "x"}), "incidents[0].select: filter 1 is not a name"),
         ({"speed": float("nan")}, "speed must be a number above 0"),
         ({"speed": 1e12}, "speed must be a number above 0 and at most 86400"),
+        ({"day_starts_in": "Mars/Olympus"}, "day_starts_in must be an IANA time zone"),
+        ({"day_starts_in": 5}, "day_starts_in must be an IANA time zone"),
     ],
 )
 def test_bad_scenarios_name_the_field(doc: Any, field: str) -> None:
@@ -192,6 +195,24 @@ def test_absolute_times_and_open_ended_incidents() -> None:
     assert [m.network for m, on in zip(meters, sunset.rows, strict=True) if on] == ["3g"] * int(
         sunset.rows.sum()
     )
+
+
+@pytest.mark.parametrize("hour_utc", [0, 5, 12, 15, 21])
+def test_the_demo_storm_is_an_evening_and_the_tamper_a_morning_whenever_it_starts(
+    hour_utc: int,
+) -> None:
+    """From "now minus a week" the storm struck at 01:00 in Detroit when started at 12:07 UTC."""
+    now = datetime(2026, 12, 7, hour_utc, 7, tzinfo=UTC)
+    setup = resolve(load_scenario("demo"), None, None, None, (0, 1), now)
+    assert now - timedelta(days=8) < setup.start <= now - timedelta(days=7)
+    incidents = {i.kind: i for i in setup.incidents}
+    storm = incidents["outage"].start.astimezone(ZoneInfo("America/Detroit"))
+    tamper = incidents["tamper"].start.astimezone(ZoneInfo("America/New_York"))
+    assert 17 <= storm.hour <= 20, storm
+    assert 8 <= tamper.hour <= 11, tamper
+    # A start given on the command line is kept as it is.
+    given = resolve(load_scenario("demo"), None, None, START + timedelta(hours=5), (0, 1), now)
+    assert given.start == START + timedelta(hours=5)
 
 
 def test_unknown_scenario_lists_the_available_ones() -> None:
