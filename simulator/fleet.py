@@ -63,6 +63,9 @@ class BuildingType:
     # Share of the design peak that is cooling and electric heating (the rest is occupancy).
     cooling: float = 0.3
     heating: float = 0.05
+    # Uncorrected displacement power factor: motor loads (plants, refrigeration, warehouse
+    # conveyors) run lower, electronics behind corrected supplies (data centres) higher.
+    power_factor: tuple[float, float] = (0.88, 0.98)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,15 @@ BUILDING_TYPES: Final = {
         ),
         BuildingType("retail", "Retail", "Plaza", (60, 230), (0.42, 0.55), 120, 0.30, 0.06),
         BuildingType(
-            "supermarket", "Supermarket", "Market", (250, 460), (0.65, 0.78), 277, 0.15, 0.03
+            "supermarket",
+            "Supermarket",
+            "Market",
+            (250, 460),
+            (0.65, 0.78),
+            277,
+            0.15,
+            0.03,
+            (0.85, 0.97),
         ),
         BuildingType(
             "hospital", "Hospital", "Medical Center", (990, 1050), (0.82, 0.86), 277, 0.25, 0.04
@@ -149,6 +160,7 @@ BUILDING_TYPES: Final = {
             277,
             0.20,
             0.08,
+            (0.86, 0.98),
         ),
         # Load factor here is for two shifts; make_meter picks 1-3 shifts and its own range.
         BuildingType(
@@ -160,9 +172,18 @@ BUILDING_TYPES: Final = {
             277,
             0.10,
             0.03,
+            (0.82, 0.96),
         ),
         BuildingType(
-            "data_center", "Data center", "Data Center", (800, 1850), (0.84, 0.92), 277, 0.12, 0.0
+            "data_center",
+            "Data center",
+            "Data Center",
+            (800, 1850),
+            (0.84, 0.92),
+            277,
+            0.12,
+            0.0,
+            (0.94, 0.99),
         ),
         BuildingType(
             "federal_office",
@@ -383,8 +404,9 @@ def make_meter(index: int, seed: int) -> Meter:
     site_name = f"{rng.choice(_PLACES)} {btype.noun} {index:03d}"
     peak_kw = round(rng.uniform(*btype.peak_kw), 1)
     load_factor = round(rng.uniform(*btype.load_factor), 3)
-    # About a third of sites sit below 0.90 so power-factor penalties show up.
-    power_factor = round(rng.uniform(0.80, 0.99), 3)
+    # About a quarter of sites sit below 0.90, so power-factor penalties and the low-PF
+    # alarm show up without half the fleet in alarm (0.80-0.99 for every type put 52 % there).
+    power_factor = round(rng.uniform(*btype.power_factor), 3)
     signal_dbm = round(rng.uniform(-110, -65), 1)
     lat = round(utility.lat + rng.uniform(-0.35, 0.35), 5)
     lon = round(utility.lon + rng.uniform(-0.45, 0.45), 5)
