@@ -69,6 +69,9 @@ MEMORY_INTERVALS: Final = 96 * 60
 MAX_CLOCK_STEP: Final = timedelta(days=366)
 SCHEDULE_PERIOD: Final[dict[str, int]] = {"live": 1, "hourly": 4, "daily": SLOTS_PER_DAY}
 DEMAND_THRESHOLD_RATIO: Final = 1.0  # of the design peak: a new-peak alarm for the demand charge
+# The alarm re-arms only once demand falls this far below the threshold: a load hovering at
+# its peak raised one alarm for every 0.3 % wobble across it (21 in six days at one meter).
+DEMAND_REARM_RATIO: Final = 0.95
 CLOCK_DRIFT_ALARM_S: Final = 60.0
 FAILED_CALLS_ALARM: Final = 3
 COMMANDS: Final = (
@@ -170,7 +173,7 @@ class Engine:
         self.reg_kwh = np.zeros(n)
         self.reg_kvarh = np.zeros(n)
         self.max_demand = np.zeros(n)
-        self.last_demand = np.zeros(n)
+        self.demand_armed = np.ones(n, dtype=np.bool_)
         self.threshold_kw = np.array([m.peak_kw for m in self.meters]) * DEMAND_THRESHOLD_RATIO
         self.skew_s = np.zeros(n) if clock_skew_s is None else np.asarray(clock_skew_s, float)
         self.failures = np.zeros(n, dtype=np.int64)
@@ -274,7 +277,7 @@ class Engine:
         out: list[Out] = []
 
         self._incident_events(t_start, t_end)
-        crossed = (block.demand_kw > self.threshold_kw) & (self.last_demand <= self.threshold_kw)
+        crossed = self.demand_armed & (block.demand_kw > self.threshold_kw)
         for r in np.flatnonzero(crossed).tolist():
             self._log_event(
                 r,
@@ -287,7 +290,9 @@ class Engine:
                     "interval_start": format_time(EPOCH + timedelta(seconds=t_start)),
                 },
             )
-        self.last_demand = block.demand_kw
+        self.demand_armed = (self.demand_armed & ~crossed) | (
+            block.demand_kw < self.threshold_kw * DEMAND_REARM_RATIO
+        )
 
         # Reachability at the end of the interval drives the retained status. A meter coming
         # back says "online" before its stored events; one going down gets its last gasp out

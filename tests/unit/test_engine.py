@@ -500,3 +500,42 @@ def test_a_comms_failure_goes_out_with_the_call_that_gets_through() -> None:
     back = engine.step()
     assert [e.type for e in events(back, 0)] == ["comms_failure", "comms_restored"]
     assert len(intervals(back, engine)[0][0].readings) == 7
+
+
+def test_demand_alarm_rearms_only_after_demand_falls_well_below_the_threshold() -> None:
+    """A load hovering at its threshold raised an alarm for each 0.3 % wobble across it."""
+    meters = fleet(12)
+    first = Engine(meters, seed=SEED, start=START)
+    loads = intervals(run(first, 96 * 3), first)
+    engine = Engine(meters, seed=SEED, start=START)
+    # Thresholds inside each meter's daytime plateau, where demand wobbles across them.
+    engine.threshold_kw = np.array(
+        [
+            np.percentile([r.demand_kw for m in loads[row] for r in m.readings], 80)
+            for row in range(12)
+        ]
+    )
+    out = run(engine, 96 * 3)
+    got = intervals(out, engine)
+    assert got == loads  # the same load: only the alarms differ
+    upward_crossings = rearms = 0
+    for row in range(len(meters)):
+        limit = float(engine.threshold_kw[row])
+        series = sorted((r.start, r.demand_kw) for msg in got[row] for r in msg.readings)
+        expected, armed, before = [], True, 0.0
+        for start, kw in series:
+            upward_crossings += before <= limit < kw
+            if armed and kw > limit:
+                expected.append(format_time(start))
+                armed = False
+            elif not armed and kw < limit * 0.95:
+                armed, rearms = True, rearms + 1
+            before = kw
+        alarms = [
+            e.details["interval_start"] for e in events(out, row) if e.type == "demand_threshold"
+        ]
+        assert alarms == expected, meters[row].id
+    alarmed = sum(e.type == "demand_threshold" for e in events(out))
+    assert rearms > 0  # the alarm does come back after a real drop
+    assert alarmed > len(meters)
+    assert alarmed < upward_crossings  # and not for every wobble across the line
