@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import signal
@@ -194,6 +195,18 @@ def resolve(
     )
 
 
+def record_line(topic: str, payload: bytes, retain: bool) -> bytes:
+    """Return one published message as a `--record` JSON line, its payload byte for byte."""
+    line: dict[str, object] = {"topic": topic, "retain": retain}
+    try:
+        line["payload"] = payload.decode()
+    except UnicodeDecodeError:
+        # Replacement characters hid the 0xFF a corrupted payload actually carried, and the
+        # record is there to diff against.
+        line["payload_base64"] = base64.b64encode(payload).decode()
+    return orjson.dumps(line) + b"\n"
+
+
 @click.group()
 @click.option(
     "--log-level",
@@ -337,7 +350,10 @@ def cli(log_level: str) -> None:
     envvar="SIM_RECORD",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     default=None,
-    help="Also write every published message to this file as JSON lines (topic, retain, payload).",
+    help=(
+        "Also write every published message to this file as JSON lines (topic, retain, "
+        "payload; payload_base64 for bytes that are not UTF-8)."
+    ),
 )
 def run(
     scenario: Scenario | None,
@@ -378,12 +394,7 @@ def run(
 
     def write(topic: str, payload: bytes, retain: bool) -> None:
         assert sink is not None  # noqa: S101 - only installed when the file is open
-        sink.write(
-            orjson.dumps(
-                {"topic": topic, "retain": retain, "payload": payload.decode("utf-8", "replace")}
-            )
-            + b"\n"
-        )
+        sink.write(record_line(topic, payload, retain))
 
     publisher = FleetPublisher(
         setup.meters,

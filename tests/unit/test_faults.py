@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from datetime import UTC, datetime
 
 import numpy as np
+import orjson
 import pytest
 
 from app.domain.telemetry import ContractError, decode
+from simulator.cli import record_line
 from simulator.engine import Engine, Out
 from simulator.faults import FaultInjector, FaultRates, clock_skews, corrupt
 from simulator.fleet import build_fleet
@@ -111,3 +114,16 @@ def test_clock_skews_and_bursts() -> None:
 def test_rates_outside_zero_one_are_refused() -> None:
     with pytest.raises(ValueError, match="drop rate"):
         FaultRates(drop=1.5)
+
+
+@pytest.mark.parametrize("u", [i / 40 for i in range(40)])
+def test_a_recorded_corruption_is_the_bytes_published(u: float) -> None:
+    """`--record` decoded payloads with "replace": a 0xFF published was recorded as U+FFFD."""
+    payload = corrupt(b'{"meter_id":"glpl-00000","readings":[]}', u)
+    line = orjson.loads(record_line("wattline/v1/glpl/glpl-00000/interval", payload, False))
+    kept = (
+        base64.b64decode(line["payload_base64"])
+        if "payload_base64" in line
+        else line["payload"].encode()
+    )
+    assert kept == payload
