@@ -47,21 +47,28 @@ def federal_holidays(year: int) -> list[date]:
     return sorted([_observed(d) for d in fixed] + floating)
 
 
-def _tables() -> tuple[NDArray[np.bool_], NDArray[np.int16]]:
+def store_closures(year: int) -> list[date]:
+    """Return the days most US stores close: Thanksgiving and Christmas Day itself."""
+    return [_nth_weekday(year, 11, 3, 4), date(year, 12, 25)]
+
+
+def _tables() -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.int16]]:
     days = (date(LAST_YEAR + 1, 1, 1) - _EPOCH_DATE).days
     holiday = np.zeros(days, dtype=np.bool_)
+    closed = np.zeros(days, dtype=np.bool_)
     for year in range(FIRST_YEAR, LAST_YEAR + 1):
-        for day in federal_holidays(year):
-            index = (day - _EPOCH_DATE).days
-            if 0 <= index < days:
-                holiday[index] = True
+        for table, dates in ((holiday, federal_holidays(year)), (closed, store_closures(year))):
+            for day in dates:
+                index = (day - _EPOCH_DATE).days
+                if 0 <= index < days:
+                    table[index] = True
     stamps = np.arange(days).astype("datetime64[D]")
     doy = (stamps - stamps.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int16)
-    return holiday, doy
+    return holiday, closed, doy
 
 
 # Lookup tables by epoch day: much cheaper inside the vectorised model than date arithmetic.
-HOLIDAY, DAY_OF_YEAR = _tables()
+HOLIDAY, STORES_CLOSED, DAY_OF_YEAR = _tables()
 LAST_DAY: Final = len(HOLIDAY) - 1
 
 
@@ -69,6 +76,13 @@ def is_holiday(day: NDArray[np.int64]) -> NDArray[np.bool_]:
     """Return whether each epoch day is a US federal holiday (False outside 1970-2100)."""
     inside = (day >= 0) & (day <= LAST_DAY)
     result: NDArray[np.bool_] = HOLIDAY[np.clip(day, 0, LAST_DAY)] & inside
+    return result
+
+
+def stores_closed(day: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Return whether each epoch day is one most stores close (False outside 1970-2100)."""
+    inside = (day >= 0) & (day <= LAST_DAY)
+    result: NDArray[np.bool_] = STORES_CLOSED[np.clip(day, 0, LAST_DAY)] & inside
     return result
 
 

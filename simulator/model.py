@@ -7,7 +7,8 @@ live simulator, backfill and a contingency read agree to the last decimal.
 
 Demand of a meter is ``P * (b + (1 - b) * s(t)) * day * (1 + noise) + spike`` where
 ``s`` mixes an occupancy curve by building type and day type (weekday, Saturday, Sunday,
-US federal holiday; schools close for summer) with cooling and electric heating driven by a
+US federal holiday; schools break for summer and the winter holidays, stores close on
+Thanksgiving and Christmas Day) with cooling and electric heating driven by a
 synthetic regional temperature. ``s`` is scaled to peak at 1 over a reference year of the
 same region, and the base ``b`` is solved so the annual load factor is the meter's own.
 """
@@ -26,7 +27,7 @@ from numpy.typing import NDArray
 
 from app.domain.telemetry import INTERVAL_SECONDS, READING_FLAGS, Reading
 from simulator import hashing
-from simulator.calendar import day_of_year, is_holiday
+from simulator.calendar import day_of_year, is_holiday, stores_closed
 from simulator.fleet import BUILDING_TYPES, UTILITY_BY_ID, Meter
 from simulator.weather import CLIMATES, REGION_INDEX, HeatSpell, temperature_table
 
@@ -54,6 +55,7 @@ PEAK_OVERSHOOT: Final = 1.06
 REFERENCE_YEAR: Final = 2025
 MIN_BASE, MAX_BASE = 0.02, 0.97
 SCHOOL_SUMMER: Final = (165, 228)  # day-of-year range (mid-June to mid-August)
+SCHOOL_WINTER: Final = (354, 1)  # from this day of the year, through this one of the next
 
 FLAG_BITS: Final = {
     "power_fail": 1,
@@ -128,7 +130,8 @@ class Profile:
     building_type: str
     days: tuple[Knots, Knots, Knots]
     holiday_daytype: int = 2  # which of the three curves a federal holiday follows
-    summer_scale: float = 1.0  # occupancy factor in the summer break (schools)
+    summer_scale: float = 1.0  # occupancy factor in the summer and winter breaks (schools)
+    closes_for_holidays: bool = False  # dark on Thanksgiving and Christmas Day (stores)
 
 
 PROFILES: Final = (
@@ -141,6 +144,7 @@ PROFILES: Final = (
         "retail",
         (_RETAIL, _RETAIL, ((0, 0), (9, 0), (11, 0.75), (17, 0.8), (18.5, 0), (24, 0))),
         holiday_daytype=1,  # stores open on most holidays (sales)
+        closes_for_holidays=True,
     ),
     Profile("supermarket", "supermarket", (_SUPERMARKET, _SUPERMARKET, _scaled(_SUPERMARKET, 0.9))),
     Profile("hospital", "hospital", (_HOSPITAL, _HOSPITAL_WE, _HOSPITAL_WE)),
@@ -167,6 +171,7 @@ PROFILES: Final = (
 PROFILE_INDEX: Final = {p.code: i for i, p in enumerate(PROFILES)}
 _HOLIDAY_DAYTYPE: Final = np.array([p.holiday_daytype for p in PROFILES], dtype=np.intp)
 _SUMMER_SCALE: Final = np.array([p.summer_scale for p in PROFILES])
+_CLOSES: Final = np.array([p.closes_for_holidays for p in PROFILES])
 # Monday = 0; 1970-01-01 was a Thursday.
 _DAYTYPE_BY_WEEKDAY: Final = np.array([0, 0, 0, 0, 0, 1, 2], dtype=np.intp)
 
@@ -267,7 +272,10 @@ def occupancy_table(first_local: int, count: int) -> NDArray[np.float64]:
     occ: NDArray[np.float64] = SHAPES[profiles, daytype, slot[None, :]]
     doy = day_of_year(day)
     summer = (doy >= SCHOOL_SUMMER[0]) & (doy < SCHOOL_SUMMER[1])
-    occ = occ * np.where(summer[None, :], _SUMMER_SCALE[:, None], 1.0)
+    # Schools also break from about December 21 to January 2 (0-based days of the year).
+    winter = (doy >= SCHOOL_WINTER[0]) | (doy <= SCHOOL_WINTER[1])
+    occ = occ * np.where((summer | winter)[None, :], _SUMMER_SCALE[:, None], 1.0)
+    occ = np.where(_CLOSES[:, None] & stores_closed(day)[None, :], 0.0, occ)
     return occ
 
 

@@ -129,14 +129,19 @@ def _first(year: tuple[list[Meter], NDArray[np.float64], NDArray[np.float64]], p
     return next(i for i, m in enumerate(year[0]) if profile_code(m) == profile)
 
 
-def test_offices_close_on_federal_holidays_and_stores_do_not(
+def test_offices_close_on_federal_holidays_and_stores_only_on_two(
     year: tuple[list[Meter], NDArray[np.float64], NDArray[np.float64]],
 ) -> None:
+    """Stores ran a normal day on Christmas (2,776 kWh against 2,712 on a Wednesday)."""
     thanksgiving, week_before = date(2026, 11, 26), date(2026, 11, 19)
     office = _first(year, "federal_office")
     retail = _first(year, "retail")
     assert _daily_kwh(year, office, thanksgiving) < 0.75 * _daily_kwh(year, office, week_before)
-    assert _daily_kwh(year, retail, thanksgiving) > 0.85 * _daily_kwh(year, retail, week_before)
+    # Open for the Labor Day sales, closed on Thanksgiving and Christmas Day.
+    labor_day, monday_before = date(2026, 9, 7), date(2026, 8, 31)
+    assert _daily_kwh(year, retail, labor_day) > 0.85 * _daily_kwh(year, retail, monday_before)
+    for closed, before in ((thanksgiving, week_before), (date(2026, 12, 25), date(2026, 12, 18))):
+        assert _daily_kwh(year, retail, closed) < 0.75 * _daily_kwh(year, retail, before)
 
 
 def test_weekends_and_shifts_shape_the_week(
@@ -161,12 +166,16 @@ def test_weekends_and_shifts_shape_the_week(
         assert low <= night / day <= high
 
 
-def test_schools_empty_out_in_summer(
+def test_schools_empty_out_in_summer_and_winter_breaks(
     year: tuple[list[Meter], NDArray[np.float64], NDArray[np.float64]],
 ) -> None:
     school = _first(year, "school")
     may, july = date(2026, 5, 12), date(2026, 7, 14)
     assert _daily_kwh(year, school, july) < 0.8 * _daily_kwh(year, school, may)
+    # And over the winter holidays (a Wednesday in the break against one in term).
+    term, winter_break = date(2026, 12, 9), date(2026, 12, 30)
+    assert _daily_kwh(year, school, winter_break) < 0.8 * _daily_kwh(year, school, term)
+    assert _daily_kwh(year, school, date(2026, 1, 7)) > 0.9 * _daily_kwh(year, school, term)
 
 
 def test_temperatures_have_seasons_days_and_regional_climates() -> None:
