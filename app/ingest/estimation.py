@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import models, partitions
+from app.db.locks import hold_meters
 from app.domain import vee
 from app.domain.localtime import zone_for
 from app.exports.series import interval_from_row
@@ -53,6 +54,9 @@ def run_vee(
     `active` None: decided by the meter's stored status (`vee.is_active`).
     """
     cfg = config or vee.VeeConfig()
+    # Before reading: an actual the ingest stored between this read and the upsert below
+    # was audited as an estimate VEE never stored.
+    hold_meters(session, [meter_id])
     meter = session.execute(
         select(models.Meter.status, models.Meter.lon).where(models.Meter.id == meter_id)
     ).one_or_none()

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models, partitions
+from app.db.locks import hold_meters
 from app.domain import vee
 from app.domain.localtime import zone_for
 from app.ingest import rollups
@@ -111,6 +112,7 @@ def store_intervals(
     never a stored actual. With `replace`, the file's values win everywhere. Every stored
     value that changes is written to the audit trail.
     """
+    hold_meters(session, [meter_id])  # what is stored stays so until this writes
     meter = session.get(models.Meter, meter_id)
     if meter is None:
         raise LookupError(f"unknown meter {meter_id!r}")

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models, partitions
+from app.db.locks import hold_meters
 from app.domain import rollups as domain_rollups
 from app.domain import telemetry, vee
 from app.domain.localtime import zone_for
@@ -357,6 +358,9 @@ def write_batch(
 ) -> BatchResult:
     """Store a batch in the caller's transaction: readings, events, statuses, dead letters."""
     result = BatchResult()
+    # First, so what it reads stays as read: share-group workers, VEE and imports take turns
+    # per meter (two workers recomputing one meter's hour each missed the other's rows).
+    hold_meters(session, {i.topic.meter_id for i in batch if isinstance(i, Accepted)})
     # The meters the batch names that are not known yet: its messages' and those its dead
     # letters' topics name (a letter is attributed to its meter, for that tenant to see).
     named = (

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -381,8 +381,6 @@ class IngestWorker:
         while True:
             try:
                 with self._sessions.begin() as session:
-                    if self.share_group:
-                        _lock_meters(session, batch)
                     result = write_batch(session, batch, self._meters, self.limits)
                 self._meters.months_committed(result.new_partitions)
                 break
@@ -498,21 +496,6 @@ class IngestWorker:
                 )
         except SQLAlchemyError as exc:
             log.warning("heartbeat not written: %s", exc.__class__.__name__)
-
-
-def _lock_meters(session: Session, batch: list[Inbound]) -> None:
-    # Rollups are recomputed from the stored intervals inside the batch's transaction; two
-    # workers of a share group writing one meter's day at once would each miss the other's
-    # uncommitted rows and the later commit would win. Lock the batch's meters (in id order,
-    # so two workers never deadlock) to take turns per meter; SQLite already writes serially.
-    ids = sorted({item.topic.meter_id for item in batch if isinstance(item, Accepted)})
-    if ids:
-        session.execute(
-            select(models.Meter.id)
-            .where(models.Meter.id.in_(ids))
-            .order_by(models.Meter.id)
-            .with_for_update()
-        )
 
 
 # SQLSTATE classes in which the server refuses what the statement carries: more than one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from app.db import models
 from app.db.session import make_engine, make_sessionmaker
 from app.domain import telemetry, vee
 from app.ingest import __main__ as ingest_cli
+from app.ingest import estimation, store
 from app.ingest.__main__ import main
 from app.ingest.estimation import run_vee
 from app.ingest.store import Accepted, MeterDirectory, write_batch
@@ -508,3 +510,140 @@ def test_a_gap_across_midnight_is_estimated_alike_from_either_window(
         moved = run_vee(s, meter.id, midnight, midnight + timedelta(days=3), now=now)
     assert _stored(sessions, meter.id, gap) == before
     assert moved.replaced_estimates == 0
+
+
+def _daily_rollups_match_readings(sessions: Any, meter: Meter) -> None:
+    """Each daily rollup's kWh and interval count are its readings' (one local day here)."""
+    with sessions() as s:
+        days = s.execute(
+            select(models.DailyRollup.kwh, models.DailyRollup.intervals).where(
+                models.DailyRollup.meter_id == meter.id
+            )
+        ).all()
+        readings = s.scalars(
+            select(models.Reading.kwh).where(models.Reading.meter_id == meter.id)
+        ).all()
+    assert sum(d.intervals for d in days) == len(readings)
+    assert sum(d.kwh for d in days) == pytest.approx(sum(readings))
+
+
+def _trail(sessions: Any, meter_id: str) -> list[tuple[str, datetime, float | None, str | None]]:
+    """The audit trail as (source, start, new kWh, new quality), oldest first."""
+    with sessions() as s:
+        return [
+            (a.source, a.start, a.new_kwh, a.new_quality)
+            for a in s.scalars(
+                select(models.ReadingAudit)
+                .where(models.ReadingAudit.meter_id == meter_id)
+                .order_by(models.ReadingAudit.id)
+            )
+        ]
+
+
+def _meanwhile(
+    monkeypatch: pytest.MonkeyPatch, module: Any, work: Callable[[], None]
+) -> Callable[[], None]:
+    """Run `work` in a thread the first time `module.stored_estimates` is called.
+
+    The caller then goes on once `work` is done or blocked (two seconds): without a lock
+    it commits in the window between the caller's look at what is stored and its write.
+    Return a function that waits for `work` and re-raises its error.
+    """
+    real = module.stored_estimates
+    errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def racing(session: Any, keys: Any) -> Any:
+        found = real(session, keys)
+        if not threads:
+            threads.append(threading.Thread(target=guarded))
+            threads[0].start()
+            threads[0].join(timeout=2)
+        return found
+
+    monkeypatch.setattr(module, "stored_estimates", racing)
+
+    def finish() -> None:
+        assert threads, "the window was never reached"
+        threads[0].join(timeout=60)
+        assert not threads[0].is_alive()
+        if errors:
+            raise errors[0]
+
+    return finish
+
+
+def test_vee_storing_an_estimate_while_a_batch_fills_the_slot_waits_for_it(
+    one_meter: tuple[Any, Meter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VEE stored 80 kWh at 00:15 between a batch's look and its upsert: the actual replaced
+    it unaudited and the hour counted five intervals (the estimate's and the actual's)."""
+    sessions, meter = one_meter
+    with sessions.begin() as s:
+        write_batch(
+            s,
+            [_day_message(meter, [_flat(T0, 75.0), _flat(T0 + 5 * STEP, 100.0)])],
+            MeterDirectory(),
+        )
+
+    def vee_pass() -> None:
+        with sessions.begin() as s:
+            run_vee(s, meter.id, T0, T0 + 6 * STEP, now=T0 + timedelta(days=2))
+
+    finish = _meanwhile(monkeypatch, store, vee_pass)
+    # The late actual, with a redelivered 00:00 so PostgreSQL's COPY gives way to the upsert.
+    with sessions.begin() as s:
+        write_batch(
+            s, [_day_message(meter, [_flat(T0, 75.0), _flat(T0 + STEP, 12.5)])], MeterDirectory()
+        )
+    finish()
+    # The batch went first; VEE then estimated what was still missing, from 12.5 to 100.
+    stored = _stored(sessions, meter.id, [T0 + k * STEP for k in range(6)])
+    assert stored[T0 + STEP] == (12.5, vee.VALID)
+    assert [q for _, q in stored.values()].count(vee.ESTIMATED_LINEAR) == 3
+    assert [(src, at, q) for src, at, _, q in _trail(sessions, meter.id)] == [
+        ("vee", T0 + k * STEP, vee.ESTIMATED_LINEAR) for k in (2, 3, 4)
+    ]
+    assert_hourly_rollups_match_readings(sessions, meter.id)
+    _daily_rollups_match_readings(sessions, meter)
+
+
+def test_an_actual_arriving_while_vee_runs_replaces_its_estimate_on_the_trail(
+    one_meter: tuple[Any, Meter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The actual landed between VEE's read and its upsert: VEE audited an estimate at 00:15
+    it never stored, and the trail never showed the actual arriving."""
+    sessions, meter = one_meter
+    with sessions.begin() as s:
+        write_batch(
+            s,
+            [_day_message(meter, [_flat(T0, 75.0), _flat(T0 + 5 * STEP, 100.0)])],
+            MeterDirectory(),
+        )
+
+    def late_actual() -> None:
+        with sessions.begin() as s:
+            write_batch(s, [_day_message(meter, [_flat(T0 + STEP, 12.5)])], MeterDirectory())
+
+    finish = _meanwhile(monkeypatch, estimation, late_actual)
+    with sessions.begin() as s:
+        summary = run_vee(s, meter.id, T0, T0 + 6 * STEP, now=T0 + timedelta(days=2))
+    finish()
+    # VEE went first and stored its four estimates; the actual then replaced one of them.
+    assert summary.estimated_linear == 4
+    assert _trail(sessions, meter.id) == [
+        *(
+            ("vee", T0 + k * STEP, kwh, vee.ESTIMATED_LINEAR)
+            for k, kwh in ((1, 80.0), (2, 85.0), (3, 90.0), (4, 95.0))
+        ),
+        ("ingest", T0 + STEP, 12.5, vee.VALID),
+    ]
+    assert _stored(sessions, meter.id, [T0 + STEP]) == {T0 + STEP: (12.5, vee.VALID)}
+    assert_hourly_rollups_match_readings(sessions, meter.id)
+    _daily_rollups_match_readings(sessions, meter)
