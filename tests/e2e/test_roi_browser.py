@@ -157,7 +157,8 @@ def test_roi_errors_name_the_field_and_results_are_announced(
     announce = page.locator("#roi-announce")
     assert announce.get_attribute("role") == "status"
     page.wait_for_function(
-        "() => document.getElementById('roi-announce').textContent.startsWith('NPV ')", timeout=10_000
+        "() => document.getElementById('roi-announce').textContent.startsWith('NPV ')",
+        timeout=10_000,
     )
     assert "payback" in announce.inner_text()
 
