@@ -202,7 +202,8 @@ SHIFT_LOAD_FACTOR: Final = {1: (0.34, 0.44), 2: (0.50, 0.62), 3: (0.74, 0.84)}
 _SHIFT_WEIGHTS: Final = ((1, 0.30), (2, 0.45), (3, 0.25))
 
 # Fictional carriers with announced sunsets (2G and 3G shutdowns stranded real meter fleets),
-# beyond any demo's reach (the demo scripts its own 3G shutdown as an incident); the
+# far past a demo's story (at 900x the 2G one comes after 9.7 hours; the demo scripts its
+# own 3G shutdown as an incident); the
 # distributor's private narrowband network has no sunset. Delivery success is per call,
 # before the signal-strength penalty; latency is from the end of a call to the broker.
 NETWORKS: Final = {

@@ -34,8 +34,9 @@ _CHUNK = 10_000
 def hold_meters(session: Session, meter_ids: Iterable[str]) -> None:
     """Hold the write lock on these meters' rows, in id order, until the transaction ends.
 
-    Every writer of a meter's intervals (the ingest's batches, VEE, a file import, an edit)
-    takes it before reading what is stored: each reads what is there, then writes the
+    Every writer of a meter's intervals (the ingest's batches, VEE, a file import, an edit;
+    not the simulator's backfill, a bulk load run before the ingest and VEE are) takes it
+    before reading what is stored: each reads what is there, then writes the
     rows, the audit and the rollups from it, and a writer slipping in between (VEE storing
     an estimate while a batch replaced it unseen) left rollups counting an interval twice
     and audit rows for estimates never stored. In id order, so writers never deadlock.
@@ -49,8 +50,17 @@ def hold_meters(session: Session, meter_ids: Iterable[str]) -> None:
         # near the 65,535 parameters a statement may carry).
         for at in range(0, len(ids), _CHUNK):
             chunk = ids[at : at + _CHUNK]
+            # Byte order ("C"), as Python sorted the chunks: a collation that orders
+            # "a1" before "B1" would lock across chunks in a different order. NO KEY
+            # UPDATE: writers still take turns, but rows referring to a meter (an alarm
+            # acknowledgement, an event) can still be inserted by others meanwhile (FOR
+            # UPDATE blocked them: a demo reset inserting acknowledgements deadlocked
+            # with a batch waiting on the commands the reset had deleted).
             session.execute(
-                select(meter.id).where(meter.id.in_(chunk)).order_by(meter.id).with_for_update()
+                select(meter.id)
+                .where(meter.id.in_(chunk))
+                .order_by(meter.id.collate("C"))
+                .with_for_update(key_share=True)
             )
         return
     # SQLite has one writer at a time: any write takes its lock (one meter's row will do),
