@@ -72,18 +72,20 @@ HOLIDAY, STORES_CLOSED, DAY_OF_YEAR = _tables()
 LAST_DAY: Final = len(HOLIDAY) - 1
 
 
+def _on(table: NDArray[np.bool_], day: NDArray[np.int64]) -> NDArray[np.bool_]:
+    inside = (day >= 0) & (day <= LAST_DAY)
+    result: NDArray[np.bool_] = table[np.clip(day, 0, LAST_DAY)] & inside
+    return result
+
+
 def is_holiday(day: NDArray[np.int64]) -> NDArray[np.bool_]:
     """Return whether each epoch day is a US federal holiday (False outside 1970-2100)."""
-    inside = (day >= 0) & (day <= LAST_DAY)
-    result: NDArray[np.bool_] = HOLIDAY[np.clip(day, 0, LAST_DAY)] & inside
-    return result
+    return _on(HOLIDAY, day)
 
 
 def stores_closed(day: NDArray[np.int64]) -> NDArray[np.bool_]:
     """Return whether each epoch day is one most stores close (False outside 1970-2100)."""
-    inside = (day >= 0) & (day <= LAST_DAY)
-    result: NDArray[np.bool_] = STORES_CLOSED[np.clip(day, 0, LAST_DAY)] & inside
-    return result
+    return _on(STORES_CLOSED, day)
 
 
 def day_of_year(day: NDArray[np.int64]) -> NDArray[np.int16]:

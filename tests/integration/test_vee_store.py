@@ -540,6 +540,16 @@ def _trail(sessions: Any, meter_id: str) -> list[tuple[str, datetime, float | No
         ]
 
 
+def _gap_of_four(sessions: Any, meter: Meter) -> None:
+    """Store actuals at 00:00 (75 kWh) and 01:15 (100 kWh): 00:15-01:00 are missing."""
+    with sessions.begin() as s:
+        write_batch(
+            s,
+            [_day_message(meter, [_flat(T0, 75.0), _flat(T0 + 5 * STEP, 100.0)])],
+            MeterDirectory(),
+        )
+
+
 def _meanwhile(
     monkeypatch: pytest.MonkeyPatch, module: Any, work: Callable[[], None]
 ) -> Callable[[], None]:
@@ -585,12 +595,7 @@ def test_vee_storing_an_estimate_while_a_batch_fills_the_slot_waits_for_it(
     """VEE stored 80 kWh at 00:15 between a batch's look and its upsert: the actual replaced
     it unaudited and the hour counted five intervals (the estimate's and the actual's)."""
     sessions, meter = one_meter
-    with sessions.begin() as s:
-        write_batch(
-            s,
-            [_day_message(meter, [_flat(T0, 75.0), _flat(T0 + 5 * STEP, 100.0)])],
-            MeterDirectory(),
-        )
+    _gap_of_four(sessions, meter)
 
     def vee_pass() -> None:
         with sessions.begin() as s:
@@ -620,12 +625,7 @@ def test_an_actual_arriving_while_vee_runs_replaces_its_estimate_on_the_trail(
     """The actual landed between VEE's read and its upsert: VEE audited an estimate at 00:15
     it never stored, and the trail never showed the actual arriving."""
     sessions, meter = one_meter
-    with sessions.begin() as s:
-        write_batch(
-            s,
-            [_day_message(meter, [_flat(T0, 75.0), _flat(T0 + 5 * STEP, 100.0)])],
-            MeterDirectory(),
-        )
+    _gap_of_four(sessions, meter)
 
     def late_actual() -> None:
         with sessions.begin() as s:
