@@ -22,9 +22,16 @@ from app.domain.telemetry import (
     decode_status,
     format_time,
 )
-from simulator.engine import MAX_READ_INTERVALS, Engine, Out
+from simulator.engine import (
+    MAX_READ_INTERVALS,
+    REGISTER_WINDOW_INTERVALS,
+    REGISTER_WINDOW_KW,
+    Engine,
+    Out,
+)
 from simulator.fleet import Meter, Schedule, build_fleet
 from simulator.incidents import Incident
+from simulator.model import FleetArrays
 
 SEED = 11
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -108,18 +115,51 @@ def test_schedules_deliver_every_interval_once(schedule: Schedule, per_message: 
         assert all(s % per_message == 0 or s == sizes[0] for s in sizes)
 
 
+def test_a_restarted_fleet_carries_on_its_registers() -> None:
+    """A run starting later in the same 28-day window reads the registers the first run reached."""
+    meters = fleet(6, "hourly")
+    first = Engine(meters, seed=SEED, start=START)
+    for _ in range(96):
+        first.step()
+    again = Engine(meters, seed=SEED, start=START + timedelta(days=1))
+    assert again.reg_kwh == pytest.approx(first.reg_kwh, abs=1e-3)
+    assert again.reg_kvarh == pytest.approx(first.reg_kvarh, abs=1e-3)
+    # START is 2026-03-02; the window from 1970-01-01 in 28-day steps turns on 2026-03-12.
+    for _ in range(96 * 9):
+        first.step()
+    later = Engine(meters, seed=SEED, start=START + timedelta(days=10))
+    allowance = REGISTER_WINDOW_KW * first.arrays.design_kw * 28 * 24
+    assert (later.reg_kwh > first.reg_kwh).all()
+    assert (later.reg_kwh - first.reg_kwh < allowance).all()
+    assert (later.reg_kvarh >= first.reg_kvarh).all()
+
+
+def test_no_register_window_uses_its_whole_allowance() -> None:
+    """Each 28-day window's energy stays under the allowance later runs count for it."""
+    arrays = FleetArrays.build(build_fleet(150, SEED), SEED)
+    first_2026 = 20454 * 96 // REGISTER_WINDOW_INTERVALS * REGISTER_WINDOW_INTERVALS
+    hours = REGISTER_WINDOW_INTERVALS / 4
+    for k in range(14):
+        used = arrays.block(first_2026 + k * REGISTER_WINDOW_INTERVALS, REGISTER_WINDOW_INTERVALS)
+        mean_kw = used.kwh.sum(axis=1) / hours
+        assert (mean_kw < REGISTER_WINDOW_KW * arrays.design_kw).all(), k
+
+
 def test_register_equals_sum_of_intervals() -> None:
     meters = fleet(6, "hourly")
     engine = Engine(meters, seed=SEED, start=START)
     got = intervals(run(engine, 96 * 2), engine)
     for messages in got.values():
-        total = 0.0
+        first = messages[0].register
+        assert first is not None
+        # Meters installed years ago: the register holds more than the run's first call.
+        total = first.kwh - sum(r.kwh for r in messages[0].readings)
+        assert total > 1000.0
         for m in messages:
             total += sum(r.kwh for r in m.readings)
             assert m.register is not None
             assert m.register.at == max(r.start for r in m.readings) + Q
             assert m.register.kwh == pytest.approx(total, abs=1e-6)
-        assert m.register.kwh > 0
     reply = replies(engine.command(0, Command("r", "read", {"what": "registers"}), engine.now))[0]
     assert reply.result["registers"]["kwh"] == pytest.approx(float(engine.reg_kwh[0]), abs=1e-3)
     assert reply.result["as_of"] == format_time(engine.now)
@@ -149,6 +189,8 @@ def test_failed_calls_buffer_and_alarm_then_recover() -> None:
 def test_backlog_days_upload_history_on_the_first_call() -> None:
     meters = fleet(5, "hourly")
     engine = Engine(meters, seed=SEED, start=START, backlog_days=1)
+    # The registers when the backlog began: those of a run starting then.
+    opening = Engine(meters, seed=SEED, start=START - timedelta(days=1)).reg_kwh
     got = intervals(run(engine, 8), engine)
     for row in range(len(meters)):
         seen = starts(got[row])
@@ -158,7 +200,8 @@ def test_backlog_days_upload_history_on_the_first_call() -> None:
         late = [r for r in first.readings if "backfill" in r.flags]
         assert len(late) >= 96 - 4  # all but the last hour are late for an hourly meter
         assert first.register is not None
-        assert first.register.kwh == pytest.approx(sum(r.kwh for r in first.readings), abs=1e-6)
+        uploaded = sum(r.kwh for r in first.readings)
+        assert first.register.kwh == pytest.approx(opening[row] + uploaded, abs=1e-6)
     with pytest.raises(ValueError, match="backlog_days"):
         Engine(meters, seed=SEED, start=START, backlog_days=61)
 
