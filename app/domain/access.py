@@ -50,6 +50,12 @@ class Scope:
             return utility_id == self.utility_id
         return distributor_id == self.distributor_id
 
+    def narrowed_to(self, utility_id: str, distributor_id: str) -> Scope:
+        """Return this scope cut down to one utility it allows (never widened: else AccessError)."""
+        if not self.allows(utility_id, distributor_id):
+            raise AccessError(f"utility {utility_id!r} is outside this scope")
+        return Scope(utility_id=utility_id)
+
 
 def scope_for(role: str, distributor_id: str | None, utility_id: str | None) -> Scope:
     """Derive a user's scope from role and tenant, refusing incoherent combinations."""

@@ -14,7 +14,7 @@ from flask_login import login_required
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.analytics.charts import fleet_load_figure
-from app.db import live_queries, queries
+from app.db import live_queries, queries, roi_store
 from app.domain.access import Scope
 from app.domain.telemetry import format_time
 from app.web.auth import user
@@ -36,18 +36,25 @@ STREAM_SLOTS = 4
 BUSY_RETRY_SECONDS = 15.0
 
 
+def _view() -> tuple[Scope, str | None]:
+    """Return the user's scope, cut down to `?utility=` when it names one the user may see."""
+    scope = user().scope
+    wanted = request.args.get("utility") or None
+    found = roi_store.get_utility(db(), scope, wanted) if wanted else None
+    # A utility outside the scope reads as no filter: the page never says whether it exists.
+    if found is None:
+        return scope, None
+    return scope.narrowed_to(found.id, found.distributor_id), found.id
+
+
 @bp.get("/")
 @login_required
 def overview() -> Any:
-    """Render the fleet overview for the user's tenants."""
-    scope = user().scope
+    """Render the fleet overview for the user's tenants, or for one of their utilities."""
+    scope, utility_id = _view()
     now = datetime.now(UTC)
     rows = queries.fleet_overview(db(), scope, now)
-    utility_id = request.args.get("utility") or None
-    visible = {r.id for r in rows}
-    if utility_id is not None and utility_id not in visible:
-        utility_id = None
-    meters = queries.list_meters(db(), scope, utility_id=utility_id, limit=300)
+    meters = queries.list_meters(db(), scope, limit=300)
     segments = {
         seg: {
             "label": label,
@@ -68,6 +75,7 @@ def overview() -> Any:
         segment_labels=SEGMENT_LABELS,
         meters=meters,
         utility_id=utility_id,
+        utility_name=rows[0].name if utility_id and rows else None,
         chart_json=chart.to_json(),
         snapshot=live_queries.live_snapshot(db(), scope, now, rows),
     )
@@ -76,8 +84,8 @@ def overview() -> Any:
 @bp.get("/fleet/map")
 @login_required
 def map_points() -> Any:
-    """Return the visible meters' positions and states for the fleet map."""
-    return jsonify(meters=live_queries.map_points(db(), user().scope))
+    """Return the visible meters' positions and states for the fleet map (`?utility=`: one's)."""
+    return jsonify(meters=live_queries.map_points(db(), _view()[0]))
 
 
 @bp.get("/fleet/stream")
@@ -91,7 +99,7 @@ def stream() -> Response:
         extensions.setdefault("stream_slots", threading.BoundedSemaphore(STREAM_SLOTS)),
     )
     response = Response(
-        _snapshots(factory, user().scope, slots),
+        _snapshots(factory, _view()[0], slots),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -74,9 +74,9 @@ def event(meter: Meter, event_id: str, kind: str) -> Accepted:
     )
 
 
-def fleet_events(client: FlaskClient) -> Iterator[dict[str, object]]:
+def fleet_events(client: FlaskClient, url: str = "/fleet/stream") -> Iterator[dict[str, object]]:
     """Open the stream and yield each `fleet` event's data as it arrives."""
-    response = client.get("/fleet/stream", buffered=False)
+    response = client.get(url, buffered=False)
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
     buffer = ""
@@ -118,6 +118,51 @@ def test_stream_pushes_new_readings_and_events_for_the_tenant_only(
     feed = update["events"]
     assert isinstance(feed, list)
     assert [(e["meter_id"], e["type"]) for e in feed] == [(mine[0].id, "tamper")]
+
+
+def test_one_utility_view_narrows_counts_map_feed_and_stream(
+    app: Flask, fleet: list[Meter], database_url: str
+) -> None:
+    """`?utility=` (the story's first step) shows that utility's fleet in every part."""
+    client = app.test_client()
+    assert login(client, "rep@northgrid.example") == 302
+    glpl = [m for m in fleet if m.utility_id == "glpl"]
+    atlantic = next(m for m in fleet if m.utility_id == "atlantic")
+    html = client.get("/?utility=glpl").get_data(as_text=True)
+    assert f'data-total="meters">{len(glpl)}<' in html
+    assert 'data-utility="glpl"' in html
+    assert 'data-utility="atlantic"' not in html
+    assert 'data-map-url="/fleet/map?utility=glpl"' in html
+    assert 'data-stream-url="/fleet/stream?utility=glpl"' in html
+    points = client.get("/fleet/map?utility=glpl").get_json()["meters"]
+    assert {p["id"] for p in points} == {m.id for m in glpl}
+
+    stream = fleet_events(client, "/fleet/stream?utility=glpl")
+    first = next(stream)
+    totals, utilities = first["totals"], first["utilities"]
+    assert isinstance(totals, dict)
+    assert isinstance(utilities, list)
+    assert totals["meters"] == len(glpl)
+    assert [u["id"] for u in utilities] == ["glpl"]
+    publish(database_url, [event(glpl[0], "tamper-g", "tamper"), event(atlantic, "t-a", "tamper")])
+    feed = next(stream)["events"]
+    assert isinstance(feed, list)
+    assert [e["meter_id"] for e in feed] == [glpl[0].id]
+
+
+def test_a_utility_outside_the_scope_shows_the_users_whole_fleet(
+    app: Flask, fleet: list[Meter]
+) -> None:
+    """Naming another tenant's utility neither shows it nor says whether it exists."""
+    client = app.test_client()
+    assert login(client, "rep@northgrid.example") == 302
+    mine = {m.id for m in fleet if m.utility_id in NORTHGRID}
+    html = client.get("/?utility=cascade").get_data(as_text=True)
+    assert f'data-total="meters">{len(mine)}<' in html
+    assert 'data-utility="cascade"' not in html
+    assert "Show the whole fleet" not in html
+    points = client.get("/fleet/map?utility=cascade").get_json()["meters"]
+    assert {p["id"] for p in points} == mine
 
 
 def test_stream_needs_login(app: Flask) -> None:

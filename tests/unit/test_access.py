@@ -58,3 +58,27 @@ def test_every_role_has_a_rule() -> None:
     for role in Role:
         tenant = "x"
         assert isinstance(scope_for(role.value, tenant, tenant), Scope)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [Scope(everything=True), Scope(distributor_id="northgrid"), Scope(utility_id="glpl")],
+)
+def test_narrowing_to_a_visible_utility_keeps_only_that_utility(scope: Scope) -> None:
+    narrow = scope.narrowed_to("glpl", "northgrid")
+    assert narrow == Scope(utility_id="glpl")
+    assert narrow.allows("glpl", "northgrid")
+    assert not narrow.allows("atlantic", "northgrid")
+
+
+@pytest.mark.parametrize(
+    ("scope", "utility", "distributor"),
+    [
+        (Scope(distributor_id="northgrid"), "cascade", "pacific"),
+        (Scope(utility_id="glpl"), "atlantic", "northgrid"),
+        (Scope(), "glpl", "northgrid"),
+    ],
+)
+def test_narrowing_never_widens_a_scope(scope: Scope, utility: str, distributor: str) -> None:
+    with pytest.raises(AccessError, match="outside this scope"):
+        scope.narrowed_to(utility, distributor)
