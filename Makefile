@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || true)
+# pytest-xdist processes: the cores, at most 4 (each runs its own browser, embedded broker
+# and PostgreSQL database). TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 4 ? 4 : n )))
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 .PHONY: demo test test-timescaledb lint typecheck unit integration e2e browser bench screenshots clean help
 
@@ -65,22 +69,22 @@ TSDB_TESTS := $(addprefix tests/integration/test_,$(addsuffix .py,ingest fast_in
   backfill dead_letter_replay meter_page migrations query_plans))
 
 test: $(DEV) browser lint typecheck
-	$(BIN)/python -m pytest
+	$(PYTEST)
 	@if [ -n "$$TEST_TIMESCALEDB_URL" ]; then $(MAKE) --no-print-directory test-timescaledb; fi
 
 test-timescaledb: $(DEV)
 	@if [ -z "$$TEST_TIMESCALEDB_URL" ]; then \
 	  echo "set TEST_TIMESCALEDB_URL (scripts/timescaledb.sh start prints it)" >&2; exit 2; fi
-	TEST_DATABASE_URL="$$TEST_TIMESCALEDB_URL" $(BIN)/python -m pytest -m postgres $(TSDB_TESTS)
+	TEST_DATABASE_URL="$$TEST_TIMESCALEDB_URL" $(PYTEST) -m postgres $(TSDB_TESTS)
 
 unit: $(DEV)
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 integration: $(DEV)
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 e2e: $(DEV) browser
-	$(BIN)/python -m pytest tests/e2e
+	$(PYTEST) tests/e2e
 
 BENCH_ARGS ?=
 bench: $(DEV)

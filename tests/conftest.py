@@ -65,16 +65,44 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+def worker_database(url: str) -> str:
+    """Return `url`, or under pytest-xdist a database of the worker's own beside it.
+
+    Each worker resets its database's schema and empties its tables; sharing one would
+    have each worker wipe the other's rows mid-test. Created on first use, kept after.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from app.db.session import make_engine
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not found:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """Reset and migrate the PostgreSQL test database once per session."""
+    """Reset and migrate the PostgreSQL test database once per session (one per xdist worker)."""
     if not TEST_DATABASE_URL:
         skip_or_fail("TEST_DATABASE_URL not set: no PostgreSQL here (CI sets it)")
     from app.db.migrate import upgrade
 
-    _reset_postgres(TEST_DATABASE_URL)
-    upgrade(TEST_DATABASE_URL)
-    return TEST_DATABASE_URL
+    url = worker_database(TEST_DATABASE_URL)
+    _reset_postgres(url)
+    upgrade(url)
+    return url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

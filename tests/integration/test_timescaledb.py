@@ -42,7 +42,9 @@ STARTS = (
 
 
 def fresh_database(server_url: str, name: str) -> str:
-    """Create database `name` on the server, dropping any left by an earlier run."""
+    """Create database `name` (xdist: one per worker) on the server, dropping an earlier one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    name = f"{name}_{worker}" if worker else name
     admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
