@@ -407,6 +407,7 @@ def make_meter(index: int, seed: int) -> Meter:
     load_factor = round(rng.uniform(*btype.load_factor), 3)
     # About a quarter of sites sit below 0.90, so power-factor penalties and the low-PF
     # alarm show up without half the fleet in alarm (0.80-0.99 for every type put 52 % there).
+    # This is the PF at the site's mean load; light hours read lower (model.REACTIVE_FIXED).
     power_factor = round(rng.uniform(*btype.power_factor), 3)
     signal_dbm = round(rng.uniform(-110, -65), 1)
     lat = round(utility.lat + rng.uniform(-0.35, 0.35), 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from app.domain.telemetry import (
@@ -14,6 +15,7 @@ from app.domain.telemetry import (
 )
 from simulator.clock import SimClock
 from simulator.fleet import Meter, build_fleet, make_meter
+from simulator.incidents import Incident, effects_of
 from simulator.model import (
     FleetArrays,
     interval_index,
@@ -120,12 +122,45 @@ def test_readings_satisfy_the_contract() -> None:
             assert volts == pytest.approx(meter.phase_volts, rel=0.031)
 
 
-def test_kvarh_follows_power_factor() -> None:
+def test_a_weeks_power_factor_is_the_meters() -> None:
+    """Over a week each meter's PF (energy-weighted, as a bill reads it) is its power_factor."""
     fleet = build_fleet(40, SEED)
-    for meter, r in zip(fleet, interval_readings(fleet, MONDAY, SEED), strict=True):
-        # Both channels are published to 3 decimals (Wh, var-h).
-        assert r.kvarh == pytest.approx(r.kwh * math.tan(math.acos(meter.power_factor)), abs=0.002)
-        assert r.kwh / math.hypot(r.kwh, r.kvarh) == pytest.approx(meter.power_factor, abs=0.002)
+    week = FleetArrays.build(fleet, SEED).block(interval_index(MONDAY), 7 * 96)
+    kwh, kvarh = week.kwh.sum(axis=1), week.kvarh.sum(axis=1)
+    for meter, p, q in zip(fleet, kwh.tolist(), kvarh.tolist(), strict=True):
+        assert p / math.hypot(p, q) == pytest.approx(meter.power_factor, abs=0.01), meter.id
+
+
+def test_power_factor_sags_at_light_load_and_rises_at_the_peak() -> None:
+    """Part of the reactive load (magnetising current, idling motors) does not follow the load."""
+    fleet = build_fleet(40, SEED)
+    day = FleetArrays.build(fleet, SEED).block(interval_index(MONDAY + timedelta(days=1)), 96)
+    for k, meter in enumerate(fleet):
+        light, peak = int(day.kwh[k].argmin()), int(day.kwh[k].argmax())
+        if day.kwh[k, peak] < 1.5 * day.kwh[k, light]:
+            continue  # a flat load (a data centre) has no light hours
+        pf = day.kwh[k] / np.hypot(day.kwh[k], day.kvarh[k])
+        assert pf[light] < meter.power_factor < pf[peak], meter.id
+
+
+def test_a_dark_interval_reads_no_reactive_energy_either() -> None:
+    """While the power is off the site draws neither kWh nor kVArh."""
+    meter = first_of_type("small_office")
+    start = MONDAY + timedelta(hours=10)
+    backwards = MONDAY + timedelta(hours=12)
+    effects = effects_of(
+        [
+            Incident("outage", "storm", start, start + timedelta(minutes=30), np.ones(1, bool)),
+            Incident("reverse_rotation", "wired backwards", backwards, None, np.ones(1, bool)),
+        ]
+    )
+    arrays = FleetArrays.build([meter], SEED, effects)
+    for first in (start, backwards):
+        dark = arrays.block(interval_index(first), 2)
+        assert dark.kwh.tolist() == [[0.0, 0.0]]
+        assert dark.kvarh.tolist() == [[0.0, 0.0]]
+    lit = arrays.block(interval_index(start) + 2, 1)
+    assert lit.kvarh[0, 0] > 0
 
 
 def test_fleet_arrays_handle_ten_thousand_meters() -> None:
