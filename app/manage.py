@@ -110,9 +110,7 @@ def create_user(
                 )
             if utility and session.get(models.Utility, utility) is None:
                 raise click.BadParameter(f"no utility {utility!r}", param_hint="--utility")
-            found = session.scalar(
-                select(models.User).where(func.lower(models.User.email) == email.lower())
-            )
+            found = session.scalar(select(models.User).where(models.User.email == email.lower()))
             user = found or models.User(email=email)
             user.name = name
             user.role = role

@@ -21,7 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 # Named constraints so Alembic migrations are stable across SQLite and PostgreSQL.
 NAMING = {
@@ -221,6 +221,13 @@ class User(Base):
     distributor_id: Mapped[str | None] = mapped_column(ForeignKey("distributors.id"))
     utility_id: Mapped[str | None] = mapped_column(ForeignKey("utilities.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @validates("email")
+    def _lower(self, _key: str, email: str) -> str:
+        """Store e-mail addresses in lower case, so the unique constraint ignores case."""
+        # Mail systems treat the local part case-insensitively in practice; a login that
+        # differed only in case from another would be the same person, or an impostor.
+        return email.strip().lower()
 
 
 class Login(Base):

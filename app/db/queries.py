@@ -355,11 +355,9 @@ def dead_letter_count(session: Session) -> tuple[int, bool]:
 
 
 def find_user(session: Session, email: str) -> models.User | None:
-    """Find an active user by e-mail, case-insensitively."""
+    """Find an active user by e-mail, case-insensitively (stored addresses are lower case)."""
     return session.scalars(
-        select(models.User).where(
-            func.lower(models.User.email) == email.strip().lower(), models.User.active
-        )
+        select(models.User).where(models.User.email == email.strip().lower(), models.User.active)
     ).first()
 
 

@@ -160,3 +160,22 @@ def test_create_user_refuses_what_would_not_work(
     with make_sessionmaker(engine)() as session:
         assert session.scalar(select(models.User).where(models.User.email == REAL)) is None
     engine.dispose()
+
+
+def test_create_user_stores_the_address_in_lower_case_and_finds_it_in_any_case(
+    apps: tuple[Flask, Flask], database_url: str
+) -> None:
+    """Ann@X and ann@x are one login: stored once, in lower case, updated by either."""
+    _, real = apps
+    mixed = REAL[0].upper() + REAL[1:-7] + REAL[-7:].upper()
+    args = ["--name", "Rep", "--role", "vendor_se"]
+    assert create_user(database_url, "--email", mixed, *args)[0] == 0
+    assert create_user(database_url, "--email", REAL, *args, password="y" * 12)[1].startswith(
+        f"updated {REAL} "
+    )
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        emails = session.scalars(select(models.User.email)).all()
+    assert [e for e in emails if e.lower() == REAL] == [REAL]
+    engine.dispose()
+    assert login(real.test_client(), mixed, "y" * 12) == 302

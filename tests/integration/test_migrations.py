@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -109,5 +111,41 @@ def test_downgrade_below_0012_keeps_withdrawn_estimates_on_the_trail(database_ur
         command.downgrade(alembic_config(database_url), "0011_partitioned_register_reads")
     with make_sessionmaker(engine)() as session:
         assert session.scalar(select(func.count()).select_from(models.ReadingAudit)) == 1
+    engine.dispose()
+    upgrade(database_url)
+
+
+def test_0018_lower_cases_stored_addresses_and_refuses_ones_differing_in_case(
+    database_url: str,
+) -> None:
+    """Addresses typed in mixed case become lower case; two that collide stop the upgrade."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from app.db.migrate import alembic_config, upgrade
+
+    config = alembic_config(database_url)
+    command.downgrade(config, "0017_hourly_cover_quality")
+    engine = make_engine(database_url)
+    insert = text(
+        "INSERT INTO users (email, name, password_hash, role, active) "
+        "VALUES (:email, 'x', 'x', 'vendor_se', true)"
+    )
+    with engine.begin() as conn:
+        conn.execute(insert, [{"email": "Ann@Example.com"}, {"email": "bob@example.com"}])
+    upgrade(database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT email FROM users ORDER BY email")).scalars().all()
+    assert stored == ["ann@example.com", "bob@example.com"]
+
+    command.downgrade(config, "0017_hourly_cover_quality")
+    with engine.begin() as conn:
+        conn.execute(insert, [{"email": "BOB@example.com"}])
+    with pytest.raises(
+        RuntimeError, match=re.escape("differ only in case: bob@example.com; merge")
+    ):
+        upgrade(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM users WHERE email = 'BOB@example.com'"))
     engine.dispose()
     upgrade(database_url)
