@@ -658,7 +658,14 @@ class Engine:
         # The meter's clock becomes the head-end's: its skew is now the head-end's own error.
         self.skew_s[row] = (target - now).total_seconds()
         self.clock_adjusted.setdefault(row, set()).add(self.t)
-        return [self._reply(row, Reply(cmd.id, "ok", {"adjusted_by_s": round(adjusted, 3)}))]
+        out = [self._reply(row, Reply(cmd.id, "ok", {"adjusted_by_s": round(adjusted, 3)}))]
+        if abs(self.skew_s[row]) >= CLOCK_DRIFT_ALARM_S:
+            # A head-end that set the clock wrong sees the same alarm as one that drifted.
+            at_s = now.timestamp() - EPOCH.timestamp()
+            drift = {"drift_s": round(float(self.skew_s[row]), 3)}
+            self._log_event(row, "clock_drift", at_s, "warning", drift)
+            out += self._deliver_events(at_s, np.array([row], dtype=np.intp))
+        return out
 
     def _demand_reset(self, row: int, cmd: Command, now: datetime) -> list[Out]:
         previous = round(float(self.max_demand[row]), 3)

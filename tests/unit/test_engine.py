@@ -321,6 +321,12 @@ def test_clock_drift_alarm_and_time_sync() -> None:
     assert "clock_adjusted" in adjusted.flags
     ping = replies(engine.command(1, Command("p2", "ping"), engine.now))[0]
     assert ping.result["time"] == format_time(engine.now)
+    # A sync to a time 2 minutes off sets the clock off: the alarm comes with the reply.
+    off = engine.now + timedelta(minutes=2)
+    out = engine.command(0, Command("s2", "time_sync", {"time": format_time(off)}), engine.now)
+    assert replies(out)[0].result == {"adjusted_by_s": 120.0}
+    assert [(e.type, e.details) for e in events(out, 0)] == [("clock_drift", {"drift_s": 120.0})]
+    assert not [e for e in events(out) if e.type == "clock_drift" and e.meter_id != meters[0].id]
 
 
 # ---------------------------------------------------------------- commands
