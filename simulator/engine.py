@@ -85,22 +85,23 @@ COMMANDS: Final = (
 )
 FIRMWARE: Final = {"Meridian": "4.2.0", "Apex Metering": "2.4.1", "Northstar": "1.9.3"}
 _CH_PHASE: Final = 301
-_CH_INSTALLED: Final = 302
+_CH_OPENING: Final = 302
 # Registers are a function of meter and time, so a restarted simulator carries on from where
 # the last run's meters stood instead of from 0 (which a head-end would take for a meter
-# change). Summing every interval since installation costs ~30 s a year at 10,000 meters, so
+# change). Summing every interval since a fixed date costs ~30 s a year at 10,000 meters, so
 # time is cut into 7-day windows from 1970-01-01 (summing one costs at most 0.5 s at 10,000
 # meters): a window's energy is summed exactly from its start, and every whole window before
-# it since installation counts REGISTER_WINDOW_KW (of the design peak) for its 168 hours,
-# above any window's mean demand (a 24/7 site's reaches about 0.98 of it; days vary +-3 % and
-# spikes add 0.01 %). So a run starting in a later window reads higher than the last one's
-# meters at that time, never lower, and two runs starting in the same window read identical
-# registers (incidents aside: they count from a run's own start).
+# it since 2000-01-01 (the earliest interval the ingest and the backfill accept) counts
+# REGISTER_WINDOW_KW (of the design peak) for its 168 hours, above any window's mean demand
+# (a 24/7 site's reaches about 0.98 of it; a week-long +30 C heat wave 0.86 at most). So a
+# run starting in a later window reads higher than the last one's meters at that time, never
+# lower, and two runs starting in the same window read identical registers (while they
+# share their incidents and commands, which change the energy). Each meter adds its own
+# opening reading, so no two read alike.
 REGISTER_WINDOW_INTERVALS: Final = 7 * SLOTS_PER_DAY
 REGISTER_WINDOW_KW: Final = 1.25
-# Installed between 2014-01-01 and 2021-01-01 (interval indexes since 1970).
-_INSTALLED_FROM: Final = 16071 * SLOTS_PER_DAY
-_INSTALLED_SPAN: Final = 2557 * SLOTS_PER_DAY
+_COUNTED_FROM: Final = 10957 * SLOTS_PER_DAY // REGISTER_WINDOW_INTERVALS  # 2000-01-01's window
+_OPENING_HOURS: Final = 4380.0  # opening readings up to half a year at the design peak
 _MAX_BLOCK_VALUES: Final = 200_000
 _BACKFILL: Final = FLAG_BITS["backfill"]
 _CLOCK_ADJUSTED: Final = FLAG_BITS["clock_adjusted"]
@@ -189,7 +190,8 @@ class Engine:
         backlog = round(backlog_days * SLOTS_PER_DAY)
         if not 0 <= backlog <= MEMORY_INTERVALS:
             raise ValueError(f"backlog_days must be between 0 and {MEMORY_INTERVALS // 96}")
-        self.reg_kwh, self.reg_kvarh = self._registers_at(self.t0 - backlog)
+        # The backlog is history before t0: the registers at t0 already hold its energy.
+        self.reg_kwh, self.reg_kvarh = self._registers_at(self.t0)
         self.max_demand = np.zeros(n)
         self.demand_armed = np.ones(n, dtype=np.bool_)
         self.threshold_kw = np.array([m.peak_kw for m in self.meters]) * DEMAND_THRESHOLD_RATIO
@@ -211,11 +213,12 @@ class Engine:
         """Return every meter's kWh and kVArh registers at the start of interval `t`."""
         window = t // REGISTER_WINDOW_INTERVALS
         anchor = window * REGISTER_WINDOW_INTERVALS
-        installed_u = hashing.uniform(hashing.row_keys(self.seed, _CH_INSTALLED, self.arrays.index))
-        installed = (_INSTALLED_FROM + installed_u * _INSTALLED_SPAN) // REGISTER_WINDOW_INTERVALS
-        whole = np.maximum(window - installed, 0.0)
+        opening = hashing.uniform(hashing.row_keys(self.seed, _CH_OPENING, self.arrays.index))
+        # Before 2000 no window is counted whole: the guarantees above hold from 2000 on.
+        whole = max(window - _COUNTED_FROM, 0)
         hours = REGISTER_WINDOW_INTERVALS * INTERVAL_SECONDS / 3600
-        kwh = np.round(whole * hours * REGISTER_WINDOW_KW * self.arrays.design_kw, 3)
+        counted = whole * hours * REGISTER_WINDOW_KW + opening * _OPENING_HOURS
+        kwh = np.round(counted * self.arrays.design_kw, 3)
         kvarh = np.round(kwh * self.arrays.tan_phi, 3)
         count = t - anchor
         if count:
@@ -228,14 +231,12 @@ class Engine:
         return kwh, kvarh
 
     def _preload(self, first: int, count: int) -> None:
-        """Put intervals first .. first+count-1 in every meter's memory, registers included."""
+        """Put intervals first .. first+count-1 in every meter's memory (and its max demand)."""
         self.unsent_from[:] = first
         step = max(1, _MAX_BLOCK_VALUES // count)
         for lo in range(0, len(self), step):
             rows = np.arange(lo, min(lo + step, len(self)), dtype=np.intp)
             past = self.arrays.block(first, count, rows)
-            self.reg_kwh[rows] += past.kwh.sum(axis=1)
-            self.reg_kvarh[rows] += past.kvarh.sum(axis=1)
             self.max_demand[rows] = past.demand_kw.max(axis=1)
 
     # ------------------------------------------------------------ time
