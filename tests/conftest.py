@@ -80,7 +80,7 @@ def worker_database(url: str) -> str:
     from app.db.session import make_engine
 
     base = make_url(url)
-    name = f"{base.database}_{worker}"
+    name = f"{base.database or 'postgres'}_{worker}"  # no name: the server's default one
     admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

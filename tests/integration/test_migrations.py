@@ -132,20 +132,22 @@ def test_0018_lower_cases_stored_addresses_and_refuses_ones_differing_in_case(
         "VALUES (:email, 'x', 'x', 'vendor_se', true)"
     )
     with engine.begin() as conn:
-        conn.execute(insert, [{"email": "Ann@Example.com"}, {"email": "bob@example.com"}])
+        conn.execute(
+            insert,
+            [{"email": "Ann@Example.com"}, {"email": "bob@example.com"}, {"email": "ÉMILE@x.fr"}],
+        )
     upgrade(database_url)
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT email FROM users ORDER BY email")).scalars().all()
-    assert stored == ["ann@example.com", "bob@example.com"]
+        stored = conn.execute(text("SELECT email FROM users ORDER BY id")).scalars().all()
+    assert stored == ["ann@example.com", "bob@example.com", "émile@x.fr"]
 
     command.downgrade(config, "0017_hourly_cover_quality")
     with engine.begin() as conn:
-        conn.execute(insert, [{"email": "BOB@example.com"}])
-    with pytest.raises(
-        RuntimeError, match=re.escape("differ only in case: bob@example.com; merge")
-    ):
+        conn.execute(insert, [{"email": "BOB@example.com"}, {"email": "Émile@X.fr"}])
+    clash = "differ only in case: bob@example.com, émile@x.fr; merge"
+    with pytest.raises(RuntimeError, match=re.escape(clash)):
         upgrade(database_url)
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM users WHERE email = 'BOB@example.com'"))
+        conn.execute(text("DELETE FROM users WHERE email IN ('BOB@example.com', 'Émile@X.fr')"))
     engine.dispose()
     upgrade(database_url)

@@ -24,19 +24,23 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     """Upgrade schema."""
     bind = op.get_bind()
-    clashes = bind.execute(
-        sa.text(
-            "SELECT lower(email) FROM users GROUP BY lower(email) "
-            "HAVING count(*) > 1 ORDER BY lower(email)"
-        )
-    ).scalars().all()
+    # Lower-cased here in Python, as the model does: SQL lower() leaves non-ASCII capitals
+    # (SQLite always, PostgreSQL under the C collation), and email_validator accepts them.
+    rows = bind.execute(sa.text("SELECT id, email FROM users ORDER BY id")).all()
+    seen: dict[str, list[str]] = {}
+    for _id, email in rows:
+        seen.setdefault(email.strip().lower(), []).append(email)
+    clashes = sorted(lower for lower, emails in seen.items() if len(emails) > 1)
     if clashes:
         raise RuntimeError(
             "users whose e-mail addresses differ only in case: "
             + ", ".join(clashes)
             + "; merge or rename them (python -m app.manage create-user), then upgrade again"
         )
-    bind.execute(sa.text("UPDATE users SET email = lower(email) WHERE email <> lower(email)"))
+    update = sa.text("UPDATE users SET email = :email WHERE id = :id")
+    for id_, email in rows:
+        if email != email.strip().lower():
+            bind.execute(update, {"id": id_, "email": email.strip().lower()})
 
 
 def downgrade() -> None:
