@@ -335,6 +335,8 @@ class MosquittoProcess:
         """Start Mosquitto and wait until it accepts connections."""
         if self.running:
             raise RuntimeError("mosquitto is already running")
+        # Only this start's log lines count: a restart appends to the same file.
+        since = self.log.stat().st_size if self.log.exists() else 0
         # The binary found by which() and a config file we wrote: no untrusted input.
         self._process = subprocess.Popen(  # noqa: S603
             [self.binary, "-c", str(self.config)],
@@ -345,12 +347,27 @@ class MosquittoProcess:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited {self._process.returncode}: {self.tail()}")
+            # Its own log says it listens: the port came from free_port() and was free then,
+            # but another test process could have bound it since, and would answer instead.
+            if not self._running_since(since):
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto not listening on {self.port} after {timeout} s")
+
+    def _running_since(self, offset: int) -> bool:
+        """Return True once the log, from byte `offset`, says the broker opened our port."""
+        try:
+            with self.log.open("rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return False
+        return f"listen socket on port {self.port}." in text and " running" in text
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop cleanly with SIGTERM (Mosquitto saves its persistence file) and wait."""

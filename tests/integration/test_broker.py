@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from app import mqtt as mqtt_adapter
-from app.broker import PUBACK_TIMEOUTS, EmbeddedBroker
+from app.broker import PUBACK_TIMEOUTS, EmbeddedBroker, MosquittoProcess
 
 pytestmark = pytest.mark.mqtt
 
@@ -154,3 +156,19 @@ def test_the_embedded_brokers_puback_timeouts_are_counted_not_logged_one_by_one(
     assert not [r for r in amqtt_records if r.exc_info], "a traceback per message again"
     assert not [r for r in amqtt_records if r.getMessage().startswith("Timeout waiting")]
     assert not [r for r in amqtt_records if r.getMessage().startswith("Received PUBACK")]
+
+
+def test_a_private_mosquitto_whose_port_was_taken_meanwhile_fails_to_start(
+    private_mosquitto: MosquittoProcess, tmp_path: Path
+) -> None:
+    """Another process listening on the port it was given is not taken for the broker."""
+    workdir = tmp_path / "second"
+    workdir.mkdir()
+    second = MosquittoProcess(private_mosquitto.binary, workdir)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", second.port))
+        squatter.listen()
+        with pytest.raises(RuntimeError, match="mosquitto exited"):
+            second.start()
+    assert not second.running
