@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 import signal
@@ -81,6 +83,22 @@ def _wait_for_portal(
         except OSError:
             time.sleep(0.3)
     return False
+
+
+# prctl(2)'s PR_SET_PDEATHSIG: the kernel signals a process when the one that started it dies.
+_PR_SET_PDEATHSIG = 1
+# Looked up here, in the runner: the child between fork and exec only calls it.
+_PRCTL = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform.startswith("linux") else None
+
+
+def _dies_with(runner: int) -> None:
+    """In a child before exec: SIGTERM when the runner dies, even by SIGKILL (Linux only)."""
+    # Its own session keeps Ctrl-C and a closed terminal from it; without this, a runner
+    # killed outright (kill -9, an out-of-memory kill) left every child running.
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != runner:  # it died before the line above took effect
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -185,7 +203,15 @@ def main() -> None:
             click.echo(f"  starting {name}")
             since = datetime.now(UTC)
             # Own session: Ctrl-C reaches only this runner, which stops the children in order.
-            procs.append(subprocess.Popen(argv, env=env, start_new_session=True))  # noqa: S603 - fixed argv
+            child = subprocess.Popen(  # noqa: S603 - fixed argv
+                argv,
+                env=env,
+                start_new_session=True,
+                # Between fork and exec, beside the broker's thread: it makes system calls
+                # only (prctl found beforehand), so it takes no lock that thread could hold.
+                preexec_fn=functools.partial(_dies_with, os.getpid()),
+            )
+            procs.append(child)
             # The broker keeps messages only for sessions that exist: the simulator starts
             # once the ingest has subscribed, or its first intervals would reach nobody.
             if name == "ingest" and not _wait_for_ingest(settings, since, procs[-1], stopping):

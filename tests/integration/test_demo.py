@@ -99,6 +99,70 @@ def test_the_demo_comes_up_stores_every_message_and_stops_on_ctrl_c(
     assert offline == METERS  # the simulator's last words, "offline", all stored
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_children_stop_when_the_runner_is_killed_outright(tmp_path: Path) -> None:
+    """kill -9 of the runner (or the OOM killer) stops the ingest, simulator and portal too."""
+    env = {
+        **os.environ,
+        "WATTLINE_INSTANCE": str(tmp_path),
+        "PORT": "0",
+        "DEMO_METERS": "5",
+    }
+    for name in ("DATABASE_URL", "MQTT_URL", "SECRET_KEY", "MQTT_TOPIC_PREFIX"):
+        env.pop(name, None)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app.demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
+    reader.start()
+    children: list[int] = []
+    try:
+        _banner_portal(lines, demo)
+        children = _children(demo.pid)
+        assert len(children) == 3, children  # ingest, portal, simulator
+    finally:
+        demo.kill()
+        demo.wait(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [p for p in children if _alive(p)]:
+        time.sleep(0.2)
+    left = [p for p in children if _alive(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    reader.join(10)
+    if demo.stdout is not None:
+        demo.stdout.close()
+    assert left == [], "".join(lines)[-3000:]
+
+
+def _children(pid: int) -> list[int]:
+    """Return the processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    """Return True while `pid` runs (a zombie nobody reaped has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _banner_portal(lines: list[str], demo: subprocess.Popen[str]) -> str:
     """Wait for the demo's banner; return the portal URL it prints."""
     deadline = time.monotonic() + 120
