@@ -103,7 +103,7 @@ def row_tuples(chunk: Chunk, received_at: datetime) -> list[tuple[Any, ...]]:
             block.demand_kw.ravel().tolist(),
             volts[:, 0].tolist(),
             volts[:, 1].tolist(),
-            volts[:, 2].tolist(),
+            [None if v != v else v for v in volts[:, 2].tolist()],  # NaN: no phase C
             [_FLAG_TEXT[f] for f in block.flags.ravel().tolist()],
             ["valid"] * (n_rows * n_t),
             [received_at] * (n_rows * n_t),
@@ -177,7 +177,9 @@ class _Writer:
             f"INSERT INTO readings ({', '.join(READING_COLUMNS)}) "  # noqa: S608 - fixed names
             "SELECT (%(ids)s::text[])[s.meter + 1], "
             f"{_EPOCH_SQL} + s.t * interval '15 minutes', s.kwh, s.kvarh, s.demand_kw, "
-            "s.voltage_a, s.voltage_b, s.voltage_c, (%(flags)s::text[])[s.flags + 1], "
+            # NaN is a two-element meter's missing phase C: NULL, as the ingest stores it.
+            "s.voltage_a, s.voltage_b, NULLIF(s.voltage_c, 'NaN'), "
+            "(%(flags)s::text[])[s.flags + 1], "
             "'valid', %(received)s FROM backfill_readings s ON CONFLICT DO NOTHING",
             {"ids": list(chunk.meter_ids), "flags": list(_FLAG_TEXT), "received": self.received_at},
         )

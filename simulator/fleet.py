@@ -92,6 +92,11 @@ class Meter:
     service: str = ""
     schedule: Schedule = "live"
 
+    @property
+    def phases(self) -> int:
+        """Return how many phase voltages the meter reports (a 12S network meter: 2)."""
+        return 2 if self.form_factor == "12S" else 3
+
 
 @dataclass(frozen=True, slots=True)
 class NetworkSpec:
@@ -422,6 +427,10 @@ def make_meter(index: int, seed: int) -> Meter:
     small = peak_kw < 150
     forms = [f for f in meter_model.form_factors if (f in ("16S", "12S")) == small]
     form_factor = rng.choice(forms or list(meter_model.form_factors))
+    if form_factor == "12S" and btype.phase_volts != 120:
+        # A 12S is a two-element meter for a 120/208 V network service, never on 277/480 V.
+        # Remapped after the draw, so the draws after it stay what earlier fleets had.
+        form_factor = "16S"
     schedule = rng.choices(SCHEDULES, _SCHEDULE_WEIGHTS[network])[0]
     return Meter(
         id=f"{utility.id}-{index:05d}",

@@ -429,6 +429,7 @@ class FleetArrays:
     mean_kw: NDArray[np.float64]  # the calibrated mean demand, where Q / P = tan_phi
     tan_phi: NDArray[np.float64]
     phase_volts: NDArray[np.float64]
+    two_phase: NDArray[np.bool_]  # a 12S network meter: phases A and B only
     volt_bias: NDArray[np.float64]
     day_keys: NDArray[np.uint64]
     noise_keys: NDArray[np.uint64]
@@ -480,6 +481,7 @@ class FleetArrays:
             mean_kw=design_kw * (base + (1.0 - base) * shape_mean),
             tan_phi=np.tan(np.arccos(np.clip(pf, 0.01, 1.0))),
             phase_volts=np.array([m.phase_volts for m in meters], dtype=np.float64),
+            two_phase=np.array([m.phases == 2 for m in meters], dtype=np.bool_),
             volt_bias=(hashing.uniform(hashing.row_keys(seed, _CH_VBIAS, index)) - 0.5) * 0.02,
             day_keys=hashing.row_keys(seed, _CH_DAY, index),
             noise_keys=hashing.row_keys(seed, _CH_NOISE, index),
@@ -604,6 +606,9 @@ class FleetArrays:
         if effects.outages:
             # A dark interval reads 0 V, not the noise around zero.
             volts = np.where((volt_scale > 0.0)[..., None], np.maximum(volts, 0.0), 0.0)
+        if self.two_phase.any():
+            # No phase C on a two-element meter: NaN here, left out of its readings.
+            volts[..., 2] = np.where(self.two_phase[rows], np.nan, volts[..., 2])
         return Block(
             interval=np.broadcast_to(t, demand.shape),
             rows=np.broadcast_to(rows, demand.shape),
@@ -663,7 +668,7 @@ def to_readings(block: Block, extra_flags: int = 0) -> list[Reading]:
                 kwh=e,
                 kvarh=q,
                 demand_kw=d,
-                voltage=tuple(v),
+                voltage=tuple(v) if v[2] == v[2] else (v[0], v[1]),  # NaN: no phase C
                 flags=FLAGSETS[f | extra_flags],
             )
         )

@@ -62,8 +62,20 @@ def test_backfill_writes_the_model_once_with_flags(database_url: str) -> None:
         expected = meter_readings(meter, START, 192, SEED)
         assert [r.start for r in stored] == [e.start for e in expected]
         assert [r.kwh for r in stored] == [e.kwh for e in expected]
+        # Meter 4 is a 12S, a two-element network meter: no phase C (NULL, not NaN).
+        assert meter.phases == 2
         assert [(r.voltage_a, r.voltage_b, r.voltage_c) for r in stored] == [
-            e.voltage for e in expected
+            (*e.voltage, None) for e in expected
+        ]
+        three = meters[5]
+        assert three.phases == 3
+        volts = session.execute(
+            select(models.Reading.voltage_a, models.Reading.voltage_b, models.Reading.voltage_c)
+            .where(models.Reading.meter_id == three.id)
+            .order_by(models.Reading.start)
+        ).all()
+        assert [tuple(v) for v in volts] == [
+            e.voltage for e in meter_readings(three, START, 192, SEED)
         ]
         dark = session.scalars(
             select(models.Reading.start)

@@ -55,6 +55,7 @@ def test_meters_carry_vendor_form_factor_service_schedule_and_shifts() -> None:
             models[(m.vendor, m.model)].form_factors
         )
         assert m.service == ("120/208" if m.phase_volts == 120 else "277/480")
+        assert m.form_factor != "12S" or m.service == "120/208"  # a 12S serves a network
         assert m.schedule in SCHEDULES
         if m.building_type == "manufacturing":
             assert m.shifts in (1, 2, 3)
