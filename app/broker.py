@@ -357,10 +357,17 @@ class MosquittoProcess:
                     return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"mosquitto not listening on {self.port} after {timeout} s")
+        # Not left running: a caller that gets this error never reaches stop().
+        self._process.kill()
+        self._process.wait()
+        raise RuntimeError(f"mosquitto not running on {self.port} after {timeout} s: {self.tail()}")
 
     def _running_since(self, offset: int) -> bool:
-        """Return True once the log, from byte `offset`, says the broker opened our port."""
+        """Return True once the log, from byte `offset`, says the broker runs on our port.
+
+        Mosquitto logs "Opening ... listen socket on port N." before it binds and "running"
+        only after every listener bound; a taken port logs an error and exits instead.
+        """
         try:
             with self.log.open("rb") as f:
                 f.seek(offset)

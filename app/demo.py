@@ -96,6 +96,9 @@ def _dies_with(runner: int) -> None:
     # Its own session keeps Ctrl-C and a closed terminal from it; without this, a runner
     # killed outright (kill -9, an out-of-memory kill) left every child running.
     if _PRCTL is not None:
+        # The runner's own SIGTERM handler (it only sets a flag) is inherited until exec: the
+        # default action, so a SIGTERM before exec ends the child instead of being swallowed.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
         if os.getppid() != runner:  # it died before the line above took effect
             os.kill(os.getpid(), signal.SIGTERM)

@@ -169,6 +169,9 @@ def test_a_private_mosquitto_whose_port_was_taken_meanwhile_fails_to_start(
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", second.port))
         squatter.listen()
-        with pytest.raises(RuntimeError, match="mosquitto exited"):
-            second.start()
+        try:
+            with pytest.raises(RuntimeError, match="mosquitto exited"):
+                second.start()
+        finally:
+            second.stop()  # had it started anyway, it would outlive the test
     assert not second.running

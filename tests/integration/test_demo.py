@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
@@ -124,9 +126,9 @@ def test_children_stop_when_the_runner_is_killed_outright(tmp_path: Path) -> Non
     children: list[int] = []
     try:
         _banner_portal(lines, demo)
-        children = _children(demo.pid)
-        assert len(children) == 3, children  # ingest, portal, simulator
     finally:
+        # Whatever came up is tracked, even when the banner never did.
+        children = _children(demo.pid)
         demo.kill()
         demo.wait(30)
     deadline = time.monotonic() + 30
@@ -134,10 +136,13 @@ def test_children_stop_when_the_runner_is_killed_outright(tmp_path: Path) -> Non
         time.sleep(0.2)
     left = [p for p in children if _alive(p)]
     for pid in left:
-        os.kill(pid, signal.SIGKILL)
+        # Each child leads a session of its own: the portal's workers go with it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
     reader.join(10)
     if demo.stdout is not None:
         demo.stdout.close()
+    assert len(children) == 3, children  # ingest, portal, simulator
     assert left == [], "".join(lines)[-3000:]
 
 
@@ -187,3 +192,23 @@ def _wait_for_health(portal: str) -> dict[str, object]:
             return body
         time.sleep(0.3)
     return body
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_child_whose_runner_is_already_gone_ends_before_it_runs() -> None:
+    """The runner's flag-setting SIGTERM handler, inherited until exec, does not keep it alive."""
+    from app.demo import _dies_with
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "print('ran on')"],
+            stdout=subprocess.PIPE,
+            preexec_fn=functools.partial(_dies_with, 1),  # a runner that is not its parent
+            start_new_session=True,
+        )
+        out, _ = child.communicate(timeout=30)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert child.returncode == -signal.SIGTERM
+    assert out == b""
