@@ -37,26 +37,7 @@ def test_the_demo_comes_up_stores_every_message_and_stops_on_ctrl_c(
     ("offline") are stored too. Closing the terminal (SIGHUP) does the same: it used to
     kill the runner alone and leave the ingest, the simulator and the portal running.
     """
-    env = {
-        **os.environ,
-        "WATTLINE_INSTANCE": str(tmp_path),
-        "PORT": "0",
-        "DEMO_METERS": str(METERS),
-        "DEMO_SPEED": "900",
-    }
-    for name in ("DATABASE_URL", "MQTT_URL", "SECRET_KEY", "MQTT_TOPIC_PREFIX"):
-        env.pop(name, None)
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "app.demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
-    reader.start()
+    demo, lines, reader = _start_demo(tmp_path, METERS)
     try:
         portal = _banner_portal(lines, demo)
         health = _wait_for_health(portal)
@@ -104,25 +85,7 @@ def test_the_demo_comes_up_stores_every_message_and_stops_on_ctrl_c(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_children_stop_when_the_runner_is_killed_outright(tmp_path: Path) -> None:
     """kill -9 of the runner (or the OOM killer) stops the ingest, simulator and portal too."""
-    env = {
-        **os.environ,
-        "WATTLINE_INSTANCE": str(tmp_path),
-        "PORT": "0",
-        "DEMO_METERS": "5",
-    }
-    for name in ("DATABASE_URL", "MQTT_URL", "SECRET_KEY", "MQTT_TOPIC_PREFIX"):
-        env.pop(name, None)
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "app.demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
-    reader.start()
+    demo, lines, reader = _start_demo(tmp_path, 5)
     children: list[int] = []
     try:
         _banner_portal(lines, demo)
@@ -144,6 +107,33 @@ def test_children_stop_when_the_runner_is_killed_outright(tmp_path: Path) -> Non
         demo.stdout.close()
     assert len(children) == 3, children  # ingest, portal, simulator
     assert left == [], "".join(lines)[-3000:]
+
+
+def _start_demo(
+    instance: Path, meters: int
+) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+    """Start `python -m app.demo` at 900x in its own instance; return it, its lines, their reader."""
+    env = {
+        **os.environ,
+        "WATTLINE_INSTANCE": str(instance),
+        "PORT": "0",
+        "DEMO_METERS": str(meters),
+        "DEMO_SPEED": "900",
+    }
+    for name in ("DATABASE_URL", "MQTT_URL", "SECRET_KEY", "MQTT_TOPIC_PREFIX"):
+        env.pop(name, None)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app.demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
+    reader.start()
+    return demo, lines, reader
 
 
 def _children(pid: int) -> list[int]:
